@@ -1,0 +1,131 @@
+"""Audit: every vendor call is an OpenTelemetry span, and the spans are kept in Redis.
+
+``RedisAuditExporter`` stores each finished span that carries ``gateway.kind`` (vendor calls,
+write jobs, admin actions) as an ``AuditRecord``, indexed by write id and by ticket reference,
+so ``GET /v1/admin/audit`` can read them back. It is attached with a ``SimpleSpanProcessor``:
+the record is in Redis before the call returns, so a crash cannot lose it. With
+``OTEL_EXPORTER_OTLP_ENDPOINT`` set the same spans also go out over OTLP.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+import msgspec
+import redis
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    SimpleSpanProcessor,
+    SpanExporter,
+    SpanExportResult,
+)
+
+from gateway.redact import Redactor
+
+AUDIT_ALL = "audit:all"
+KEEP_SECONDS = 14 * 24 * 3600
+KEEP_GLOBAL = 200_000
+
+
+class AuditRecord(msgspec.Struct, omit_defaults=True):
+    """One audited span: a vendor call, a write job or an admin action."""
+
+    trace_id: str
+    span_id: str
+    name: str
+    kind: str
+    started_at: datetime
+    duration_ms: float
+    attributes: dict[str, Any]
+    parent_span_id: str | None = None
+    error: str | None = None
+
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(AuditRecord)
+
+
+def _record(span: ReadableSpan, redactor: Redactor) -> AuditRecord:
+    ctx = span.get_span_context()
+    attributes = {k: redactor.payload(v) for k, v in (span.attributes or {}).items()}
+    start = span.start_time or 0
+    end = span.end_time or start
+    error = span.status.description if span.status and span.status.description else None
+    return AuditRecord(
+        trace_id=f"{ctx.trace_id:032x}",
+        span_id=f"{ctx.span_id:016x}",
+        parent_span_id=f"{span.parent.span_id:016x}" if span.parent else None,
+        name=span.name,
+        kind=str(attributes.get("gateway.kind", "")),
+        started_at=datetime.fromtimestamp(start / 1e9, tz=timezone.utc),
+        duration_ms=round((end - start) / 1e6, 3),
+        attributes=attributes,
+        error=redactor.scrub(error) if error else None,
+    )
+
+
+class RedisAuditExporter(SpanExporter):
+    """Keeps gateway spans in Redis, indexed for read-back; ignores framework-only spans."""
+
+    def __init__(self, client: redis.Redis, redactor: Redactor) -> None:
+        self.redis = client
+        self.redactor = redactor
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        with self.redis.pipeline(transaction=False) as pipe:
+            for span in spans:
+                if not (span.attributes or {}).get("gateway.kind"):
+                    continue
+                record = _record(span, self.redactor)
+                data = _encoder.encode(record)
+                pipe.lpush(AUDIT_ALL, data)
+                pipe.ltrim(AUDIT_ALL, 0, KEEP_GLOBAL - 1)
+                for attr, prefix in (("gateway.write_id", "audit:write:"), ("gateway.ticket", "audit:ticket:")):
+                    value = record.attributes.get(attr)
+                    if value:
+                        key = prefix + str(value)
+                        pipe.rpush(key, data)
+                        pipe.expire(key, KEEP_SECONDS)
+            try:
+                pipe.execute()
+            except redis.RedisError:
+                return SpanExportResult.FAILURE
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:  # the Redis client belongs to the app
+        return None
+
+
+def read_audit(
+    client: redis.Redis, *, write_id: str | None = None, ticket: str | None = None, limit: int = 200
+) -> list[AuditRecord]:
+    """Audit records of one write or one ticket in time order, or the newest ones overall."""
+    if write_id:
+        raw = client.lrange(f"audit:write:{write_id}", 0, limit - 1)
+    elif ticket:
+        raw = client.lrange(f"audit:ticket:{ticket}", 0, limit - 1)
+    else:
+        raw = list(reversed(client.lrange(AUDIT_ALL, 0, limit - 1)))
+    return [_decoder.decode(r) for r in raw]
+
+
+def build_tracer_provider(client: redis.Redis, redactor: Redactor, service: str) -> TracerProvider:
+    """A tracer provider that audits to Redis, and to OTLP when the endpoint is configured."""
+    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    provider.add_span_processor(SimpleSpanProcessor(RedisAuditExporter(client, redactor)))
+    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    return provider
+
+
+def tracer(provider: TracerProvider | None = None) -> trace.Tracer:
+    """The gateway's tracer, from ``provider`` or the global one."""
+    return (provider or trace.get_tracer_provider()).get_tracer("msp-gateway")

@@ -1,0 +1,79 @@
+"""Keep secrets out of spans, logs, audit records, dead letters and error bodies.
+
+Two nets: values under secret-looking keys are replaced wherever they appear in a payload,
+and every configured secret value is scrubbed out of any text (``Redactor.scrub``).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+MASK = "[redacted]"
+SECRET_KEY = re.compile(
+    r"(pass(word)?|secret|token|authorization|api[_-]?key|private|signing[_-]?key|credential)",
+    re.IGNORECASE,
+)
+MAX_TEXT = 4096
+
+
+class Redactor:
+    """Knows every secret value configured and removes it (and its encodings) from output."""
+
+    def __init__(self, secrets: list[str] | None = None) -> None:
+        self._secrets: set[str] = set()
+        for secret in secrets or []:
+            self.add(secret)
+
+    def add(self, secret: str) -> None:
+        """Register a secret value; values shorter than 4 characters are too common to scrub."""
+        if secret and len(secret) >= 4:
+            import base64
+
+            self._secrets.add(secret)
+            self._secrets.add(base64.b64encode(secret.encode()).decode().rstrip("="))
+
+    def scrub(self, text: str) -> str:
+        """Replace every known secret value in ``text``."""
+        for secret in sorted(self._secrets, key=len, reverse=True):
+            if secret in text:
+                text = text.replace(secret, MASK)
+        return text
+
+    def payload(self, value: Any, *, limit: int = MAX_TEXT) -> Any:
+        """A copy of a JSON-like payload with secret keys masked and long strings cut."""
+        if isinstance(value, dict):
+            return {
+                k: (MASK if SECRET_KEY.search(str(k)) else self.payload(v, limit=limit))
+                for k, v in value.items()
+            }
+        if isinstance(value, (list, tuple)):
+            return [self.payload(v, limit=limit) for v in value]
+        if isinstance(value, str):
+            text = self.scrub(value)
+            return text if len(text) <= limit else f"{text[:limit]}…[{len(text)} chars]"
+        return value
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that scrubs secrets from every formatted message."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        super().__init__()
+        self.redactor = redactor
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = self.redactor.scrub(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
+def install_log_redaction(redactor: Redactor) -> None:
+    """Attach the redacting filter to every handler of the root logger."""
+    root = logging.getLogger()
+    for handler in root.handlers:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter(redactor))

@@ -1,0 +1,158 @@
+"""Configuration: one TOML file of workspaces, their connections and their API keys.
+
+Read from ``--config`` or ``GATEWAY_CONFIG``. Secrets are never in the file: a connection's
+``secrets`` table maps each secret setting to the *name* of an environment variable. API keys
+are stored as SHA-256 hex digests (``gateway hash-key`` prints one). Anything wrong raises one
+``ConfigError`` naming the field, at start-up. See ``docs/configuration.md`` for the format.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+from gateway.errors import ConfigError
+
+Scope = Literal["tickets:read", "tickets:write", "admin"]
+ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+class RateLimitConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    requests: int
+    per_seconds: float = 1.0
+
+
+class ConnectionConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    id: str
+    vendor: str
+    base_url: str
+    settings: dict[str, Any] = {}
+    # secret setting name -> environment variable name holding its value
+    secrets: dict[str, str] = {}
+    rate_limit: list[RateLimitConfig] | None = None
+    concurrency: int | None = None
+    rate_limit_headroom: float | None = None
+    attachment_cap_mb: float | None = None
+    timeout_seconds: float = 30.0
+    webhook_secret_env: str | None = None
+
+
+class ApiKeyConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    name: str
+    sha256: str
+    scopes: list[Scope]
+    revoked: bool = False
+
+
+class CustomerLink(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """A customer across tools: references of its records per connection."""
+
+    id: str
+    name: str
+    refs: list[str] = []
+
+
+class WorkspaceConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    id: str
+    name: str = ""
+    connections: list[ConnectionConfig] = []
+    api_keys: list[ApiKeyConfig] = []
+    customers: list[CustomerLink] = []
+    # Move a ticket from its "new" status to an in-progress one on the first public reply.
+    first_reply_sets_in_progress: bool = False
+
+
+class GatewayConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    redis_url: str | None = None
+    data_dir: str = ".gateway"
+    # How long dedup keys (Idempotency-Key) are remembered.
+    idempotency_hours: float = 24.0
+    max_attempts: int = 8
+
+
+class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    gateway: GatewayConfig = GatewayConfig()
+    workspaces: list[WorkspaceConfig] = []
+
+    def workspace(self, workspace_id: str) -> WorkspaceConfig | None:
+        return next((w for w in self.workspaces if w.id == workspace_id), None)
+
+    def connection(self, connection_id: str) -> tuple[WorkspaceConfig, ConnectionConfig] | None:
+        for workspace in self.workspaces:
+            for conn in workspace.connections:
+                if conn.id == connection_id:
+                    return workspace, conn
+        return None
+
+
+def hash_key(key: str) -> str:
+    """The SHA-256 hex digest under which an API key is configured."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _check(settings: Settings) -> None:
+    seen: set[str] = set()
+    for w_index, workspace in enumerate(settings.workspaces):
+        where = f"workspaces[{w_index}]"
+        if not ID.match(workspace.id):
+            raise ConfigError(f"{where}.id: {workspace.id!r} must be lower-case letters, digits, - or _")
+        for c_index, conn in enumerate(workspace.connections):
+            at = f"{where}.connections[{c_index}]"
+            if not ID.match(conn.id):
+                raise ConfigError(f"{at}.id: {conn.id!r} must be lower-case letters, digits, - or _")
+            if conn.id in seen:
+                raise ConfigError(f"{at}.id: connection id {conn.id!r} is used twice")
+            seen.add(conn.id)
+            if not conn.base_url.startswith(("http://", "https://")):
+                raise ConfigError(f"{at}.base_url: {conn.base_url!r} must be an http(s) URL")
+            for name, env in conn.secrets.items():
+                if not os.environ.get(env):
+                    raise ConfigError(f"{at}.secrets.{name}: environment variable {env} is not set")
+            if conn.webhook_secret_env and not os.environ.get(conn.webhook_secret_env):
+                raise ConfigError(
+                    f"{at}.webhook_secret_env: environment variable {conn.webhook_secret_env} is not set"
+                )
+        for k_index, key in enumerate(workspace.api_keys):
+            if not re.fullmatch(r"[0-9a-f]{64}", key.sha256):
+                raise ConfigError(f"{where}.api_keys[{k_index}].sha256: not a SHA-256 hex digest")
+
+
+def parse_settings(text: str, source: str = "config") -> Settings:
+    """Parse and check TOML text; raise ``ConfigError`` naming the first bad field."""
+    try:
+        settings = msgspec.toml.decode(text.encode(), type=Settings)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML ({exc})") from None
+    _check(settings)
+    return settings
+
+
+def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
+    """Load the config file named by ``path`` or ``GATEWAY_CONFIG``; empty settings if neither."""
+    path = path or os.environ.get("GATEWAY_CONFIG")
+    if not path:
+        return Settings()
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"config file {file} does not exist")
+    return parse_settings(file.read_text(), source=str(file))
+
+
+def secret_values(settings: Settings) -> list[str]:
+    """Every configured secret's value, for the redactor."""
+    values = []
+    for workspace in settings.workspaces:
+        for conn in workspace.connections:
+            for env in conn.secrets.values():
+                if os.environ.get(env):
+                    values.append(os.environ[env])
+            if conn.webhook_secret_env and os.environ.get(conn.webhook_secret_env):
+                values.append(os.environ[conn.webhook_secret_env])
+    return values

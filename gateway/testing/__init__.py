@@ -1,0 +1,1 @@
+"""The testing kit: simulator base, conformance suite and pytest fixtures for plugin authors."""
