@@ -104,6 +104,8 @@ class VendorInfo(msgspec.Struct, frozen=True):
     settings_type: type | None = None
     # Setting names whose values are secrets (read from environment variables, never logged).
     secret_settings: tuple[str, ...] = ()
+    # Why a capability is absent, for the 501 a caller sees (NinjaOne: no acknowledge).
+    unsupported: dict[Capability, str] = {}
 
 
 # --------------------------------------------------------------------------- connections

@@ -105,8 +105,11 @@ class Vendors:
         return capability in self.info(vendor).capabilities
 
     def require(self, vendor: str, capability: Capability) -> None:
-        if not self.has(vendor, capability):
-            raise NotSupported(vendor, capability.value, f"{vendor} does not support {capability.value}")
+        """Raise ``NotSupported`` (with the plugin's reason, if it gave one) when lacking."""
+        info = self.info(vendor)
+        if capability not in info.capabilities:
+            reason = info.unsupported.get(capability) or f"{vendor} does not support {capability.value}"
+            raise NotSupported(vendor, capability.value, reason)
 
     def implements(self, vendor: str, hook: str) -> bool:
         owner = self.loaded.owners.get(vendor)

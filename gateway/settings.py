@@ -73,6 +73,8 @@ class GatewayConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     # How long dedup keys (Idempotency-Key) are remembered.
     idempotency_hours: float = 24.0
     max_attempts: int = 8
+    # First retry delay; doubles per failure (with jitter) up to two minutes.
+    retry_base_seconds: float = 1.0
 
 
 class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

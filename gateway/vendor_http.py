@@ -72,6 +72,8 @@ class VendorHTTP:
     :param base_url: the vendor API root; relative paths are joined to it.
     :param auth: an ``httpx.Auth`` for the vendor's scheme (token refresh lives there).
     :param error_detail: pulls the vendor's message out of an error response.
+    :param retry_after: seconds to wait after a 429 when the vendor's answer does not say
+        (no Retry-After header); the default is 30 s.
     """
 
     def __init__(
@@ -82,11 +84,13 @@ class VendorHTTP:
         auth: httpx.Auth | None = None,
         headers: dict[str, str] | None = None,
         error_detail: Callable[[httpx.Response], str] = default_error_detail,
+        retry_after: Callable[[httpx.Response], float | None] | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.connection = connection
         self.runtime = connection.runtime
         self.error_detail = error_detail
+        self.retry_after = retry_after
         self.client = httpx.Client(
             base_url=base_url or connection.base_url,
             auth=auth,
@@ -204,7 +208,9 @@ class VendorHTTP:
         detail = scrub(self.error_detail(response))
         retry_after = None
         if response.status_code == 429:
-            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            header = response.headers.get("Retry-After")
+            fallback = self.retry_after(response) if self.retry_after and not header else None
+            retry_after = fallback if fallback is not None else parse_retry_after(header)
             if self.runtime is not None:
                 self.runtime.limiter.pause(self.connection.id, retry_after)
         return error_for_status(

@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
+from litestar import get, post
+from litestar.params import JSONBody
 
 
 class Faults(msgspec.Struct, omit_defaults=True):
@@ -47,8 +49,9 @@ class Faults(msgspec.Struct, omit_defaults=True):
     slow_seconds: float = 35.0
     reset_rate: float = 0.0
     drop_after_commit_rate: float = 0.0
-    # Faults touch only writes (POST, PUT, PATCH, DELETE) when true.
+    # Faults touch only writes (POST, PUT, PATCH, DELETE) when true; only these methods when set.
     writes_only: bool = False
+    methods: list[str] = []
     seed: int | None = None
 
 
@@ -74,7 +77,9 @@ class FaultMiddleware:
         faults = sim.faults
         method = scope["method"]
         sim.count("requests")
-        applies = method in WRITE_METHODS or not faults.writes_only
+        applies = (method in WRITE_METHODS or not faults.writes_only) and (
+            not faults.methods or method in faults.methods
+        )
         roll = sim.random.random
         if faults.latency_ms:
             await asyncio.sleep(faults.latency_ms / 1000)
@@ -145,6 +150,9 @@ def serve_asgi_in_thread(app: Any, *, host: str = "127.0.0.1", port: int = 0) ->
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Accepted connections inherit this: without it every reused loopback connection waits
+    # ~40 ms on Nagle plus delayed ACK.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind((host, port))
     config = uvicorn.Config(app, log_level="critical", lifespan="off", access_log=False, timeout_keep_alive=30)
     server = uvicorn.Server(config)
@@ -224,12 +232,10 @@ class Simulator:
     # -- the app ---------------------------------------------------------------------------
 
     def control_routes(self) -> list[Any]:
-        from litestar import get, post
-
         sim = self
 
         @post("/_sim/faults", status_code=200, sync_to_thread=False)
-        def set_faults(data: Faults) -> Faults:
+        def set_faults(data: JSONBody[Faults]) -> Faults:
             sim.set_faults(data)
             return sim.faults
 
@@ -248,6 +254,7 @@ class Simulator:
             inner = Litestar(
                 route_handlers=[*self.routes(), *self.control_routes()],
                 openapi_config=None,
+                logging_config=None,
                 request_max_body_size=64 * 1024 * 1024,
                 exception_handlers={Exception: self._exception_handler},
             )

@@ -1,0 +1,503 @@
+"""``create_app(gateway)``: the Litestar application, its routes and its lifespan.
+
+Routes (all JSON, all under bearer API keys except ``/health`` and ``/schema``):
+
+- ``GET /v1/plugins``, ``GET /v1/connections``, ``GET /v1/connections/{id}/ticket-form``
+- ``GET /v1/tickets``, ``GET /v1/tickets/{ref}``, ``GET /v1/tickets/{ref}/statuses``
+- writes (202 + write id): ``POST /v1/tickets/{ref}/replies``, ``/status``, ``/time-entries``,
+  ``POST /v1/tickets``, ``POST /v1/alerts/{ref}/actions``; ``GET /v1/writes/{id}``
+- admin: ``GET /v1/admin/dead-letters[/{id}]``, ``POST .../{id}/retry``, ``DELETE .../{id}``,
+  ``GET /v1/admin/audit``
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import msgspec
+from litestar import Litestar, Request, delete, get, post
+from litestar.datastructures import UploadFile
+from litestar.openapi import OpenAPIConfig
+from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
+
+from gateway import audit, intake
+from gateway.api.auth import KeyRing, Principal
+from gateway.api.problems import ApiError, handle, not_found
+from gateway.api.schemas import (
+    AlertActionBody,
+    BrokenPluginView,
+    ConnectionView,
+    Health,
+    PluginList,
+    PluginView,
+    ReplyCreate,
+    StatusUpdate,
+    TicketCreateBody,
+    TicketList,
+    TimeEntryBody,
+    WriteAccepted,
+)
+from gateway.core import Gateway
+from gateway.jobs import enqueue_write
+from gateway.models import Capability, Ticket, TicketForm, TicketQuery, TicketStatus, split_ref
+from gateway.writes import WriteRecord, WriteStep, WriteView
+
+READ, WRITE, ADMIN = "tickets:read", "tickets:write", "admin"
+IDEMPOTENCY_HEADER = "idempotency-key"
+
+
+def _gw(request: Request) -> Gateway:
+    return request.app.state.gateway
+
+
+def _auth(request: Request, scope: str) -> Principal:
+    return request.app.state.keyring.principal(request, scope)
+
+
+def _own_connection(gw: Gateway, principal: Principal, connection_id: str, what: str) -> None:
+    conn = gw.connections.get(connection_id)
+    if conn is None or conn.workspace != principal.workspace:
+        raise not_found(what)
+
+
+def _own_ref(gw: Gateway, principal: Principal, ref: str, what: str = "ticket") -> tuple[str, str]:
+    connection_id, vendor_id = split_ref(ref)
+    _own_connection(gw, principal, connection_id, f"{what} {ref}")
+    return connection_id, vendor_id
+
+
+def _ticket(gw: Gateway, principal: Principal, ref: FromPath[str]) -> Ticket:
+    connection_id, _ = _own_ref(gw, principal, ref)
+    gw.vendors.require(gw.connection(connection_id).vendor, Capability.TICKET_READ)
+    ticket = intake.cached_ticket(gw, ref)
+    if ticket is None:
+        raise not_found(f"ticket {ref}")
+    return ticket
+
+
+def _key(request: Request) -> str | None:
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is not None and not (1 <= len(key) <= 255):
+        raise ApiError(400, "Bad Idempotency-Key", "an Idempotency-Key is 1 to 255 characters")
+    return key
+
+
+def _accepted(gw: Gateway, submitted: intake.Submitted) -> WriteAccepted:
+    record = gw.writes.get(submitted.write_id)
+    assert record is not None
+    return WriteAccepted(record.id, record.status, record.dedup_key, duplicate=not submitted.created)
+
+
+# --------------------------------------------------------------------------- meta
+
+
+@get("/health", operation_id="health", sync_to_thread=True)
+def health(request: Request) -> Health:
+    """Liveness and what is degraded: Redis reachability and plugins that failed to load."""
+    gw = _gw(request)
+    try:
+        redis_ok = bool(gw.redis.ping())
+        active = gw.writes.active_count()
+    except Exception:
+        redis_ok, active = False, 0
+    broken = [b.name for b in gw.plugins.broken]
+    return Health("ok" if redis_ok and not broken else "degraded", redis_ok, broken, active)
+
+
+@get("/v1/plugins", operation_id="listPlugins", sync_to_thread=False)
+def list_plugins(request: Request) -> PluginList:
+    """Every installed vendor plugin with its capabilities, and plugins that failed to load."""
+    _auth(request, READ)
+    gw = _gw(request)
+    plugins = [
+        PluginView(i.name, i.kind, i.title or i.name, sorted(i.capabilities, key=lambda c: c.value),
+                   i.default_rate_limit, i.attachment_cap_bytes)
+        for i in sorted(gw.plugins.vendors.values(), key=lambda i: i.name)
+    ]
+    broken = [BrokenPluginView(b.name, b.error) for b in gw.plugins.broken]
+    return PluginList(plugins, broken)
+
+
+@get("/v1/connections", operation_id="listConnections", sync_to_thread=True)
+def list_connections(request: Request) -> list[ConnectionView]:
+    """The workspace's connections, their capabilities and their rate-limit state."""
+    principal = _auth(request, READ)
+    gw = _gw(request)
+    views = []
+    for conn in gw.connections.values():
+        if conn.workspace != principal.workspace:
+            continue
+        info = gw.vendors.info(conn.vendor)
+        views.append(ConnectionView(
+            conn.id, conn.vendor, info.kind, sorted(info.capabilities, key=lambda c: c.value), conn.rate_limit,
+            conn.attachment_cap_bytes, round(gw.limiter.paused_for(conn.id), 3),
+            gw.limiter.calls_in_window(conn.id, 60),
+        ))
+    return views
+
+
+@get("/v1/connections/{connection_id:str}/ticket-form", operation_id="getTicketForm", sync_to_thread=True)
+def ticket_form(request: Request, connection_id: FromPath[str], refresh: FromQuery[bool] = False) -> TicketForm:
+    """The PSA's new-ticket form: required fields and picklists (cached; ``refresh=true``)."""
+    principal = _auth(request, READ)
+    gw = _gw(request)
+    _own_connection(gw, principal, connection_id, f"connection {connection_id}")
+    gw.vendors.require(gw.connection(connection_id).vendor, Capability.CREATE_TICKET)
+    return intake.cached_form(gw, connection_id, refresh=refresh)
+
+
+# --------------------------------------------------------------------------- ticket reads
+
+
+@get("/v1/tickets", operation_id="listTickets", sync_to_thread=True)
+def list_tickets(request: Request, connection: FromQuery[str | None] = None, open_only: FromQuery[bool] = True, limit: FromQuery[int] = 100) -> TicketList:
+    """Open tickets of every PSA connection in the workspace, read live (first page each)."""
+    principal = _auth(request, READ)
+    gw = _gw(request)
+    limit = max(1, min(limit, 500))
+    tickets: list[Ticket] = []
+    errors: dict[str, str] = {}
+    for conn in gw.connections.values():
+        if conn.workspace != principal.workspace or (connection and conn.id != connection):
+            continue
+        if not gw.vendors.has(conn.vendor, Capability.TICKET_READ):
+            continue
+        try:
+            page = gw.call(conn.id, "gateway_ticket_list", query=TicketQuery(open_only=open_only, page_size=limit))
+            tickets.extend(page.tickets)
+        except Exception as exc:  # one vendor down must not hide the others
+            errors[conn.id] = gw.redactor.scrub(str(exc))
+    tickets.sort(key=lambda t: t.updated_at.timestamp() if t.updated_at else 0, reverse=True)
+    return TicketList(tickets[:limit], errors)
+
+
+@get("/v1/tickets/{ref:str}", operation_id="getTicket", sync_to_thread=True)
+def get_ticket(request: Request, ref: FromPath[str]) -> Ticket:
+    """One ticket with its conversation thread (internal entries marked)."""
+    principal = _auth(request, READ)
+    gw = _gw(request)
+    connection_id, vendor_id = _own_ref(gw, principal, ref)
+    ticket = intake.cached_ticket(gw, ref, refresh=True)
+    if ticket is None:
+        raise not_found(f"ticket {ref}")
+    thread = gw.call(connection_id, "gateway_ticket_thread", ticket_id=vendor_id)
+    return msgspec.structs.replace(ticket, thread=tuple(thread))
+
+
+@get("/v1/tickets/{ref:str}/statuses", operation_id="listTicketStatuses", sync_to_thread=True)
+def ticket_statuses(request: Request, ref: FromPath[str]) -> list[TicketStatus]:
+    """The PSA statuses this ticket may move to (per board or queue), with categories."""
+    principal = _auth(request, READ)
+    gw = _gw(request)
+    return intake.cached_statuses(gw, _ticket(gw, principal, ref))
+
+
+# --------------------------------------------------------------------------- writes
+
+
+async def _reply_body(request: Request, gw: Gateway, cap: int | None, vendor: str) -> tuple[ReplyCreate, list[intake.Upload]]:
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        form = await request.form()
+        fields = {k: v for k, v in form.items() if not isinstance(v, UploadFile)}
+        if "internal" in fields:
+            fields["internal"] = str(fields["internal"]).lower() in {"1", "true", "yes", "on"}
+        if not fields.get("status_id"):
+            fields.pop("status_id", None)
+        body = _convert(fields, ReplyCreate)
+        uploads = []
+        for value in form.getall("files") if "files" in form else []:
+            if not isinstance(value, UploadFile):
+                raise ApiError(400, "Invalid request", "files parts must be file uploads")
+            data = await value.read()
+            uploads.append(intake.Upload(value.filename or "attachment", value.content_type or "application/octet-stream", data))
+    else:
+        body = _convert(msgspec.json.decode(await request.body()) if await request.body() else None, ReplyCreate)
+        uploads = []
+    for upload in uploads:
+        if cap is not None and len(upload.data) > cap:
+            raise ApiError(
+                413, "Attachment too large",
+                f"{upload.filename} is {len(upload.data):,} bytes; {vendor} accepts at most {cap:,} bytes "
+                f"({cap / 1024 / 1024:g} MB) per attachment",
+                "send a smaller file or a link to it", cap_bytes=cap, vendor=vendor,
+            )
+    return body, uploads
+
+
+def _convert(value: Any, type_: type) -> Any:
+    try:
+        return msgspec.convert(value, type_)
+    except msgspec.ValidationError as exc:
+        raise ApiError(400, "Invalid request", str(exc), "fix the request body") from None
+
+
+@post("/v1/tickets/{ref:str}/replies", operation_id="createReply", status_code=202,
+      request_max_body_size=128 * 1024 * 1024)
+async def create_reply(request: Request, ref: FromPath[str]) -> WriteAccepted:
+    """Queue a reply or internal note (JSON ``ReplyCreate`` or multipart with ``files``)."""
+    principal = _auth(request, WRITE)
+    gw = _gw(request)
+    connection_id, _ = _own_ref(gw, principal, ref)
+    conn = gw.connection(connection_id)
+    body, uploads = await _reply_body(request, gw, conn.attachment_cap_bytes, conn.vendor)
+    key = _key(request)
+
+    def accept() -> WriteAccepted:
+        gw.vendors.require(conn.vendor, Capability.INTERNAL_NOTE if body.internal else Capability.REPLY)
+        if uploads:
+            gw.vendors.require(conn.vendor, Capability.ATTACHMENT)
+        ticket = _ticket(gw, principal, ref)
+        status_id = body.status_id
+        if status_id is not None:
+            gw.vendors.require(conn.vendor, Capability.STATUS)
+            intake.check_status(gw, ticket, status_id)
+        elif not body.internal and gw.workspace_of[connection_id].first_reply_sets_in_progress:
+            status_id = intake.first_in_progress(gw, ticket)
+        together = status_id is not None and gw.vendors.has(conn.vendor, Capability.REPLY_WITH_STATUS)
+        reply = {"text": body.text, "internal": body.internal}
+        if together:
+            reply["status_id"] = status_id
+        steps = [WriteStep("reply", reply)]
+        steps += [
+            WriteStep("attachment", {"index": i, "filename": u.filename, "content_type": u.content_type, "size": len(u.data)})
+            for i, u in enumerate(uploads)
+        ]
+        if status_id is not None and not together:
+            steps.append(WriteStep("status", {"status_id": status_id}))
+        request_body = msgspec.to_builtins(body)
+        request_body["attachments"] = [{"filename": u.filename, "size": len(u.data)} for u in uploads]
+        submitted = intake.submit(
+            gw, workspace=principal.workspace, connection=connection_id, kind="reply", target=ref,
+            steps=steps, request=request_body, idempotency_key=key, uploads=uploads,
+        )
+        return _accepted(gw, submitted)
+
+    return await anyio.to_thread.run_sync(accept)
+
+
+@post("/v1/tickets/{ref:str}/status", operation_id="changeStatus", status_code=202, sync_to_thread=True)
+def change_status(request: Request, ref: FromPath[str], data: JSONBody[StatusUpdate]) -> WriteAccepted:
+    """Queue a status change to one of the ticket's PSA statuses (422 lists the valid ones)."""
+    principal = _auth(request, WRITE)
+    gw = _gw(request)
+    connection_id, _ = _own_ref(gw, principal, ref)
+    gw.vendors.require(gw.connection(connection_id).vendor, Capability.STATUS)
+    ticket = _ticket(gw, principal, ref)
+    intake.check_status(gw, ticket, data.status_id)
+    submitted = intake.submit(
+        gw, workspace=principal.workspace, connection=connection_id, kind="status", target=ref,
+        steps=[WriteStep("status", {"status_id": data.status_id})], request=msgspec.to_builtins(data),
+        idempotency_key=_key(request),
+    )
+    return _accepted(gw, submitted)
+
+
+@post("/v1/tickets/{ref:str}/time-entries", operation_id="createTimeEntry", status_code=202, sync_to_thread=True)
+def create_time_entry(request: Request, ref: FromPath[str], data: JSONBody[TimeEntryBody]) -> WriteAccepted:
+    """Queue a time entry against the ticket."""
+    principal = _auth(request, WRITE)
+    gw = _gw(request)
+    connection_id, _ = _own_ref(gw, principal, ref)
+    gw.vendors.require(gw.connection(connection_id).vendor, Capability.TIME_ENTRY)
+    _ticket(gw, principal, ref)
+    payload = msgspec.to_builtins(data)
+    submitted = intake.submit(
+        gw, workspace=principal.workspace, connection=connection_id, kind="time_entry", target=ref,
+        steps=[WriteStep("time_entry", payload)], request=payload, idempotency_key=_key(request),
+    )
+    return _accepted(gw, submitted)
+
+
+@post("/v1/tickets", operation_id="createTicket", status_code=202, sync_to_thread=True)
+def create_ticket(request: Request, data: JSONBody[TicketCreateBody]) -> WriteAccepted:
+    """Queue a new ticket, validated against the connection's form (required fields, picklists)."""
+    principal = _auth(request, WRITE)
+    gw = _gw(request)
+    _own_connection(gw, principal, data.connection, f"connection {data.connection}")
+    gw.vendors.require(gw.connection(data.connection).vendor, Capability.CREATE_TICKET)
+    form = intake.cached_form(gw, data.connection)
+    problems = []
+    for field in form.fields:
+        value = data.fields.get(field.name)
+        if field.name == "summary":
+            continue
+        if field.required and value in (None, ""):
+            problems.append(f"{field.name} is required")
+        elif value not in (None, "") and field.options and str(value) not in {o.id for o in field.options}:
+            problems.append(f"{field.name}={value!r} is not one of its options")
+    unknown = sorted(set(data.fields) - {f.name for f in form.fields})
+    problems += [f"{name} is not a field of this form" for name in unknown]
+    if problems:
+        raise ApiError(422, "Ticket does not fit the PSA's form", "; ".join(problems),
+                       f"see GET /v1/connections/{data.connection}/ticket-form", problems=problems)
+    related: tuple[str, ...] = ()
+    if data.alert:
+        _own_ref(gw, principal, data.alert, "alert")
+        related = (data.alert,)
+    payload = {"summary": data.summary, "description": data.description, "customer_id": data.customer_id,
+               "fields": data.fields, "related": list(related)}
+    submitted = intake.submit(
+        gw, workspace=principal.workspace, connection=data.connection, kind="create_ticket", target=None,
+        steps=[WriteStep("create", payload)], request=msgspec.to_builtins(data), idempotency_key=_key(request),
+    )
+    return _accepted(gw, submitted)
+
+
+@post("/v1/alerts/{ref:str}/actions", operation_id="alertAction", status_code=202, sync_to_thread=True)
+def alert_action(request: Request, ref: FromPath[str], data: JSONBody[AlertActionBody]) -> WriteAccepted:
+    """Queue an acknowledge or resolve of an RMM alert (501 where the vendor has no such action)."""
+    principal = _auth(request, WRITE)
+    gw = _gw(request)
+    connection_id, _ = _own_ref(gw, principal, ref, "alert")
+    vendor = gw.connection(connection_id).vendor
+    capability = Capability.ALERT_ACKNOWLEDGE if data.action == "acknowledge" else Capability.ALERT_RESOLVE
+    gw.vendors.require(vendor, capability)
+    submitted = intake.submit(
+        gw, workspace=principal.workspace, connection=connection_id, kind="alert_action", target=ref,
+        steps=[WriteStep("alert", {"action": data.action})], request=msgspec.to_builtins(data),
+        idempotency_key=_key(request),
+    )
+    return _accepted(gw, submitted)
+
+
+def _view(record: WriteRecord) -> WriteView:
+    return WriteView(record.id, record.kind, record.status, record.connection, record.dedup_key,
+                     record.created_at, record.updated_at, record.steps, record.attempts,
+                     record.target, record.result_ref, record.error)
+
+
+def _own_write(gw: Gateway, principal: Principal, write_id: FromPath[str]) -> WriteRecord:
+    record = gw.writes.get(write_id) if write_id.startswith("w_") else None
+    if record is None or record.workspace != principal.workspace:
+        raise not_found(f"write {write_id}")
+    return record
+
+
+@get("/v1/writes/{write_id:str}", operation_id="getWrite", sync_to_thread=False)
+def get_write(request: Request, write_id: FromPath[str]) -> WriteView:
+    """A write's status, its steps (with the vendor ids they made) and every attempt."""
+    principal = _auth(request, READ)
+    return _view(_own_write(_gw(request), principal, write_id))
+
+
+# --------------------------------------------------------------------------- admin
+
+
+class DeadLetter(msgspec.Struct):
+    """A write that could not land: its redacted request, every attempt and the cause."""
+
+    write: WriteView
+    request: dict[str, Any]
+    workspace: str
+
+
+def _audit_admin(gw: Gateway, principal: Principal, action: str, record: WriteRecord) -> None:
+    attributes = {"gateway.kind": "admin", "gateway.admin_action": action, "gateway.write_id": record.id,
+                  "gateway.workspace": principal.workspace, "gateway.api_key": principal.key_name}
+    if record.target:
+        attributes["gateway.ticket"] = record.target
+    with gw.tracer.start_as_current_span(f"admin {action}", attributes=attributes):
+        pass
+
+
+@get("/v1/admin/dead-letters", operation_id="listDeadLetters", sync_to_thread=True)
+def list_dead_letters(request: Request, limit: FromQuery[int] = 100, offset: FromQuery[int] = 0) -> list[DeadLetter]:
+    """Dead-lettered writes of the workspace, newest first."""
+    principal = _auth(request, ADMIN)
+    gw = _gw(request)
+    records = gw.writes.dead_letters(principal.workspace, max(1, min(limit, 500)), max(0, offset))
+    return [DeadLetter(_view(r), gw.redactor.payload(r.request), r.workspace) for r in records]
+
+
+@get("/v1/admin/dead-letters/{write_id:str}", operation_id="getDeadLetter", sync_to_thread=True)
+def get_dead_letter(request: Request, write_id: FromPath[str]) -> DeadLetter:
+    principal = _auth(request, ADMIN)
+    gw = _gw(request)
+    record = _own_write(gw, principal, write_id)
+    if record.status != "dead":
+        raise not_found(f"dead letter {write_id}")
+    return DeadLetter(_view(record), gw.redactor.payload(record.request), record.workspace)
+
+
+@post("/v1/admin/dead-letters/{write_id:str}/retry", operation_id="retryDeadLetter", status_code=202, sync_to_thread=True)
+def retry_dead_letter(request: Request, write_id: FromPath[str]) -> WriteAccepted:
+    """Send a dead letter again with the same dedup key; unknown outcomes are reconciled first."""
+    principal = _auth(request, ADMIN)
+    gw = _gw(request)
+    record = _own_write(gw, principal, write_id)
+    if record.status != "dead":
+        raise ApiError(409, "Not a dead letter", f"write {write_id} is {record.status}", "only dead letters can be retried")
+    token = gw.writes.lock(record.id, 30)
+    if token is None:
+        raise ApiError(409, "Write is busy", f"write {write_id} is being worked on", "retry in a moment")
+    try:
+        record.status = "queued"
+        record.error = None
+        record.dead_at = None
+        gw.writes.save(record)
+        head = gw.writes.rejoin(record)
+    finally:
+        gw.writes.unlock(record.id, token)
+    _audit_admin(gw, principal, "retry", record)
+    if head:
+        enqueue_write(gw, record.id)
+    return WriteAccepted(record.id, record.status, record.dedup_key)
+
+
+@delete("/v1/admin/dead-letters/{write_id:str}", operation_id="discardDeadLetter", status_code=204, sync_to_thread=True)
+def discard_dead_letter(request: Request, write_id: FromPath[str]) -> None:
+    """Give up on a dead letter for good (it stays readable at ``GET /v1/writes/{id}``)."""
+    principal = _auth(request, ADMIN)
+    gw = _gw(request)
+    record = _own_write(gw, principal, write_id)
+    if record.status != "dead":
+        raise ApiError(409, "Not a dead letter", f"write {write_id} is {record.status}", "only dead letters can be discarded")
+    record.status = "discarded"
+    gw.writes.save(record)
+    _audit_admin(gw, principal, "discard", record)
+
+
+@get("/v1/admin/audit", operation_id="readAudit", sync_to_thread=True)
+def read_audit(request: Request, write_id: FromQuery[str | None] = None, ticket: FromQuery[str | None] = None, limit: FromQuery[int] = 200) -> list[audit.AuditRecord]:
+    """Audited spans (vendor calls, write jobs, admin actions) of one write or one ticket."""
+    principal = _auth(request, ADMIN)
+    gw = _gw(request)
+    if write_id:
+        _own_write(gw, principal, write_id)
+    if ticket:
+        _own_ref(gw, principal, ticket)
+    records = audit.read_audit(gw.redis, write_id=write_id, ticket=ticket, limit=max(1, min(limit, 1000)))
+    if not write_id and not ticket:
+        records = [r for r in records if r.attributes.get("gateway.workspace") == principal.workspace]
+    return records
+
+
+ROUTES = [
+    health, list_plugins, list_connections, ticket_form, list_tickets, get_ticket, ticket_statuses,
+    create_reply, change_status, create_time_entry, create_ticket, alert_action, get_write,
+    list_dead_letters, get_dead_letter, retry_dead_letter, discard_dead_letter, read_audit,
+]
+
+
+def create_app(gateway: Gateway, *, extra_routes: list[Any] | None = None) -> Litestar:
+    """Build the API around an assembled ``Gateway`` (the caller owns and closes it)."""
+
+    def on_startup(app: Litestar) -> None:
+        app.state.gateway = gateway
+        app.state.keyring = KeyRing(gateway.settings)
+        app.state.redactor = gateway.redactor
+
+    otel = OpenTelemetryPlugin(OpenTelemetryConfig(tracer_provider=gateway.tracer_provider))
+    return Litestar(
+        route_handlers=[*ROUTES, *(extra_routes or [])],
+        on_startup=[on_startup],
+        exception_handlers={Exception: handle},
+        openapi_config=OpenAPIConfig(title="MSP integration gateway", version="1", path="/schema"),
+        plugins=[otel],
+        logging_config=None,  # the process configures logging (gateway.cli); Litestar must not
+        debug=False,
+    )
+

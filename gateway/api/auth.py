@@ -1,0 +1,43 @@
+"""Bearer API keys: 401 without a valid key, 403 without the scope.
+
+Keys are configured as SHA-256 digests per workspace; a key sees only its own workspace's
+records (another workspace's references answer 404, so existence does not leak).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from litestar import Request
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+
+from gateway.settings import Settings, hash_key
+
+
+@dataclass(frozen=True)
+class Principal:
+    workspace: str
+    key_name: str
+    scopes: frozenset[str]
+
+
+class KeyRing:
+    def __init__(self, settings: Settings) -> None:
+        self._keys: dict[str, Principal | None] = {}
+        for workspace in settings.workspaces:
+            for key in workspace.api_keys:
+                self._keys[key.sha256] = None if key.revoked else Principal(
+                    workspace.id, key.name, frozenset(key.scopes)
+                )
+
+    def principal(self, request: Request, scope: str) -> Principal:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise NotAuthorizedException("a bearer API key is required")
+        principal = self._keys.get(hash_key(token.strip()))
+        if principal is None:
+            raise NotAuthorizedException("the API key is not valid")
+        if scope not in principal.scopes:
+            raise PermissionDeniedException(f"the API key lacks the {scope!r} scope")
+        return principal

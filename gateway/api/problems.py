@@ -1,0 +1,84 @@
+"""One JSON problem shape for every error: status, title, detail, and what the caller can do."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, NotAuthorizedException, PermissionDeniedException, ValidationException
+
+from gateway.errors import ConfigError, NotSupported, VendorError, VendorRateLimited, VendorRejected
+from gateway.intake import WriteRefused
+from gateway.models import BadReference
+
+log = logging.getLogger("gateway.api")
+
+
+class Problem(msgspec.Struct, omit_defaults=True):
+    status: int
+    title: str
+    detail: str
+    action: str = ""
+    extra: dict[str, Any] = {}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, title: str, detail: str, action: str = "", **extra: Any) -> None:
+        self.problem = Problem(status, title, detail, action, extra)
+        super().__init__(detail)
+
+
+def not_found(what: str) -> ApiError:
+    return ApiError(404, "Not found", f"no {what}", "check the reference; it may belong to another workspace")
+
+
+def _respond(problem: Problem, headers: dict[str, str] | None = None) -> Response[Problem]:
+    return Response(problem, status_code=problem.status, media_type="application/problem+json", headers=headers)
+
+
+def handle(request: Request, exc: Exception) -> Response[Problem]:
+    """Map every exception to a problem response; never leak internals or secrets."""
+    redactor = getattr(request.app.state, "redactor", None)
+    scrub = redactor.scrub if redactor else (lambda s: s)
+    if isinstance(exc, ApiError):
+        return _respond(exc.problem)
+    if isinstance(exc, WriteRefused):
+        return _respond(Problem(exc.status, exc.title, scrub(exc.detail), "fix the request and send it again", exc.extra))
+    if isinstance(exc, (msgspec.DecodeError, msgspec.ValidationError)):
+        return _respond(Problem(400, "Invalid request", str(exc), "send a JSON body of the documented shape"))
+    if isinstance(exc, BadReference):
+        return _respond(Problem(400, "Bad reference", str(exc), "references look like connection:vendor_id"))
+    if isinstance(exc, NotSupported):
+        return _respond(Problem(501, "Not supported by this vendor", scrub(exc.reason), "this vendor cannot do it",
+                                {"vendor": exc.vendor, "capability": exc.capability}))
+    if isinstance(exc, VendorRateLimited):
+        retry = max(1, round(exc.retry_after or 1))
+        return _respond(Problem(503, "Vendor rate limit", scrub(str(exc)), f"retry after {retry} s"),
+                        headers={"Retry-After": str(retry)})
+    if isinstance(exc, VendorRejected):
+        return _respond(Problem(502, "Vendor refused the request", scrub(str(exc)), "check the connection's configuration",
+                                {"vendor_status": exc.status}))
+    if isinstance(exc, VendorError):
+        return _respond(Problem(502, "Vendor unavailable", scrub(str(exc)), "retry later"))
+    if isinstance(exc, ConfigError):
+        return _respond(Problem(500, "Configuration error", scrub(str(exc)), "fix the gateway configuration"))
+    if isinstance(exc, NotAuthorizedException):
+        return _respond(Problem(401, "Unauthorized", str(exc.detail), "send Authorization: Bearer <api key>"),
+                        headers={"WWW-Authenticate": "Bearer"})
+    if isinstance(exc, PermissionDeniedException):
+        return _respond(Problem(403, "Forbidden", str(exc.detail), "use a key with the needed scope"))
+    if isinstance(exc, ValidationException):
+        errors = exc.extra if isinstance(exc.extra, list) else []
+        parts = [f"{e.get('key', 'body')}: {e.get('message', '')}" for e in errors if isinstance(e, dict)]
+        detail = "; ".join(parts) or str(exc.detail)
+        return _respond(Problem(400, "Invalid request", detail, "fix the request body or parameters",
+                                {"errors": errors} if errors else {}))
+    if isinstance(exc, HTTPException):
+        detail = str(exc.detail)
+        if exc.status_code == 413:
+            detail = "the request body is larger than the gateway accepts"
+        return _respond(Problem(exc.status_code, detail, detail))
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return _respond(Problem(500, "Internal error", "the gateway failed; the error is logged", "retry later"))

@@ -1,0 +1,102 @@
+"""Request and response bodies of the HTTP API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from gateway.models import Capability, RateLimitPolicy, Ticket, VendorKind
+
+Text = Annotated[str, msgspec.Meta(min_length=1, max_length=65_535)]
+Id = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+
+
+class ReplyCreate(msgspec.Struct, forbid_unknown_fields=True):
+    """A reply (``internal`` false, the default: the customer sees it) or an internal note,
+    optionally with a status change applied after it in the same write. Send as JSON, or as
+    multipart/form-data with the same fields plus ``files`` parts for attachments."""
+
+    text: Text
+    internal: bool = False
+    status_id: Id | None = None
+
+
+class StatusUpdate(msgspec.Struct, forbid_unknown_fields=True):
+    status_id: Id
+
+
+class TimeEntryBody(msgspec.Struct, forbid_unknown_fields=True):
+    minutes: Annotated[int, msgspec.Meta(ge=1, le=24 * 60)]
+    notes: Annotated[str, msgspec.Meta(max_length=10_000)] = ""
+    started_at: datetime | None = None
+    member: Id | None = None
+    billable: bool = True
+
+
+class TicketCreateBody(msgspec.Struct, forbid_unknown_fields=True):
+    """A new ticket in ``connection``; ``fields`` are the PSA's own form fields by name (see
+    ``GET /v1/connections/{id}/ticket-form``). ``alert`` links the ticket to an RMM alert."""
+
+    connection: Id
+    summary: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+    description: Annotated[str, msgspec.Meta(max_length=65_535)] = ""
+    customer_id: Id | None = None
+    fields: dict[str, Any] = {}
+    alert: Id | None = None
+
+
+class AlertActionBody(msgspec.Struct, forbid_unknown_fields=True):
+    action: Literal["acknowledge", "resolve"]
+
+
+class WriteAccepted(msgspec.Struct):
+    """The answer to every write: its id (poll ``GET /v1/writes/{id}``) and dedup key."""
+
+    write_id: str
+    status: str
+    dedup_key: str
+    duplicate: bool = False
+
+
+class TicketList(msgspec.Struct):
+    tickets: list[Ticket]
+    errors: dict[str, str] = {}
+
+
+class PluginView(msgspec.Struct, omit_defaults=True):
+    vendor: str
+    kind: VendorKind
+    title: str
+    capabilities: list[Capability]
+    default_rate_limit: RateLimitPolicy
+    attachment_cap_bytes: int | None = None
+
+
+class BrokenPluginView(msgspec.Struct):
+    name: str
+    error: str
+
+
+class PluginList(msgspec.Struct):
+    plugins: list[PluginView]
+    broken: list[BrokenPluginView]
+
+
+class ConnectionView(msgspec.Struct, omit_defaults=True):
+    id: str
+    vendor: str
+    kind: VendorKind
+    capabilities: list[Capability]
+    rate_limit: RateLimitPolicy
+    attachment_cap_bytes: int | None = None
+    paused_seconds: float = 0.0
+    calls_last_minute: int = 0
+
+
+class Health(msgspec.Struct):
+    status: Literal["ok", "degraded"]
+    redis: bool
+    broken_plugins: list[str]
+    active_writes: int

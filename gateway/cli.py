@@ -1,0 +1,154 @@
+"""The ``gateway`` command: ``serve``, ``worker``, ``demo``, ``simulator`` and ``hash-key``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+import redis
+
+from gateway.core import Gateway
+from gateway.embedded_redis import EmbeddedRedis
+from gateway.errors import ConfigError
+from gateway.settings import Settings, hash_key, load_settings
+
+log = logging.getLogger("gateway")
+
+
+def redis_url_for(settings: Settings) -> str:
+    """``REDIS_URL``, else the config's ``redis_url``, else the embedded redis-server (started
+    once per data directory and shared by the API and worker processes)."""
+    url = os.environ.get("REDIS_URL") or settings.gateway.redis_url
+    if url:
+        return url
+    data_dir = Path(settings.gateway.data_dir)
+    url_file = data_dir / "redis.url"
+    if url_file.is_file():
+        url = url_file.read_text().strip()
+        try:
+            redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+            return url
+        except redis.RedisError:
+            pass
+    server = EmbeddedRedis(data_dir / "redis").start()
+    url_file.write_text(server.url)
+    _keep.append(server)
+    return server.url
+
+
+_keep: list[EmbeddedRedis] = []  # embedded servers live as long as the process that started them
+
+
+def build_gateway(config_path: str | None, *, service: str = "msp-gateway") -> Gateway:
+    settings = load_settings(config_path)
+    client = redis.Redis.from_url(redis_url_for(settings))
+    return Gateway(settings, client, service=service)
+
+
+def _serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from gateway.api.app import create_app
+
+    gw = build_gateway(args.config, service="msp-gateway-api")
+    try:
+        uvicorn.run(create_app(gw), host=args.host, port=args.port, log_level="warning", workers=1)
+    finally:
+        gw.close()
+
+
+def _worker(args: argparse.Namespace) -> None:
+    from gateway.worker import run_worker, supervise
+
+    if args.processes > 1:
+        # Resolve (and if need be start) Redis once, so every child shares it.
+        settings = load_settings(args.config)
+        os.environ.setdefault("REDIS_URL", redis_url_for(settings))
+        supervise(args.config, args.processes)
+        return
+    gw = build_gateway(args.config, service="msp-gateway-worker")
+    try:
+        run_worker(gw, burst=args.burst)
+    finally:
+        gw.close()
+
+
+def _demo(args: argparse.Namespace) -> None:
+    from gateway.demo import run_demo
+
+    run_demo(port=args.port, workers=args.workers, data_dir=Path(args.data_dir))
+
+
+def _simulator(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from gateway.plugins import simulator_factories
+
+    factories = simulator_factories()
+    if args.vendor not in factories:
+        raise ConfigError(f"no simulator for {args.vendor!r}; installed: {', '.join(sorted(factories)) or 'none'}")
+    sim = factories[args.vendor]()
+    sim.seed_demo()
+    base = f"http://{args.host}:{args.port}"
+    conn = sim.demo_connection(base)
+    print(f"{args.vendor} simulator on {base}; connection base_url {conn['base_url']}", flush=True)
+    for name, value in conn.get("secrets", {}).items():
+        print(f"  secret {name} = {value}", flush=True)
+    uvicorn.run(sim.app, host=args.host, port=args.port, log_level="warning")
+
+
+def _hash_key(args: argparse.Namespace) -> None:
+    print(hash_key(args.key))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="gateway", description=__doc__)
+    parser.add_argument("--config", default=None, help="TOML config file (default: $GATEWAY_CONFIG)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the HTTP API")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(func=_serve)
+
+    worker = sub.add_parser("worker", help="run write workers")
+    worker.add_argument("--processes", type=int, default=1)
+    worker.add_argument("--burst", action="store_true", help="exit when the queue is empty")
+    worker.set_defaults(func=_worker)
+
+    demo = sub.add_parser("demo", help="embedded Redis + simulators + API + workers on 127.0.0.1")
+    demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument("--workers", type=int, default=2)
+    demo.add_argument("--data-dir", default=".gateway/demo")
+    demo.set_defaults(func=_demo)
+
+    sim = sub.add_parser("simulator", help="run one vendor simulator standalone")
+    sim.add_argument("vendor")
+    sim.add_argument("--host", default="127.0.0.1")
+    sim.add_argument("--port", type=int, required=True)
+    sim.set_defaults(func=_simulator)
+
+    hk = sub.add_parser("hash-key", help="print the sha256 under which an API key is configured")
+    hk.add_argument("key")
+    hk.set_defaults(func=_hash_key)
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    try:
+        args.func(args)
+    except ConfigError as exc:
+        print(f"gateway: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for server in _keep:
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()

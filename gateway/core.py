@@ -1,0 +1,156 @@
+"""``Gateway``: settings, plugins, connections and shared services, assembled once per process.
+
+The API process and every worker build one. Connections are checked against their vendor's
+plugin at start-up (vendor installed, settings convert to the plugin's settings type) so bad
+config fails with one message naming the field. Vendor clients are created lazily, one per
+connection, and closed with the gateway.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+import msgspec
+import redis
+import rq
+
+from gateway import audit
+from gateway.errors import ConfigError, NotSupported
+from gateway.models import Capability, Connection, RateLimitPolicy, RateLimitWindow
+from gateway.plugins import LoadedPlugins, Vendors, load_plugins
+from gateway.ratelimit import RateLimiter
+from gateway.redact import Redactor, install_log_redaction
+from gateway.runtime import Runtime
+from gateway.settings import ConnectionConfig, Settings, WorkspaceConfig, secret_values
+from gateway.writes import WriteStore
+
+WRITE_QUEUE = "writes"
+
+
+class Gateway:
+    """Everything a request handler or a job needs, built from ``Settings``."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        redis_client: redis.Redis,
+        *,
+        plugins: LoadedPlugins | None = None,
+        service: str = "msp-gateway",
+    ) -> None:
+        self.settings = settings
+        self.redis = redis_client
+        self.plugins = plugins or load_plugins()
+        self.vendors = Vendors(self.plugins)
+        self.redactor = Redactor(secret_values(settings))
+        install_log_redaction(self.redactor)
+        self.tracer_provider = audit.build_tracer_provider(redis_client, self.redactor, service)
+        self.tracer = audit.tracer(self.tracer_provider)
+        self.limiter = RateLimiter(redis_client)
+        self.runtime = Runtime(redis_client, self.limiter, self.redactor, self.tracer)
+        self.writes = WriteStore(
+            redis_client, idempotency_seconds=int(settings.gateway.idempotency_hours * 3600)
+        )
+        self.queue = rq.Queue(WRITE_QUEUE, connection=redis_client)
+        self.connections: dict[str, Connection] = {}
+        self.workspace_of: dict[str, WorkspaceConfig] = {}
+        for w_index, workspace in enumerate(settings.workspaces):
+            for c_index, conn in enumerate(workspace.connections):
+                where = f"workspaces[{w_index}].connections[{c_index}]"
+                self.connections[conn.id] = self._connection(workspace, conn, where)
+                self.workspace_of[conn.id] = workspace
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self.retry_base_seconds = settings.gateway.retry_base_seconds
+        # Called with each write that succeeded (the ticket store listens here).
+        self.write_listeners: list[Any] = []
+
+    def after_write(self, record: Any) -> None:
+        """Tell listeners a write landed; drop cached ticket facts it made stale."""
+        if record.target:
+            self.redis.delete(f"cache:ticket:{record.target}")
+        for listener in self.write_listeners:
+            listener(record)
+
+    def _connection(self, workspace: WorkspaceConfig, conn: ConnectionConfig, where: str) -> Connection:
+        if conn.vendor not in self.plugins.vendors:
+            broken = [b.name for b in self.plugins.broken]
+            hint = f" (broken plugins: {', '.join(broken)})" if broken else ""
+            raise ConfigError(f"{where}.vendor: no plugin is installed for {conn.vendor!r}{hint}")
+        info = self.plugins.vendors[conn.vendor]
+        settings: Any = dict(conn.settings)
+        if info.settings_type is not None:
+            try:
+                settings = msgspec.convert(conn.settings, info.settings_type)
+            except msgspec.ValidationError as exc:
+                raise ConfigError(f"{where}.settings: {exc}") from None
+        secrets = {name: os.environ[env] for name, env in conn.secrets.items() if env in os.environ}
+        missing = [s for s in info.secret_settings if s not in secrets]
+        if missing:
+            raise ConfigError(f"{where}.secrets: {conn.vendor} needs {', '.join(missing)}")
+        policy = info.default_rate_limit
+        if conn.rate_limit is not None:
+            windows = tuple(RateLimitWindow(r.requests, r.per_seconds) for r in conn.rate_limit)
+            policy = msgspec.structs.replace(policy, windows=windows)
+        if conn.concurrency is not None:
+            policy = msgspec.structs.replace(policy, concurrency=conn.concurrency)
+        if conn.rate_limit_headroom is not None:
+            policy = msgspec.structs.replace(policy, headroom=conn.rate_limit_headroom)
+        cap = info.attachment_cap_bytes
+        if conn.attachment_cap_mb is not None:
+            cap = int(conn.attachment_cap_mb * 1024 * 1024)
+        return Connection(
+            id=conn.id,
+            workspace=workspace.id,
+            vendor=conn.vendor,
+            base_url=conn.base_url.rstrip("/"),
+            settings=settings,
+            secrets=secrets,
+            timeout_seconds=conn.timeout_seconds,
+            rate_limit=policy,
+            attachment_cap_bytes=cap,
+            runtime=self.runtime,
+        )
+
+    # -- connections and calls ----------------------------------------------------------------
+
+    def connection(self, connection_id: str) -> Connection:
+        try:
+            return self.connections[connection_id]
+        except KeyError:
+            raise KeyError(f"no connection {connection_id!r}") from None
+
+    def client(self, connection_id: str) -> Any:
+        """The plugin's client object for a connection, created on first use."""
+        client = self._clients.get(connection_id)
+        if client is None:
+            with self._lock:
+                client = self._clients.get(connection_id)
+                if client is None:
+                    conn = self.connection(connection_id)
+                    client = self.vendors.call(conn.vendor, "gateway_connect", connection=conn)
+                    if client is None:
+                        raise NotSupported(conn.vendor, "connect", f"{conn.vendor} returned no client")
+                    self._clients[connection_id] = client
+        return client
+
+    def call(self, connection_id: str, hook: str, **kwargs: Any) -> Any:
+        """Call ``hook`` of the plugin owning the connection, with its client."""
+        conn = self.connection(connection_id)
+        return self.vendors.call(conn.vendor, hook, client=self.client(connection_id), **kwargs)
+
+    def capable(self, connection_id: str, capability: Capability) -> bool:
+        return self.vendors.has(self.connection(connection_id).vendor, capability)
+
+    def rate_policy(self, connection_id: str) -> RateLimitPolicy:
+        return self.connection(connection_id).rate_limit
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            close = getattr(client, "close", None)
+            if callable(close):
+                close()
+        self._clients.clear()
+        self.tracer_provider.shutdown()

@@ -1,0 +1,130 @@
+"""Worker processes: rq ``SimpleWorker`` on the write queue, plus a housekeeping thread.
+
+A ``SimpleWorker`` runs jobs in its own process (no fork per job: about 3.5x the job rate of
+rq's forking worker here); a hung job is ended by rq's job timeout, and a dead process is
+restarted by the supervisor (``gateway worker --processes N``). The housekeeping thread
+promotes delayed runs (``jobs.promote_due``) every 20 ms and sweeps for lost writes every 10 s.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+import time
+
+from rq import SimpleWorker
+
+from gateway import jobs
+from gateway.core import WRITE_QUEUE, Gateway
+
+log = logging.getLogger("gateway.worker")
+
+
+class GatewayWorker(SimpleWorker):
+    """rq's ``SimpleWorker`` without its pub/sub command channel: processes are managed by
+    ``supervise`` (signals), not by rq commands, and with redis-py 8 that channel's thread
+    times out and logs connection errors every few seconds; its teardown also waits a second
+    on every burst, which ``drain`` does many times."""
+
+    def subscribe(self) -> None:
+        return None
+
+    def unsubscribe(self) -> None:
+        return None
+
+
+class Housekeeping(threading.Thread):
+    def __init__(self, gw: Gateway, *, tick: float = 0.02, sweep_every: float = 10.0, stale_after: float = 60.0) -> None:
+        super().__init__(name="gateway-housekeeping", daemon=True)
+        self.gw = gw
+        self.tick = tick
+        self.sweep_every = sweep_every
+        self.stale_after = stale_after
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        last_sweep = 0.0
+        while not self.stopping.is_set():
+            try:
+                jobs.promote_due(self.gw)
+                if time.monotonic() - last_sweep > self.sweep_every:
+                    last_sweep = time.monotonic()
+                    revived = jobs.sweep(self.gw, self.stale_after)
+                    if revived:
+                        log.warning("re-enqueued %d writes whose jobs were lost", revived)
+            except Exception:  # Redis restarting: keep trying
+                log.exception("housekeeping failed; retrying")
+                self.stopping.wait(1.0)
+            self.stopping.wait(self.tick)
+
+
+def run_worker(gw: Gateway, *, burst: bool = False, name: str | None = None) -> None:
+    """Run one worker in this process until stopped (or until idle, with ``burst``)."""
+    jobs.bind(gw)
+    housekeeping = Housekeeping(gw)
+    housekeeping.start()
+    worker = GatewayWorker([WRITE_QUEUE], connection=gw.redis, name=name)
+    try:
+        worker.work(burst=burst, logging_level="WARNING", with_scheduler=False)
+    finally:
+        housekeeping.stopping.set()
+
+
+def drain(gw: Gateway, *, timeout: float = 60.0, idle_grace: float = 0.0) -> bool:
+    """Run every write to completion in this process (tests and benchmarks).
+
+    Loops: promote due delayed runs, run queued jobs, sleep until the next delayed run.
+    Returns True when no write is left unfinished, False on timeout.
+    """
+    jobs.bind(gw)
+    worker = GatewayWorker([WRITE_QUEUE], connection=gw.redis)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        jobs.promote_due(gw)
+        worker.work(burst=True, logging_level="WARNING", with_scheduler=False)
+        if gw.writes.active_count() == 0 and gw.queue.count == 0 and jobs.next_due_in(gw) is None:
+            return True
+        wait = jobs.next_due_in(gw)
+        if wait is None:
+            jobs.sweep(gw, older_than=max(idle_grace, 0.0))
+            wait = 0.05
+        time.sleep(min(max(wait, 0.001), 0.25, max(0.0, deadline - time.monotonic())))
+    return False
+
+
+def _child(config_path: str | None, index: int) -> None:
+    from gateway.cli import build_gateway
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    gw = build_gateway(config_path, service="msp-gateway-worker")
+    run_worker(gw, name=f"gateway-{os.getpid()}-{index}")
+
+
+def supervise(config_path: str | None, processes: int) -> None:
+    """Keep ``processes`` worker processes alive, restarting any that die."""
+    ctx = multiprocessing.get_context("spawn")
+    children: dict[int, multiprocessing.process.BaseProcess] = {}
+    stopping = threading.Event()
+
+    def stop(*_: object) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    while not stopping.is_set():
+        for index in range(processes):
+            proc = children.get(index)
+            if proc is None or not proc.is_alive():
+                if proc is not None:
+                    log.warning("worker %d exited with %s; restarting", index, proc.exitcode)
+                proc = ctx.Process(target=_child, args=(config_path, index), daemon=False)
+                proc.start()
+                children[index] = proc
+        stopping.wait(0.5)
+    for proc in children.values():
+        proc.terminate()
+    for proc in children.values():
+        proc.join(timeout=10)

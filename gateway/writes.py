@@ -1,0 +1,261 @@
+"""Write records: what was accepted, its dedup key, its steps and every attempt.
+
+A write is stored in Redis *before* the API answers 202. Keys:
+
+- ``write:{id}``: the ``WriteRecord`` (JSON).
+- ``dedup:{workspace}:{key}``: ``{write id} {body hash}``, kept ``idempotency_hours``. The same
+  key with the same body is the same write; with another body it is refused.
+- ``chain:{connection}:{ticket}``: write ids of one ticket in acceptance order. Only the head
+  runs; when it finishes (or dead-letters) the next one is enqueued. This keeps a reply and a
+  later status change from landing reversed, whatever order rq promotes jobs in.
+- ``writes:active``: a sorted set of unfinished writes by last activity, which the sweeper
+  walks to re-enqueue any write whose job was lost (crash between accept and enqueue, a worker
+  killed mid-job, a Redis restart).
+- ``deadletters:{workspace}``: dead-lettered write ids by time.
+- ``claimed:{connection}:{ticket}:{step}``: vendor ids already produced by some write, so
+  reconciliation never credits one write with another's effect.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+import msgspec
+import redis
+
+from gateway.models import Effect
+
+WriteStatus = Literal["queued", "running", "succeeded", "dead", "discarded"]
+StepState = Literal["pending", "sending", "done"]
+TERMINAL = frozenset({"succeeded", "dead", "discarded"})
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class WriteStep(msgspec.Struct):
+    """One vendor effect of a write. ``sending`` means a call went out whose outcome is not
+    known: the next attempt asks the plugin to reconcile before sending again."""
+
+    name: str
+    payload: dict[str, Any]
+    state: StepState = "pending"
+    effect: Effect | None = None
+    started_at: datetime | None = None
+
+
+class Attempt(msgspec.Struct, omit_defaults=True):
+    at: datetime
+    step: str
+    outcome: str
+    status: int | None = None
+    error: str | None = None
+
+
+class WriteRecord(msgspec.Struct, omit_defaults=True):
+    id: str
+    workspace: str
+    connection: str
+    vendor: str
+    kind: Literal["reply", "status", "time_entry", "create_ticket", "alert_action"]
+    dedup_key: str
+    body_hash: str
+    chain: str
+    steps: list[WriteStep]
+    # The accepted request, with attachment bytes replaced by their size.
+    request: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    status: WriteStatus = "queued"
+    target: str | None = None  # the ticket (or alert) reference written to
+    attempts: list[Attempt] = []
+    result_ref: str | None = None  # the ticket a create made
+    error: str | None = None
+    dead_at: datetime | None = None
+    trace_context: dict[str, str] = {}
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL
+
+
+class WriteView(msgspec.Struct, omit_defaults=True):
+    """What ``GET /v1/writes/{id}`` shows a caller."""
+
+    id: str
+    kind: str
+    status: str
+    connection: str
+    dedup_key: str
+    created_at: datetime
+    updated_at: datetime
+    steps: list[WriteStep]
+    attempts: list[Attempt]
+    target: str | None = None
+    result_ref: str | None = None
+    error: str | None = None
+
+
+class Accepted(msgspec.Struct, frozen=True):
+    """The outcome of ``WriteStore.accept``: the write id that holds the dedup key."""
+
+    write_id: str
+    new: bool
+    head: bool
+    same_body: bool
+
+
+_enc = msgspec.json.Encoder()
+_dec = msgspec.json.Decoder(WriteRecord)
+
+# Accept atomically: claim the dedup key, store the record, join the ticket's chain.
+# Returns {"new", is_head} or {"existing", write id, body hash}.
+_ACCEPT = """
+local existing = redis.call('GET', KEYS[1])
+if existing then
+  return {'existing', existing}
+end
+redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. ARGV[2], 'EX', ARGV[3])
+redis.call('SET', KEYS[2], ARGV[4])
+local length = redis.call('RPUSH', KEYS[3], ARGV[1])
+redis.call('ZADD', KEYS[4], ARGV[5], ARGV[1])
+if length == 1 then return {'new', 'head'} end
+return {'new', 'waiting'}
+"""
+
+# Finish the head of a chain: pop it if it is the head, return the next head (or nothing).
+_ADVANCE = """
+local head = redis.call('LINDEX', KEYS[1], 0)
+if head == ARGV[1] then
+  redis.call('LPOP', KEYS[1])
+end
+return redis.call('LINDEX', KEYS[1], 0)
+"""
+
+
+def body_hash(body: Any) -> str:
+    """A stable hash of a request body, for telling a retry from a different write."""
+    return hashlib.sha256(msgspec.json.encode(body, order="sorted")).hexdigest()
+
+
+class WriteStore:
+    """Reads and writes write records, dedup keys, chains and dead letters."""
+
+    def __init__(self, client: redis.Redis, *, idempotency_seconds: int = 24 * 3600) -> None:
+        self.redis = client
+        self.idempotency_seconds = idempotency_seconds
+        self._accept = client.register_script(_ACCEPT)
+        self._advance = client.register_script(_ADVANCE)
+
+    @staticmethod
+    def new_id() -> str:
+        return "w_" + uuid.uuid4().hex
+
+    def accept(self, record: WriteRecord) -> Accepted:
+        """Store a new write unless its dedup key is taken (atomically, in one script)."""
+        keys = [
+            f"dedup:{record.workspace}:{record.dedup_key}",
+            f"write:{record.id}",
+            f"chain:{record.chain}",
+            "writes:active",
+        ]
+        args = [record.id, record.body_hash, self.idempotency_seconds, _enc.encode(record), time.time()]
+        kind, value = self._accept(keys=keys, args=args)
+        if kind == b"existing":
+            existing_id, existing_hash = value.decode().split(" ", 1)
+            return Accepted(existing_id, new=False, head=False, same_body=existing_hash == record.body_hash)
+        return Accepted(record.id, new=True, head=value == b"head", same_body=True)
+
+    def get(self, write_id: str) -> WriteRecord | None:
+        raw = self.redis.get(f"write:{write_id}")
+        return _dec.decode(raw) if raw else None
+
+    def save(self, record: WriteRecord, *, due: float | None = None) -> None:
+        """Store the record. ``due`` is when its next job is scheduled: the sweeper leaves
+        the write alone until then."""
+        record.updated_at = now()
+        with self.redis.pipeline() as pipe:
+            pipe.set(f"write:{record.id}", _enc.encode(record))
+            if record.terminal:
+                pipe.zrem("writes:active", record.id)
+                pipe.expire(f"write:{record.id}", self.idempotency_seconds * 7)
+            else:
+                pipe.zadd("writes:active", {record.id: max(time.time(), due or 0)})
+            if record.status == "dead":
+                pipe.zadd(f"deadletters:{record.workspace}", {record.id: time.time()})
+            else:
+                pipe.zrem(f"deadletters:{record.workspace}", record.id)
+            pipe.execute()
+
+    def touch(self, write_id: str) -> None:
+        """Mark an unfinished write as having activity now (the sweeper waits again)."""
+        self.redis.zadd("writes:active", {write_id: time.time()}, xx=True)
+
+    def chain_head(self, chain: str) -> str | None:
+        head = self.redis.lindex(f"chain:{chain}", 0)
+        return head.decode() if head else None
+
+    def advance(self, record: WriteRecord) -> str | None:
+        """Remove a finished write from the head of its chain; return the next write id."""
+        nxt = self._advance(keys=[f"chain:{record.chain}"], args=[record.id])
+        return nxt.decode() if nxt else None
+
+    def rejoin(self, record: WriteRecord) -> bool:
+        """Put a retried dead letter at the end of its chain; True if it is now the head."""
+        return int(self.redis.rpush(f"chain:{record.chain}", record.id)) == 1
+
+    def lock(self, write_id: str, seconds: int) -> str | None:
+        token = uuid.uuid4().hex
+        if self.redis.set(f"lock:write:{write_id}", token, nx=True, ex=seconds):
+            return token
+        return None
+
+    def unlock(self, write_id: str, token: str) -> None:
+        key = f"lock:write:{write_id}"
+        if self.redis.get(key) == token.encode():
+            self.redis.delete(key)
+
+    def is_locked(self, write_id: str) -> bool:
+        return bool(self.redis.exists(f"lock:write:{write_id}"))
+
+    def stale_active(self, older_than: float) -> list[str]:
+        """Unfinished writes with no activity for ``older_than`` seconds."""
+        ids = self.redis.zrangebyscore("writes:active", "-inf", time.time() - older_than)
+        return [i.decode() for i in ids]
+
+    def active_count(self) -> int:
+        return int(self.redis.zcard("writes:active"))
+
+    def claimed(self, connection: str, ticket: str | None, step: str) -> frozenset[str]:
+        members = self.redis.smembers(f"claimed:{connection}:{ticket}:{step}")
+        return frozenset(m.decode() for m in members)
+
+    def claim(self, connection: str, ticket: str | None, step: str, vendor_id: str) -> None:
+        key = f"claimed:{connection}:{ticket}:{step}"
+        self.redis.sadd(key, vendor_id)
+        self.redis.expire(key, self.idempotency_seconds * 7)
+
+    def dead_letters(self, workspace: str, limit: int = 100, offset: int = 0) -> list[WriteRecord]:
+        ids = self.redis.zrevrange(f"deadletters:{workspace}", offset, offset + limit - 1)
+        records = [self.get(i.decode()) for i in ids]
+        return [r for r in records if r is not None]
+
+    # -- attachment bytes -----------------------------------------------------------------
+
+    def put_blob(self, write_id: str, index: int, data: bytes) -> None:
+        self.redis.set(f"blob:{write_id}:{index}", data, ex=self.idempotency_seconds * 7)
+
+    def get_blob(self, write_id: str, index: int) -> bytes:
+        data = self.redis.get(f"blob:{write_id}:{index}")
+        if data is None:
+            raise KeyError(f"attachment {index} of {write_id} is gone")
+        return data
+
+    def delete_blobs(self, write_id: str, count: int) -> None:
+        if count:
+            self.redis.delete(*[f"blob:{write_id}:{i}" for i in range(count)])
