@@ -1,0 +1,81 @@
+"""The per-connection limiter: rolling windows, booking without sleeping, 429 pauses, shared
+by every process (two limiter objects on one redis-server stand in for two workers)."""
+
+import time
+
+import redis
+
+from gateway.models import RateLimitPolicy, RateLimitWindow
+from gateway.ratelimit import RateLimiter
+
+FIVE_PER_SECOND = RateLimitPolicy(windows=(RateLimitWindow(5, 1.0),))
+
+
+def test_a_window_allows_its_limit_then_books_the_next_slot(redis_client: redis.Redis) -> None:
+    limiter = RateLimiter(redis_client)
+    waits = [limiter.reserve("c1", FIVE_PER_SECOND) for _ in range(7)]
+    assert waits[:5] == [0.0] * 5
+    # The sixth and seventh are booked one second after the first and second calls.
+    assert 0.9 < waits[5] <= 1.0 and 0.9 < waits[6] <= 1.01
+
+
+def test_two_processes_share_one_budget(redis_client: redis.Redis, redis_server) -> None:
+    other = RateLimiter(redis.Redis.from_url(redis_server.url))
+    limiter = RateLimiter(redis_client)
+    allowed = sum(1 for i in range(10) if (limiter if i % 2 else other).reserve("c2", FIVE_PER_SECOND) == 0.0)
+    assert allowed == 5
+
+
+def test_connections_do_not_share_budgets(redis_client: redis.Redis) -> None:
+    limiter = RateLimiter(redis_client)
+    for _ in range(5):
+        limiter.reserve("busy", FIVE_PER_SECOND)
+    assert limiter.reserve("busy", FIVE_PER_SECOND) > 0
+    assert limiter.reserve("idle", FIVE_PER_SECOND) == 0.0
+
+
+def test_asking_without_booking_spends_nothing(redis_client: redis.Redis) -> None:
+    limiter = RateLimiter(redis_client)
+    for _ in range(5):
+        limiter.reserve("c3", FIVE_PER_SECOND)
+    first = limiter.reserve("c3", FIVE_PER_SECOND, book=False)
+    second = limiter.reserve("c3", FIVE_PER_SECOND, book=False)
+    assert abs(first - second) < 0.05
+
+
+def test_every_window_must_allow_the_call(redis_client: redis.Redis) -> None:
+    policy = RateLimitPolicy(windows=(RateLimitWindow(100, 1.0), RateLimitWindow(3, 60.0)))
+    limiter = RateLimiter(redis_client)
+    assert [limiter.reserve("c4", policy) for _ in range(3)] == [0.0] * 3
+    assert limiter.reserve("c4", policy) > 59
+
+
+def test_headroom_keeps_part_of_the_budget_free(redis_client: redis.Redis) -> None:
+    policy = RateLimitPolicy(windows=(RateLimitWindow(10, 60.0),), headroom=0.5)
+    limiter = RateLimiter(redis_client)
+    assert sum(1 for _ in range(10) if limiter.reserve("c5", policy) == 0.0) == 5
+
+
+def test_a_pause_holds_every_call_until_retry_after(redis_client: redis.Redis) -> None:
+    limiter = RateLimiter(redis_client)
+    limiter.pause("c6", 2.0)
+    wait = limiter.reserve("c6", FIVE_PER_SECOND)
+    assert 1.5 < wait <= 2.0
+    assert limiter.reserve("c6", RateLimitPolicy()) > 1.5  # even with no windows configured
+
+
+def test_concurrency_slots_cap_calls_in_flight(redis_client: redis.Redis) -> None:
+    limiter = RateLimiter(redis_client)
+    tokens = [limiter.acquire_slot("c7", 3, 30) for _ in range(4)]
+    assert tokens[3] is None and all(tokens[:3])
+    limiter.release_slot("c7", tokens[0])
+    assert limiter.acquire_slot("c7", 3, 30) is not None
+
+
+def test_booked_slots_drain_at_the_configured_rate(redis_client: redis.Redis) -> None:
+    limiter = RateLimiter(redis_client)
+    policy = RateLimitPolicy(windows=(RateLimitWindow(10, 1.0),))
+    waits = [limiter.reserve("c8", policy) for _ in range(50)]
+    # 50 calls at 10 per second: the last is booked about 4 seconds out, never sooner.
+    assert 3.9 < max(waits) < 4.1
+    time.sleep(0)
