@@ -1,0 +1,146 @@
+"""What every Autotask call passes before it reaches an entity: path spelling, credentials,
+the hourly request threshold with its added latency, and the per-endpoint thread cap.
+
+- ``/ATServicesRest/V1.0/...`` and ``/atservicesrest/v1.0/...`` are the same API (official
+  samples use both spellings); entity names are matched case-insensitively further in.
+- ``zoneInformation`` needs no credentials and is exempt from both limits.
+- Wrong or missing ``ApiIntegrationCode``/``UserName``/``Secret``: 401 with an errors body.
+- The threshold (10,000 calls per rolling 60 minutes per database): latency is added from 50 %
+  (0.5 s) and 75 % (1 s) usage; past it every call is refused with 429 and a Retry-After.
+- Three calls in flight per tracking identifier and object endpoint: a fourth is refused at
+  once with 429 "Thread Threshold Exceeded" (Retry-After 1). Autotask documents the limit and
+  the message, not the status code; 429 is this simulator's choice (see the README).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gateway_autotask.simulator.app import AutotaskSimulator
+
+PREFIX = "/atservicesrest"
+# Child collections count against their own object endpoint.
+CHILD_ENDPOINTS = {"notes": "ticketnotes", "attachments": "ticketattachments", "timeentries": "timeentries"}
+
+
+def endpoint_of(rest: str) -> str:
+    """The object endpoint a path under ``/v1.0/`` calls (``Tickets/12/Notes`` → ``ticketnotes``)."""
+    parts = [p for p in rest.lower().split("/") if p]
+    if len(parts) >= 3 and parts[1].isdigit() and parts[2] in CHILD_ENDPOINTS:
+        return CHILD_ENDPOINTS[parts[2]]
+    return parts[0] if parts else ""
+
+
+class Usage:
+    """Calls in the rolling threshold window."""
+
+    def __init__(self) -> None:
+        self.calls: deque[float] = deque()
+
+    def count(self, now: float, window: float) -> int:
+        while self.calls and self.calls[0] <= now - window:
+            self.calls.popleft()
+        return len(self.calls)
+
+
+class AutotaskGate:
+    """ASGI middleware between the fault layer and the simulator's routes."""
+
+    def __init__(self, app: Any, sim: AutotaskSimulator) -> None:
+        self.app = app
+        self.sim = sim
+        self.usage = Usage()
+        self.in_flight: dict[tuple[str, str], int] = {}
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http" or not scope["path"].lower().startswith(PREFIX + "/"):
+            await self.app(scope, receive, send)
+            return
+        scope = self._normalise(scope)
+        rest = scope["path"][len(PREFIX) + 1 :]
+        version, _, entity_path = rest.partition("/")
+        if version != "v1.0" or entity_path.lower().startswith("zoneinformation"):
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])}
+        sim = self.sim
+        if not sim.authenticates(headers.get("apiintegrationcode"), headers.get("username"), headers.get("secret")):
+            sim.count("unauthorized")
+            await self._answer(send, 401, ["Unauthorized: check the UserName, Secret and ApiIntegrationCode headers."])
+            return
+        key = (headers.get("apiintegrationcode", "").lower(), endpoint_of(entity_path))
+        now = time.monotonic()
+        with sim.lock:
+            used = self.usage.count(now, sim.threshold_window_seconds)
+            if used >= sim.hourly_threshold:
+                retry = max(1, round(self.usage.calls[0] + sim.threshold_window_seconds - now)) if self.usage.calls else 1
+                sim.count("threshold_exceeded")
+                refuse = ("threshold", retry)
+            else:
+                self.usage.calls.append(now)
+                if self.in_flight.get(key, 0) >= sim.thread_limit:
+                    sim.count("thread_threshold_exceeded")
+                    refuse = ("threads", 1)
+                else:
+                    self.in_flight[key] = self.in_flight.get(key, 0) + 1
+                    refuse = None
+        if refuse is not None:
+            kind, retry = refuse
+            message = (
+                f"The Autotask API thread threshold of {sim.thread_limit} threads has been exceeded."
+                if kind == "threads"
+                else f"The API request threshold of {sim.hourly_threshold} requests per "
+                f"{round(sim.threshold_window_seconds / 60)} minutes has been exceeded for this database."
+            )
+            title = "Thread Threshold Exceeded" if kind == "threads" else "API Threshold Exceeded"
+            await self._answer(send, 429, [f"{title}: {message}"], retry_after=retry)
+            return
+        try:
+            delay = sim.processing_seconds
+            share = used / sim.hourly_threshold
+            if share >= 0.75:
+                delay += 1.0 * sim.latency_scale
+                sim.count("latency_75")
+            elif share >= 0.5:
+                delay += 0.5 * sim.latency_scale
+                sim.count("latency_50")
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await self.app(scope, receive, send)
+        finally:
+            with sim.lock:
+                self.in_flight[key] -= 1
+
+    def reset(self) -> None:
+        self.usage = Usage()
+        self.in_flight.clear()
+
+    def calls_in_window(self) -> int:
+        with self.sim.lock:
+            return self.usage.count(time.monotonic(), self.sim.threshold_window_seconds)
+
+    @staticmethod
+    def _normalise(scope: dict) -> dict:
+        """Lower-case the ``/atservicesrest/v1.0`` prefix; the rest keeps its spelling."""
+        path = scope["path"]
+        rest = path[len(PREFIX) :]
+        version, sep, tail = rest.lstrip("/").partition("/")
+        new_path = f"{PREFIX}/{version.lower()}{sep}{tail}"
+        if new_path == path:
+            return scope
+        return {**scope, "path": new_path, "raw_path": new_path.encode()}
+
+    @staticmethod
+    async def _answer(send: Callable, status: int, errors: list[str], retry_after: int | None = None) -> None:
+        body = json.dumps({"errors": errors}).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        if retry_after is not None:
+            headers.append((b"retry-after", str(retry_after).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
