@@ -40,6 +40,10 @@ class ConnectionConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     attachment_cap_mb: float | None = None
     timeout_seconds: float = 30.0
     webhook_secret_env: str | None = None
+    # Sync: seconds between incremental pulls (vendor webhooks also trigger a fetch).
+    poll_seconds: float = 30.0
+    # Sync: how far back each incremental pull reaches before its watermark.
+    poll_overlap_seconds: float = 120.0
 
 
 class ApiKeyConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

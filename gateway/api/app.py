@@ -23,7 +23,20 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
 
 from gateway import audit, intake
+from gateway.api import customers, queue
 from gateway.api.auth import KeyRing, Principal
+from gateway.api.common import (
+    ADMIN,
+    READ,
+    WRITE,
+    accepted,
+    authorize,
+    gateway_of,
+    idempotency_key,
+    own_connection,
+    own_ref,
+    owned_ticket,
+)
 from gateway.api.problems import ApiError, handle, not_found
 from gateway.api.schemas import (
     AlertActionBody,
@@ -44,59 +57,13 @@ from gateway.jobs import enqueue_write
 from gateway.models import Capability, Ticket, TicketForm, TicketQuery, TicketStatus, split_ref
 from gateway.writes import WriteRecord, WriteStep, WriteView
 
-READ, WRITE, ADMIN = "tickets:read", "tickets:write", "admin"
-IDEMPOTENCY_HEADER = "idempotency-key"
-
-
-def _gw(request: Request) -> Gateway:
-    return request.app.state.gateway
-
-
-def _auth(request: Request, scope: str) -> Principal:
-    return request.app.state.keyring.principal(request, scope)
-
-
-def _own_connection(gw: Gateway, principal: Principal, connection_id: str, what: str) -> None:
-    conn = gw.connections.get(connection_id)
-    if conn is None or conn.workspace != principal.workspace:
-        raise not_found(what)
-
-
-def _own_ref(gw: Gateway, principal: Principal, ref: str, what: str = "ticket") -> tuple[str, str]:
-    connection_id, vendor_id = split_ref(ref)
-    _own_connection(gw, principal, connection_id, f"{what} {ref}")
-    return connection_id, vendor_id
-
-
-def _ticket(gw: Gateway, principal: Principal, ref: FromPath[str]) -> Ticket:
-    connection_id, _ = _own_ref(gw, principal, ref)
-    gw.vendors.require(gw.connection(connection_id).vendor, Capability.TICKET_READ)
-    ticket = intake.cached_ticket(gw, ref)
-    if ticket is None:
-        raise not_found(f"ticket {ref}")
-    return ticket
-
-
-def _key(request: Request) -> str | None:
-    key = request.headers.get(IDEMPOTENCY_HEADER)
-    if key is not None and not (1 <= len(key) <= 255):
-        raise ApiError(400, "Bad Idempotency-Key", "an Idempotency-Key is 1 to 255 characters")
-    return key
-
-
-def _accepted(gw: Gateway, submitted: intake.Submitted) -> WriteAccepted:
-    record = gw.writes.get(submitted.write_id)
-    assert record is not None
-    return WriteAccepted(record.id, record.status, record.dedup_key, duplicate=not submitted.created)
-
-
 # --------------------------------------------------------------------------- meta
 
 
 @get("/health", operation_id="health", sync_to_thread=True)
 def health(request: Request) -> Health:
     """Liveness and what is degraded: Redis reachability and plugins that failed to load."""
-    gw = _gw(request)
+    gw = gateway_of(request)
     try:
         redis_ok = bool(gw.redis.ping())
         active = gw.writes.active_count()
@@ -109,8 +76,8 @@ def health(request: Request) -> Health:
 @get("/v1/plugins", operation_id="listPlugins", sync_to_thread=False)
 def list_plugins(request: Request) -> PluginList:
     """Every installed vendor plugin with its capabilities, and plugins that failed to load."""
-    _auth(request, READ)
-    gw = _gw(request)
+    authorize(request, READ)
+    gw = gateway_of(request)
     plugins = [
         PluginView(i.name, i.kind, i.title or i.name, sorted(i.capabilities, key=lambda c: c.value),
                    i.default_rate_limit, i.attachment_cap_bytes)
@@ -123,8 +90,8 @@ def list_plugins(request: Request) -> PluginList:
 @get("/v1/connections", operation_id="listConnections", sync_to_thread=True)
 def list_connections(request: Request) -> list[ConnectionView]:
     """The workspace's connections, their capabilities and their rate-limit state."""
-    principal = _auth(request, READ)
-    gw = _gw(request)
+    principal = authorize(request, READ)
+    gw = gateway_of(request)
     views = []
     for conn in gw.connections.values():
         if conn.workspace != principal.workspace:
@@ -141,9 +108,9 @@ def list_connections(request: Request) -> list[ConnectionView]:
 @get("/v1/connections/{connection_id:str}/ticket-form", operation_id="getTicketForm", sync_to_thread=True)
 def ticket_form(request: Request, connection_id: FromPath[str], refresh: FromQuery[bool] = False) -> TicketForm:
     """The PSA's new-ticket form: required fields and picklists (cached; ``refresh=true``)."""
-    principal = _auth(request, READ)
-    gw = _gw(request)
-    _own_connection(gw, principal, connection_id, f"connection {connection_id}")
+    principal = authorize(request, READ)
+    gw = gateway_of(request)
+    own_connection(gw, principal, connection_id, f"connection {connection_id}")
     gw.vendors.require(gw.connection(connection_id).vendor, Capability.CREATE_TICKET)
     return intake.cached_form(gw, connection_id, refresh=refresh)
 
@@ -154,8 +121,8 @@ def ticket_form(request: Request, connection_id: FromPath[str], refresh: FromQue
 @get("/v1/tickets", operation_id="listTickets", sync_to_thread=True)
 def list_tickets(request: Request, connection: FromQuery[str | None] = None, open_only: FromQuery[bool] = True, limit: FromQuery[int] = 100) -> TicketList:
     """Open tickets of every PSA connection in the workspace, read live (first page each)."""
-    principal = _auth(request, READ)
-    gw = _gw(request)
+    principal = authorize(request, READ)
+    gw = gateway_of(request)
     limit = max(1, min(limit, 500))
     tickets: list[Ticket] = []
     errors: dict[str, str] = {}
@@ -176,9 +143,9 @@ def list_tickets(request: Request, connection: FromQuery[str | None] = None, ope
 @get("/v1/tickets/{ref:str}", operation_id="getTicket", sync_to_thread=True)
 def get_ticket(request: Request, ref: FromPath[str]) -> Ticket:
     """One ticket with its conversation thread (internal entries marked)."""
-    principal = _auth(request, READ)
-    gw = _gw(request)
-    connection_id, vendor_id = _own_ref(gw, principal, ref)
+    principal = authorize(request, READ)
+    gw = gateway_of(request)
+    connection_id, vendor_id = own_ref(gw, principal, ref)
     ticket = intake.cached_ticket(gw, ref, refresh=True)
     if ticket is None:
         raise not_found(f"ticket {ref}")
@@ -189,9 +156,9 @@ def get_ticket(request: Request, ref: FromPath[str]) -> Ticket:
 @get("/v1/tickets/{ref:str}/statuses", operation_id="listTicketStatuses", sync_to_thread=True)
 def ticket_statuses(request: Request, ref: FromPath[str]) -> list[TicketStatus]:
     """The PSA statuses this ticket may move to (per board or queue), with categories."""
-    principal = _auth(request, READ)
-    gw = _gw(request)
-    return intake.cached_statuses(gw, _ticket(gw, principal, ref))
+    principal = authorize(request, READ)
+    gw = gateway_of(request)
+    return intake.cached_statuses(gw, owned_ticket(gw, principal, ref))
 
 
 # --------------------------------------------------------------------------- writes
@@ -238,18 +205,18 @@ def _convert(value: Any, type_: type) -> Any:
       request_max_body_size=128 * 1024 * 1024)
 async def create_reply(request: Request, ref: FromPath[str]) -> WriteAccepted:
     """Queue a reply or internal note (JSON ``ReplyCreate`` or multipart with ``files``)."""
-    principal = _auth(request, WRITE)
-    gw = _gw(request)
-    connection_id, _ = _own_ref(gw, principal, ref)
+    principal = authorize(request, WRITE)
+    gw = gateway_of(request)
+    connection_id, _ = own_ref(gw, principal, ref)
     conn = gw.connection(connection_id)
     body, uploads = await _reply_body(request, gw, conn.attachment_cap_bytes, conn.vendor)
-    key = _key(request)
+    key = idempotency_key(request)
 
     def accept() -> WriteAccepted:
         gw.vendors.require(conn.vendor, Capability.INTERNAL_NOTE if body.internal else Capability.REPLY)
         if uploads:
             gw.vendors.require(conn.vendor, Capability.ATTACHMENT)
-        ticket = _ticket(gw, principal, ref)
+        ticket = owned_ticket(gw, principal, ref)
         status_id = body.status_id
         if status_id is not None:
             gw.vendors.require(conn.vendor, Capability.STATUS)
@@ -273,7 +240,7 @@ async def create_reply(request: Request, ref: FromPath[str]) -> WriteAccepted:
             gw, workspace=principal.workspace, connection=connection_id, kind="reply", target=ref,
             steps=steps, request=request_body, idempotency_key=key, uploads=uploads,
         )
-        return _accepted(gw, submitted)
+        return accepted(gw, submitted)
 
     return await anyio.to_thread.run_sync(accept)
 
@@ -281,42 +248,42 @@ async def create_reply(request: Request, ref: FromPath[str]) -> WriteAccepted:
 @post("/v1/tickets/{ref:str}/status", operation_id="changeStatus", status_code=202, sync_to_thread=True)
 def change_status(request: Request, ref: FromPath[str], data: JSONBody[StatusUpdate]) -> WriteAccepted:
     """Queue a status change to one of the ticket's PSA statuses (422 lists the valid ones)."""
-    principal = _auth(request, WRITE)
-    gw = _gw(request)
-    connection_id, _ = _own_ref(gw, principal, ref)
+    principal = authorize(request, WRITE)
+    gw = gateway_of(request)
+    connection_id, _ = own_ref(gw, principal, ref)
     gw.vendors.require(gw.connection(connection_id).vendor, Capability.STATUS)
-    ticket = _ticket(gw, principal, ref)
+    ticket = owned_ticket(gw, principal, ref)
     intake.check_status(gw, ticket, data.status_id)
     submitted = intake.submit(
         gw, workspace=principal.workspace, connection=connection_id, kind="status", target=ref,
         steps=[WriteStep("status", {"status_id": data.status_id})], request=msgspec.to_builtins(data),
-        idempotency_key=_key(request),
+        idempotency_key=idempotency_key(request),
     )
-    return _accepted(gw, submitted)
+    return accepted(gw, submitted)
 
 
 @post("/v1/tickets/{ref:str}/time-entries", operation_id="createTimeEntry", status_code=202, sync_to_thread=True)
 def create_time_entry(request: Request, ref: FromPath[str], data: JSONBody[TimeEntryBody]) -> WriteAccepted:
     """Queue a time entry against the ticket."""
-    principal = _auth(request, WRITE)
-    gw = _gw(request)
-    connection_id, _ = _own_ref(gw, principal, ref)
+    principal = authorize(request, WRITE)
+    gw = gateway_of(request)
+    connection_id, _ = own_ref(gw, principal, ref)
     gw.vendors.require(gw.connection(connection_id).vendor, Capability.TIME_ENTRY)
-    _ticket(gw, principal, ref)
+    owned_ticket(gw, principal, ref)
     payload = msgspec.to_builtins(data)
     submitted = intake.submit(
         gw, workspace=principal.workspace, connection=connection_id, kind="time_entry", target=ref,
-        steps=[WriteStep("time_entry", payload)], request=payload, idempotency_key=_key(request),
+        steps=[WriteStep("time_entry", payload)], request=payload, idempotency_key=idempotency_key(request),
     )
-    return _accepted(gw, submitted)
+    return accepted(gw, submitted)
 
 
 @post("/v1/tickets", operation_id="createTicket", status_code=202, sync_to_thread=True)
 def create_ticket(request: Request, data: JSONBody[TicketCreateBody]) -> WriteAccepted:
     """Queue a new ticket, validated against the connection's form (required fields, picklists)."""
-    principal = _auth(request, WRITE)
-    gw = _gw(request)
-    _own_connection(gw, principal, data.connection, f"connection {data.connection}")
+    principal = authorize(request, WRITE)
+    gw = gateway_of(request)
+    own_connection(gw, principal, data.connection, f"connection {data.connection}")
     gw.vendors.require(gw.connection(data.connection).vendor, Capability.CREATE_TICKET)
     form = intake.cached_form(gw, data.connection)
     problems = []
@@ -335,32 +302,32 @@ def create_ticket(request: Request, data: JSONBody[TicketCreateBody]) -> WriteAc
                        f"see GET /v1/connections/{data.connection}/ticket-form", problems=problems)
     related: tuple[str, ...] = ()
     if data.alert:
-        _own_ref(gw, principal, data.alert, "alert")
+        own_ref(gw, principal, data.alert, "alert")
         related = (data.alert,)
     payload = {"summary": data.summary, "description": data.description, "customer_id": data.customer_id,
                "fields": data.fields, "related": list(related)}
     submitted = intake.submit(
         gw, workspace=principal.workspace, connection=data.connection, kind="create_ticket", target=None,
-        steps=[WriteStep("create", payload)], request=msgspec.to_builtins(data), idempotency_key=_key(request),
+        steps=[WriteStep("create", payload)], request=msgspec.to_builtins(data), idempotency_key=idempotency_key(request),
     )
-    return _accepted(gw, submitted)
+    return accepted(gw, submitted)
 
 
 @post("/v1/alerts/{ref:str}/actions", operation_id="alertAction", status_code=202, sync_to_thread=True)
 def alert_action(request: Request, ref: FromPath[str], data: JSONBody[AlertActionBody]) -> WriteAccepted:
     """Queue an acknowledge or resolve of an RMM alert (501 where the vendor has no such action)."""
-    principal = _auth(request, WRITE)
-    gw = _gw(request)
-    connection_id, _ = _own_ref(gw, principal, ref, "alert")
+    principal = authorize(request, WRITE)
+    gw = gateway_of(request)
+    connection_id, _ = own_ref(gw, principal, ref, "alert")
     vendor = gw.connection(connection_id).vendor
     capability = Capability.ALERT_ACKNOWLEDGE if data.action == "acknowledge" else Capability.ALERT_RESOLVE
     gw.vendors.require(vendor, capability)
     submitted = intake.submit(
         gw, workspace=principal.workspace, connection=connection_id, kind="alert_action", target=ref,
         steps=[WriteStep("alert", {"action": data.action})], request=msgspec.to_builtins(data),
-        idempotency_key=_key(request),
+        idempotency_key=idempotency_key(request),
     )
-    return _accepted(gw, submitted)
+    return accepted(gw, submitted)
 
 
 def _view(record: WriteRecord) -> WriteView:
@@ -379,8 +346,8 @@ def _own_write(gw: Gateway, principal: Principal, write_id: FromPath[str]) -> Wr
 @get("/v1/writes/{write_id:str}", operation_id="getWrite", sync_to_thread=False)
 def get_write(request: Request, write_id: FromPath[str]) -> WriteView:
     """A write's status, its steps (with the vendor ids they made) and every attempt."""
-    principal = _auth(request, READ)
-    return _view(_own_write(_gw(request), principal, write_id))
+    principal = authorize(request, READ)
+    return _view(_own_write(gateway_of(request), principal, write_id))
 
 
 # --------------------------------------------------------------------------- admin
@@ -406,16 +373,16 @@ def _audit_admin(gw: Gateway, principal: Principal, action: str, record: WriteRe
 @get("/v1/admin/dead-letters", operation_id="listDeadLetters", sync_to_thread=True)
 def list_dead_letters(request: Request, limit: FromQuery[int] = 100, offset: FromQuery[int] = 0) -> list[DeadLetter]:
     """Dead-lettered writes of the workspace, newest first."""
-    principal = _auth(request, ADMIN)
-    gw = _gw(request)
+    principal = authorize(request, ADMIN)
+    gw = gateway_of(request)
     records = gw.writes.dead_letters(principal.workspace, max(1, min(limit, 500)), max(0, offset))
     return [DeadLetter(_view(r), gw.redactor.payload(r.request), r.workspace) for r in records]
 
 
 @get("/v1/admin/dead-letters/{write_id:str}", operation_id="getDeadLetter", sync_to_thread=True)
 def get_dead_letter(request: Request, write_id: FromPath[str]) -> DeadLetter:
-    principal = _auth(request, ADMIN)
-    gw = _gw(request)
+    principal = authorize(request, ADMIN)
+    gw = gateway_of(request)
     record = _own_write(gw, principal, write_id)
     if record.status != "dead":
         raise not_found(f"dead letter {write_id}")
@@ -425,8 +392,8 @@ def get_dead_letter(request: Request, write_id: FromPath[str]) -> DeadLetter:
 @post("/v1/admin/dead-letters/{write_id:str}/retry", operation_id="retryDeadLetter", status_code=202, sync_to_thread=True)
 def retry_dead_letter(request: Request, write_id: FromPath[str]) -> WriteAccepted:
     """Send a dead letter again with the same dedup key; unknown outcomes are reconciled first."""
-    principal = _auth(request, ADMIN)
-    gw = _gw(request)
+    principal = authorize(request, ADMIN)
+    gw = gateway_of(request)
     record = _own_write(gw, principal, write_id)
     if record.status != "dead":
         raise ApiError(409, "Not a dead letter", f"write {write_id} is {record.status}", "only dead letters can be retried")
@@ -450,8 +417,8 @@ def retry_dead_letter(request: Request, write_id: FromPath[str]) -> WriteAccepte
 @delete("/v1/admin/dead-letters/{write_id:str}", operation_id="discardDeadLetter", status_code=204, sync_to_thread=True)
 def discard_dead_letter(request: Request, write_id: FromPath[str]) -> None:
     """Give up on a dead letter for good (it stays readable at ``GET /v1/writes/{id}``)."""
-    principal = _auth(request, ADMIN)
-    gw = _gw(request)
+    principal = authorize(request, ADMIN)
+    gw = gateway_of(request)
     record = _own_write(gw, principal, write_id)
     if record.status != "dead":
         raise ApiError(409, "Not a dead letter", f"write {write_id} is {record.status}", "only dead letters can be discarded")
@@ -463,12 +430,12 @@ def discard_dead_letter(request: Request, write_id: FromPath[str]) -> None:
 @get("/v1/admin/audit", operation_id="readAudit", sync_to_thread=True)
 def read_audit(request: Request, write_id: FromQuery[str | None] = None, ticket: FromQuery[str | None] = None, limit: FromQuery[int] = 200) -> list[audit.AuditRecord]:
     """Audited spans (vendor calls, write jobs, admin actions) of one write or one ticket."""
-    principal = _auth(request, ADMIN)
-    gw = _gw(request)
+    principal = authorize(request, ADMIN)
+    gw = gateway_of(request)
     if write_id:
         _own_write(gw, principal, write_id)
     if ticket:
-        _own_ref(gw, principal, ticket)
+        own_ref(gw, principal, ticket)
     records = audit.read_audit(gw.redis, write_id=write_id, ticket=ticket, limit=max(1, min(limit, 1000)))
     if not write_id and not ticket:
         records = [r for r in records if r.attributes.get("gateway.workspace") == principal.workspace]
@@ -492,7 +459,7 @@ def create_app(gateway: Gateway, *, extra_routes: list[Any] | None = None) -> Li
 
     otel = OpenTelemetryPlugin(OpenTelemetryConfig(tracer_provider=gateway.tracer_provider))
     return Litestar(
-        route_handlers=[*ROUTES, *(extra_routes or [])],
+        route_handlers=[*ROUTES, *customers.ROUTES, *queue.ROUTES, *(extra_routes or [])],
         on_startup=[on_startup],
         exception_handlers={Exception: handle},
         openapi_config=OpenAPIConfig(title="MSP integration gateway", version="1", path="/schema"),

@@ -1,0 +1,64 @@
+"""What every route module shares: the gateway, the caller's key, workspace ownership checks."""
+
+from __future__ import annotations
+
+from litestar import Request
+
+from gateway import intake
+from gateway.api.auth import Principal
+from gateway.api.problems import ApiError, not_found
+from gateway.api.schemas import WriteAccepted
+from gateway.core import Gateway
+from gateway.models import Capability, Ticket, split_ref
+
+READ, WRITE, ADMIN = "tickets:read", "tickets:write", "admin"
+IDEMPOTENCY_HEADER = "idempotency-key"
+
+
+def gateway_of(request: Request) -> Gateway:
+    """The ``Gateway`` this app serves."""
+    return request.app.state.gateway
+
+
+def authorize(request: Request, scope: str) -> Principal:
+    """The caller's key, checked for ``scope`` (401 without a valid key, 403 without it)."""
+    return request.app.state.keyring.principal(request, scope)
+
+
+def own_connection(gw: Gateway, principal: Principal, connection_id: str, what: str) -> None:
+    """404 (never 403) unless the connection is in the caller's workspace."""
+    conn = gw.connections.get(connection_id)
+    if conn is None or conn.workspace != principal.workspace:
+        raise not_found(what)
+
+
+def own_ref(gw: Gateway, principal: Principal, ref: str, what: str = "ticket") -> tuple[str, str]:
+    """Split a reference the caller may use into ``(connection, vendor id)``."""
+    connection_id, vendor_id = split_ref(ref)
+    own_connection(gw, principal, connection_id, f"{what} {ref}")
+    return connection_id, vendor_id
+
+
+def owned_ticket(gw: Gateway, principal: Principal, ref: str) -> Ticket:
+    """The ticket (cached facts) if it exists in the caller's workspace, else 404."""
+    connection_id, _ = own_ref(gw, principal, ref)
+    gw.vendors.require(gw.connection(connection_id).vendor, Capability.TICKET_READ)
+    ticket = intake.cached_ticket(gw, ref)
+    if ticket is None:
+        raise not_found(f"ticket {ref}")
+    return ticket
+
+
+def idempotency_key(request: Request) -> str | None:
+    """The caller's ``Idempotency-Key`` (1 to 255 characters), if sent."""
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is not None and not (1 <= len(key) <= 255):
+        raise ApiError(400, "Bad Idempotency-Key", "an Idempotency-Key is 1 to 255 characters")
+    return key
+
+
+def accepted(gw: Gateway, submitted: intake.Submitted) -> WriteAccepted:
+    """The 202 body for a stored write."""
+    record = gw.writes.get(submitted.write_id)
+    assert record is not None
+    return WriteAccepted(record.id, record.status, record.dedup_key, duplicate=not submitted.created)
