@@ -19,6 +19,8 @@ class CallContext:
     prepaid: bool = False
     # Rate-limit waits are raised (job deferred) in workers, slept in API reads.
     defer_on_limit: bool = False
+    # Book a future slot when over budget (writes); sync only takes budget that is free now.
+    book_ahead: bool = True
     calls: list[int] = field(default_factory=list)
 
 

@@ -24,6 +24,7 @@ from gateway.ratelimit import RateLimiter
 from gateway.redact import Redactor, install_log_redaction
 from gateway.runtime import Runtime
 from gateway.settings import ConnectionConfig, Settings, WorkspaceConfig, secret_values
+from gateway.store import TicketStore
 from gateway.writes import WriteStore
 
 WRITE_QUEUE = "writes"
@@ -54,6 +55,7 @@ class Gateway:
             redis_client, idempotency_seconds=int(settings.gateway.idempotency_hours * 3600)
         )
         self.queue = rq.Queue(WRITE_QUEUE, connection=redis_client)
+        self.store = TicketStore(redis_client)
         self.connections: dict[str, Connection] = {}
         self.workspace_of: dict[str, WorkspaceConfig] = {}
         for w_index, workspace in enumerate(settings.workspaces):
@@ -65,7 +67,9 @@ class Gateway:
         self._lock = threading.Lock()
         self.retry_base_seconds = settings.gateway.retry_base_seconds
         # Called with each write that succeeded (the ticket store listens here).
-        self.write_listeners: list[Any] = []
+        from gateway import sync  # sync builds on Gateway; imported here to avoid a cycle
+
+        self.write_listeners: list[Any] = [lambda record: sync.after_write(self, record)]
 
     def after_write(self, record: Any) -> None:
         """Tell listeners a write landed; drop cached ticket facts it made stale."""

@@ -33,6 +33,7 @@ import pluggy
 if TYPE_CHECKING:
     from gateway.models import (
         Alert,
+        Attachment,
         AttachmentUpload,
         Connection,
         Customer,
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
         TicketQuery,
         TicketStatus,
         ThreadEntry,
+        TimeEntry,
         TimeEntryCreate,
         VendorInfo,
     )
@@ -108,6 +110,31 @@ def gateway_ticket_get(client: Any, ticket_id: str) -> Ticket | None:
 @hookspec(firstresult=True)
 def gateway_ticket_thread(client: Any, ticket_id: str) -> list[ThreadEntry]:
     """Return the ticket's conversation, oldest first, internal entries marked ``internal``."""
+
+
+@hookspec(firstresult=True)
+def gateway_ticket_time_entries(client: Any, ticket_id: str) -> list[TimeEntry]:
+    """Return the time logged against the ticket, oldest first.
+
+    .. versionadded:: 0.2
+    """
+
+
+@hookspec(firstresult=True)
+def gateway_ticket_attachments(client: Any, ticket_id: str) -> list[Attachment]:
+    """Return the files attached to the ticket (metadata only: id, file name, size, type).
+
+    .. versionadded:: 0.2
+    """
+
+
+@hookspec(firstresult=True)
+def gateway_attachment_download(client: Any, ticket_id: str, attachment_id: str) -> AttachmentUpload | None:
+    """Return one attachment's bytes with its file name and content type, or ``None`` when the
+    ticket has no such attachment. The gateway streams it to the caller.
+
+    .. versionadded:: 0.2
+    """
 
 
 @hookspec(firstresult=True)

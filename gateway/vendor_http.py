@@ -113,7 +113,7 @@ class VendorHTTP:
         if ctx.prepaid:
             ctx.prepaid = False
         else:
-            wait = runtime.limiter.reserve(self.connection.id, policy)
+            wait = runtime.limiter.reserve(self.connection.id, policy, book=ctx.book_ahead)
             if wait > 0:
                 if ctx.defer_on_limit or wait > MAX_READ_WAIT:
                     raise VendorRateLimited(

@@ -15,9 +15,10 @@ import signal
 import threading
 import time
 
+import rq
 from rq import SimpleWorker
 
-from gateway import jobs
+from gateway import jobs, sync
 from gateway.core import WRITE_QUEUE, Gateway
 
 log = logging.getLogger("gateway.worker")
@@ -46,10 +47,14 @@ class Housekeeping(threading.Thread):
         self.stopping = threading.Event()
 
     def run(self) -> None:
-        last_sweep = 0.0
+        last_sweep = last_keepalive = 0.0
         while not self.stopping.is_set():
             try:
                 jobs.promote_due(self.gw)
+                sync.promote_due(self.gw)
+                if time.monotonic() - last_keepalive > 5.0:
+                    last_keepalive = time.monotonic()
+                    sync.keep_alive(self.gw)
                 if time.monotonic() - last_sweep > self.sweep_every:
                     last_sweep = time.monotonic()
                     revived = jobs.sweep(self.gw, self.stale_after)
@@ -66,7 +71,8 @@ def run_worker(gw: Gateway, *, burst: bool = False, name: str | None = None) -> 
     jobs.bind(gw)
     housekeeping = Housekeeping(gw)
     housekeeping.start()
-    worker = GatewayWorker([WRITE_QUEUE], connection=gw.redis, name=name)
+    # Order matters: rq takes from the first non-empty queue, so writes always go first.
+    worker = GatewayWorker([WRITE_QUEUE, sync.EVENTS_QUEUE, sync.SYNC_QUEUE], connection=gw.redis, name=name)
     try:
         worker.work(burst=burst, logging_level="WARNING", with_scheduler=False)
     finally:
@@ -76,16 +82,18 @@ def run_worker(gw: Gateway, *, burst: bool = False, name: str | None = None) -> 
 def drain(gw: Gateway, *, timeout: float = 60.0, idle_grace: float = 0.0) -> bool:
     """Run every write to completion in this process (tests and benchmarks).
 
-    Loops: promote due delayed runs, run queued jobs, sleep until the next delayed run.
+    Loops: promote due delayed runs, run queued jobs (writes, then the ticket fetches they
+    trigger), sleep until the next delayed run. Sync polling is not run here.
     Returns True when no write is left unfinished, False on timeout.
     """
     jobs.bind(gw)
-    worker = GatewayWorker([WRITE_QUEUE], connection=gw.redis)
+    worker = GatewayWorker([WRITE_QUEUE, sync.EVENTS_QUEUE], connection=gw.redis)
+    events = rq.Queue(sync.EVENTS_QUEUE, connection=gw.redis)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         jobs.promote_due(gw)
         worker.work(burst=True, logging_level="WARNING", with_scheduler=False)
-        if gw.writes.active_count() == 0 and gw.queue.count == 0 and jobs.next_due_in(gw) is None:
+        if gw.writes.active_count() == 0 and gw.queue.count == 0 and events.count == 0 and jobs.next_due_in(gw) is None:
             return True
         wait = jobs.next_due_in(gw)
         if wait is None:

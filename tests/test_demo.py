@@ -63,7 +63,12 @@ def wait_for(client: httpx.Client, write_id: str) -> dict:
 def test_the_demo_serves_and_one_idempotency_key_makes_one_note(demo: httpx.Client) -> None:
     plugins = {p["vendor"] for p in demo.get("/v1/plugins").json()["plugins"]}
     assert "connectwise" in plugins
-    tickets = demo.get("/v1/tickets", params={"connection": "cw-main"}).json()["tickets"]
+    deadline = time.monotonic() + 30
+    tickets: list = []
+    while not tickets and time.monotonic() < deadline:  # the workers' first sync fills the queue
+        tickets = demo.get("/v1/tickets", params={"connection": "cw-main"}).json()["tickets"]
+        time.sleep(0.2)
+    assert tickets, "the queue stayed empty"
     ref = tickets[0]["ref"]
     first = demo.post(f"/v1/tickets/{ref}/replies", json={"text": "demo reply"}, headers={"Idempotency-Key": "demo-1"})
     second = demo.post(f"/v1/tickets/{ref}/replies", json={"text": "demo reply"}, headers={"Idempotency-Key": "demo-1"})

@@ -13,6 +13,7 @@ from gateway.testing.simulator import Faults
 
 
 def run_scenario(env: Env, count: int) -> None:
+    env.sync()
     tickets = sorted({env.sim.sample_ticket_id()} | {t["vendor_id"] for t in env.get("/v1/tickets").json()["tickets"][:4]})
     env.sim.set_faults(Faults(drop_after_commit_rate=0.3, throttle_rate=0.1, retry_after=1, writes_only=True, seed=2026))
     texts = {}

@@ -106,6 +106,7 @@ def test_first_reply_moves_a_new_ticket_to_in_progress_only_when_enabled(redis_c
     env_iter = build_env(sim, redis_client, workspace={"first_reply_sets_in_progress": enabled})
     env = next(env_iter)
     try:
+        env.sync()
         tickets = env.get("/v1/tickets", params={"limit": 500}).json()["tickets"]
         ticket_id = next(t["vendor_id"] for t in tickets if t["status"]["category"] == "new")
         env.post(f"/v1/tickets/{env.ref(ticket_id)}/replies", {"text": "first reply"})

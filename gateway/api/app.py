@@ -16,13 +16,13 @@ from typing import Any
 
 import anyio
 import msgspec
-from litestar import Litestar, Request, delete, get, post
-from litestar.datastructures import UploadFile
+from litestar import Litestar, Request, Response, delete, get, post
+from litestar.datastructures import State, UploadFile
 from litestar.openapi import OpenAPIConfig
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
 
-from gateway import audit, intake
+from gateway import audit, intake, links, sync
 from gateway.api import customers, queue
 from gateway.api.auth import KeyRing, Principal
 from gateway.api.common import (
@@ -48,13 +48,13 @@ from gateway.api.schemas import (
     ReplyCreate,
     StatusUpdate,
     TicketCreateBody,
-    TicketList,
     TimeEntryBody,
     WriteAccepted,
 )
 from gateway.core import Gateway
 from gateway.jobs import enqueue_write
-from gateway.models import Capability, Ticket, TicketForm, TicketQuery, TicketStatus, split_ref
+from gateway.errors import NotSupported
+from gateway.models import Capability, Ticket, TicketForm, TicketStatus
 from gateway.writes import WriteRecord, WriteStep, WriteView
 
 # --------------------------------------------------------------------------- meta
@@ -92,6 +92,7 @@ def list_connections(request: Request) -> list[ConnectionView]:
     """The workspace's connections, their capabilities and their rate-limit state."""
     principal = authorize(request, READ)
     gw = gateway_of(request)
+    synced = set(sync.synced_connections(gw))
     views = []
     for conn in gw.connections.values():
         if conn.workspace != principal.workspace:
@@ -101,6 +102,7 @@ def list_connections(request: Request) -> list[ConnectionView]:
             conn.id, conn.vendor, info.kind, sorted(info.capabilities, key=lambda c: c.value), conn.rate_limit,
             conn.attachment_cap_bytes, round(gw.limiter.paused_for(conn.id), 3),
             gw.limiter.calls_in_window(conn.id, 60),
+            sync.status(gw, conn.id) if conn.id in synced else None,
         ))
     return views
 
@@ -118,39 +120,55 @@ def ticket_form(request: Request, connection_id: FromPath[str], refresh: FromQue
 # --------------------------------------------------------------------------- ticket reads
 
 
-@get("/v1/tickets", operation_id="listTickets", sync_to_thread=True)
-def list_tickets(request: Request, connection: FromQuery[str | None] = None, open_only: FromQuery[bool] = True, limit: FromQuery[int] = 100) -> TicketList:
-    """Open tickets of every PSA connection in the workspace, read live (first page each)."""
-    principal = authorize(request, READ)
-    gw = gateway_of(request)
-    limit = max(1, min(limit, 500))
-    tickets: list[Ticket] = []
-    errors: dict[str, str] = {}
-    for conn in gw.connections.values():
-        if conn.workspace != principal.workspace or (connection and conn.id != connection):
-            continue
-        if not gw.vendors.has(conn.vendor, Capability.TICKET_READ):
-            continue
-        try:
-            page = gw.call(conn.id, "gateway_ticket_list", query=TicketQuery(open_only=open_only, page_size=limit))
-            tickets.extend(page.tickets)
-        except Exception as exc:  # one vendor down must not hide the others
-            errors[conn.id] = gw.redactor.scrub(str(exc))
-    tickets.sort(key=lambda t: t.updated_at.timestamp() if t.updated_at else 0, reverse=True)
-    return TicketList(tickets[:limit], errors)
+def _optional(gw: Gateway, connection_id: str, hook: str, **kwargs: Any) -> Any:
+    """A detail read the vendor may not offer: ``None`` instead of 501."""
+    try:
+        return gw.call(connection_id, hook, **kwargs)
+    except NotSupported:
+        return None
 
 
 @get("/v1/tickets/{ref:str}", operation_id="getTicket", sync_to_thread=True)
 def get_ticket(request: Request, ref: FromPath[str]) -> Ticket:
-    """One ticket with its conversation thread (internal entries marked)."""
+    """One ticket in full: conversation thread (internal entries marked), attachments, status
+    history, time entries, related records (devices, alerts, agreements) and its PSA link."""
     principal = authorize(request, READ)
     gw = gateway_of(request)
     connection_id, vendor_id = own_ref(gw, principal, ref)
-    ticket = intake.cached_ticket(gw, ref, refresh=True)
+    ticket = gw.call(connection_id, "gateway_ticket_get", ticket_id=vendor_id)
     if ticket is None:
+        gw.store.delete(ref)
         raise not_found(f"ticket {ref}")
+    gw.store.upsert(ticket, principal.workspace)
     thread = gw.call(connection_id, "gateway_ticket_thread", ticket_id=vendor_id)
-    return msgspec.structs.replace(ticket, thread=tuple(thread))
+    time_entries = _optional(gw, connection_id, "gateway_ticket_time_entries", ticket_id=vendor_id)
+    attachments = _optional(gw, connection_id, "gateway_ticket_attachments", ticket_id=vendor_id)
+    related = list(ticket.related)
+    related += [r for r in links.related_records(gw, ref) if r.ref not in {x.ref for x in related}]
+    return msgspec.structs.replace(
+        ticket,
+        thread=tuple(thread),
+        time_entries=tuple(time_entries or ()),
+        attachments=tuple(attachments or ()),
+        status_history=tuple(gw.store.status_history(ref)),
+        related=tuple(related),
+    )
+
+
+@get("/v1/tickets/{ref:str}/attachments/{attachment_id:str}", operation_id="downloadAttachment",
+     sync_to_thread=True, media_type="application/octet-stream")
+def download_attachment(request: Request, ref: FromPath[str], attachment_id: FromPath[str]) -> Response[bytes]:
+    """An attachment's bytes, fetched from the PSA through the gateway."""
+    principal = authorize(request, READ)
+    gw = gateway_of(request)
+    connection_id, vendor_id = own_ref(gw, principal, ref)
+    gw.vendors.require(gw.connection(connection_id).vendor, Capability.TICKET_READ)
+    found = gw.call(connection_id, "gateway_attachment_download", ticket_id=vendor_id, attachment_id=attachment_id)
+    if found is None:
+        raise not_found(f"attachment {attachment_id} on {ref}")
+    safe_name = "".join(c for c in found.filename if c.isprintable() and c not in '"\\') or "attachment"
+    return Response(found.data, media_type=found.content_type or "application/octet-stream",
+                    headers={"Content-Disposition": f'attachment; filename="{safe_name}"'})
 
 
 @get("/v1/tickets/{ref:str}/statuses", operation_id="listTicketStatuses", sync_to_thread=True)
@@ -443,7 +461,7 @@ def read_audit(request: Request, write_id: FromQuery[str | None] = None, ticket:
 
 
 ROUTES = [
-    health, list_plugins, list_connections, ticket_form, list_tickets, get_ticket, ticket_statuses,
+    health, list_plugins, list_connections, ticket_form, get_ticket, download_attachment, ticket_statuses,
     create_reply, change_status, create_time_entry, create_ticket, alert_action, get_write,
     list_dead_letters, get_dead_letter, retry_dead_letter, discard_dead_letter, read_audit,
 ]
@@ -452,15 +470,10 @@ ROUTES = [
 def create_app(gateway: Gateway, *, extra_routes: list[Any] | None = None) -> Litestar:
     """Build the API around an assembled ``Gateway`` (the caller owns and closes it)."""
 
-    def on_startup(app: Litestar) -> None:
-        app.state.gateway = gateway
-        app.state.keyring = KeyRing(gateway.settings)
-        app.state.redactor = gateway.redactor
-
     otel = OpenTelemetryPlugin(OpenTelemetryConfig(tracer_provider=gateway.tracer_provider))
     return Litestar(
         route_handlers=[*ROUTES, *customers.ROUTES, *queue.ROUTES, *(extra_routes or [])],
-        on_startup=[on_startup],
+        state=State({"gateway": gateway, "keyring": KeyRing(gateway.settings), "redactor": gateway.redactor}),
         exception_handlers={Exception: handle},
         openapi_config=OpenAPIConfig(title="MSP integration gateway", version="1", path="/schema"),
         plugins=[otel],

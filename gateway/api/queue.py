@@ -1,7 +1,212 @@
-"""Unified-queue routes (the synced ticket store): filled in by the queue work."""
+"""The unified queue: every synced ticket of the workspace, filtered, sorted, paged, counted.
+
+- ``GET /v1/tickets``: the global queue.
+- ``GET /v1/customers/{customer_id}/tickets``: the same records and filters for one customer.
+- ``POST /v1/webhooks/{connection_id}``: vendor webhooks (signature checked by the plugin).
+- ``POST /v1/admin/connections/{connection_id}/resync``: rebuild a connection's tickets.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+import os
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
-ROUTES: list[Any] = []
+import msgspec
+from litestar import Request, get, post
+from litestar.params import FromPath, FromQuery, QueryParameter, RawBody
+
+from gateway import sync
+from gateway.api.common import ADMIN, READ, authorize, gateway_of, own_connection
+from gateway.api.problems import ApiError, not_found
+from gateway.errors import BadSignature, NotSupported
+from gateway.models import Capability, Ticket
+from gateway.store import TicketFilter
+
+log = logging.getLogger("gateway.webhooks")
+
+Many = Annotated[list[str] | None, QueryParameter(required=False)]
+
+
+class Facets(msgspec.Struct):
+    status: dict[str, int]
+    cat: dict[str, int]
+    customer: dict[str, int]
+    assignee: dict[str, int]
+
+
+class TicketPage(msgspec.Struct, omit_defaults=True):
+    """One page of the queue; pass ``next_cursor`` back as ``cursor`` for the next."""
+
+    tickets: list[Ticket]
+    next_cursor: str | None = None
+    total: int | None = None
+    facets: Facets | None = None
+
+
+class WebhookAccepted(msgspec.Struct):
+    events: int
+
+
+def _filter(
+    *, status: list[str] | None, status_id: list[str] | None, category: list[str] | None, customer: list[str] | None,
+    assignee: list[str] | None, connection: list[str] | None, vendor: list[str] | None, priority: list[str] | None,
+    board: list[str] | None, q: str | None, created_after: datetime | None, created_before: datetime | None,
+    updated_after: datetime | None, updated_before: datetime | None,
+) -> TicketFilter:
+    return TicketFilter(
+        status=status_id or [], status_name=status or [], category=category or [], customer=customer or [],
+        assignee=assignee or [], connection=connection or [], vendor=vendor or [], priority=priority or [],
+        board=board or [], text=(q or "").strip(), created_after=created_after, created_before=created_before,
+        updated_after=updated_after, updated_before=updated_before,
+    )
+
+
+def _page(request: Request, flt: TicketFilter, sort: str, order: str, limit: int, cursor: str | None, facets: bool) -> TicketPage:
+    principal = authorize(request, READ)
+    gw = gateway_of(request)
+    for connection in flt.connection:
+        own_connection(gw, principal, connection, f"connection {connection}")
+    try:
+        result = gw.store.query(
+            principal.workspace, flt, sort=sort, order=order, limit=max(1, min(limit, 500)), cursor=cursor, facets=facets
+        )
+    except ValueError as exc:
+        raise ApiError(400, "Bad cursor", str(exc), "start again without a cursor") from None
+    counts = msgspec.convert(result.facets, Facets) if result.facets is not None else None
+    return TicketPage(result.tickets, result.next_cursor, result.total, counts)
+
+
+SortBy = Literal["updated", "created", "age"]
+Order = Literal["desc", "asc"]
+
+
+@get("/v1/tickets", operation_id="listTickets", sync_to_thread=True)
+def list_tickets(
+    request: Request,
+    status: FromQuery[Many] = None,
+    status_id: FromQuery[Many] = None,
+    category: FromQuery[Many] = None,
+    customer: FromQuery[Many] = None,
+    assignee: FromQuery[Many] = None,
+    connection: FromQuery[Many] = None,
+    vendor: FromQuery[Many] = None,
+    priority: FromQuery[Many] = None,
+    board: FromQuery[Many] = None,
+    q: FromQuery[str | None] = None,
+    created_after: FromQuery[datetime | None] = None,
+    created_before: FromQuery[datetime | None] = None,
+    updated_after: FromQuery[datetime | None] = None,
+    updated_before: FromQuery[datetime | None] = None,
+    sort: FromQuery[SortBy] = "updated",
+    order: FromQuery[Order] = "desc",
+    limit: FromQuery[int] = 50,
+    cursor: FromQuery[str | None] = None,
+    facets: FromQuery[bool] = False,
+) -> TicketPage:
+    """The queue over every PSA connection. Filters combine (AND); a filter given several
+    times matches any of its values. ``status`` is the PSA's status name, ``status_id`` is
+    ``connection:status id``, ``category`` the canonical one; ``q`` searches summaries."""
+    flt = _filter(
+        status=status, status_id=status_id, category=category, customer=customer, assignee=assignee,
+        connection=connection, vendor=vendor, priority=priority, board=board, q=q, created_after=created_after,
+        created_before=created_before, updated_after=updated_after, updated_before=updated_before,
+    )
+    return _page(request, flt, sort, order, limit, cursor, facets)
+
+
+def customer_company_refs(request: Request, customer_id: str) -> list[str]:
+    """The PSA company references of a workspace customer (or the reference itself)."""
+    principal = authorize(request, READ)
+    gw = gateway_of(request)
+    try:
+        from gateway import customers
+    except ImportError:  # pragma: no cover - the customers module is part of the gateway
+        customers = None  # type: ignore[assignment]
+    finder = getattr(customers, "company_refs", None) if customers else None
+    refs = finder(gw, principal.workspace, customer_id) if finder else None
+    if refs is None:
+        if ":" not in customer_id:
+            raise not_found(f"customer {customer_id}")
+        own_connection(gw, principal, customer_id.split(":", 1)[0], f"customer {customer_id}")
+        refs = [customer_id]
+    return refs
+
+
+@get("/v1/customers/{customer_id:str}/tickets", operation_id="listCustomerTickets", sync_to_thread=True)
+def list_customer_tickets(
+    request: Request,
+    customer_id: FromPath[str],
+    status: FromQuery[Many] = None,
+    status_id: FromQuery[Many] = None,
+    category: FromQuery[Many] = None,
+    assignee: FromQuery[Many] = None,
+    connection: FromQuery[Many] = None,
+    vendor: FromQuery[Many] = None,
+    priority: FromQuery[Many] = None,
+    board: FromQuery[Many] = None,
+    q: FromQuery[str | None] = None,
+    created_after: FromQuery[datetime | None] = None,
+    created_before: FromQuery[datetime | None] = None,
+    updated_after: FromQuery[datetime | None] = None,
+    updated_before: FromQuery[datetime | None] = None,
+    sort: FromQuery[SortBy] = "updated",
+    order: FromQuery[Order] = "desc",
+    limit: FromQuery[int] = 50,
+    cursor: FromQuery[str | None] = None,
+    facets: FromQuery[bool] = False,
+) -> TicketPage:
+    """One customer's tickets across every PSA: the global queue filtered by that customer."""
+    refs = customer_company_refs(request, customer_id)
+    flt = _filter(
+        status=status, status_id=status_id, category=category, customer=refs, assignee=assignee,
+        connection=connection, vendor=vendor, priority=priority, board=board, q=q, created_after=created_after,
+        created_before=created_before, updated_after=updated_after, updated_before=updated_before,
+    )
+    return _page(request, flt, sort, order, limit, cursor, facets)
+
+
+@post("/v1/webhooks/{connection_id:str}", operation_id="receiveWebhook", status_code=202, sync_to_thread=True,
+      request_max_body_size=5 * 1024 * 1024)
+def receive_webhook(request: Request, connection_id: FromPath[str], body: RawBody) -> WebhookAccepted:
+    """A vendor webhook. No API key: the vendor's signature (checked by the plugin against the
+    connection's ``webhook_secret_env``) is the credential. The changed tickets are fetched."""
+    gw = gateway_of(request)
+    conn = gw.connections.get(connection_id)
+    found = gw.settings.connection(connection_id)
+    secret_env = found[1].webhook_secret_env if found else None
+    secret = os.environ.get(secret_env) if secret_env else None
+    if conn is None or not secret or not gw.vendors.has(conn.vendor, Capability.WEBHOOK):
+        raise not_found(f"webhook endpoint {connection_id}")
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    try:
+        events = gw.call(connection_id, "gateway_webhook_parse", headers=headers, body=body, secret=secret)
+    except BadSignature as exc:
+        log.warning("refused a webhook for %s: %s (from %s)", connection_id, exc, request.client.host if request.client else "?")
+        raise ApiError(401, "Bad webhook signature", "the signature is missing or does not match",
+                       "sign deliveries with the connection's webhook secret") from None
+    except NotSupported:
+        raise not_found(f"webhook endpoint {connection_id}") from None
+    except ValueError as exc:
+        raise ApiError(400, "Unreadable webhook", str(exc)[:200], "send the vendor's documented payload") from None
+    count = 0
+    for event in events or []:
+        if event.entity in ("ticket", "note"):
+            sync.fetch_soon(gw, connection_id, event.vendor_id, event.action if event.entity == "ticket" else "updated")
+            count += 1
+    return WebhookAccepted(count)
+
+
+@post("/v1/admin/connections/{connection_id:str}/resync", operation_id="resyncConnection", status_code=202,
+      sync_to_thread=True)
+def resync_connection(request: Request, connection_id: FromPath[str]) -> dict[str, Any]:
+    """Drop a connection's tickets from the store and backfill them again (the store is a cache)."""
+    principal = authorize(request, ADMIN)
+    gw = gateway_of(request)
+    own_connection(gw, principal, connection_id, f"connection {connection_id}")
+    sync.resync(gw, connection_id)
+    return {"connection": connection_id, "status": "resyncing"}
+
+
+ROUTES: list[Any] = [list_tickets, list_customer_tickets, receive_webhook, resync_connection]

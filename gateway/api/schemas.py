@@ -7,7 +7,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from gateway.models import Capability, RateLimitPolicy, Ticket, VendorKind
+from gateway.models import Capability, RateLimitPolicy, VendorKind
+from gateway.sync import SyncStatus
 
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=65_535)]
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
@@ -60,11 +61,6 @@ class WriteAccepted(msgspec.Struct):
     duplicate: bool = False
 
 
-class TicketList(msgspec.Struct):
-    tickets: list[Ticket]
-    errors: dict[str, str] = {}
-
-
 class PluginView(msgspec.Struct, omit_defaults=True):
     vendor: str
     kind: VendorKind
@@ -93,6 +89,7 @@ class ConnectionView(msgspec.Struct, omit_defaults=True):
     attachment_cap_bytes: int | None = None
     paused_seconds: float = 0.0
     calls_last_minute: int = 0
+    sync: SyncStatus | None = None  # PSA connections: where the ticket store's sync stands
 
 
 class Health(msgspec.Struct):

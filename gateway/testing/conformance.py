@@ -62,6 +62,12 @@ class Env:
     def drain(self, timeout: float = 60.0) -> None:
         assert drain(self.gw, timeout=timeout), "writes did not finish in time"
 
+    def sync(self) -> None:
+        """Fill the ticket store from the simulator (backfill, or one incremental pull)."""
+        from gateway.sync import sync_until_idle
+
+        sync_until_idle(self.gw, self.connection)
+
     def write(self, write_id: str) -> dict[str, Any]:
         response = self.get(f"/v1/writes/{write_id}")
         assert response.status_code == 200, response.text

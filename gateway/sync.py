@@ -1,0 +1,331 @@
+"""Sync: fills the ticket store from each PSA connection and keeps it fresh.
+
+Per connection, a first *backfill* walks the vendor's paging; then *incremental pulls* ask for
+what changed since the watermark minus an overlap (so nothing slips between pulls), every
+``poll_seconds``. Vendor webhooks (``POST /v1/webhooks/{connection}``) trigger an immediate
+fetch of the changed ticket, and every write the gateway lands does too.
+
+Sync never competes with writes: each job fetches one page, jobs run on queues workers take
+only when the write queue is empty (``writes``, then ``events``, then ``sync``), and a sync call
+uses rate budget only if it is free *now* (it never books a slot ahead, so it cannot push a
+write back by more than the one call in flight).
+
+A full backfill also removes tickets the vendor no longer returns (deleted or merged), and
+``resync`` wipes a connection's tickets and starts again: the store is a cache.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+import msgspec
+import rq
+
+from gateway import context
+from gateway.core import Gateway
+from gateway.errors import VendorError, VendorRateLimited
+from gateway.models import Capability, Ticket, TicketQuery, make_ref
+from gateway.store import TicketStore
+
+log = logging.getLogger("gateway.sync")
+
+EVENTS_QUEUE = "events"
+SYNC_QUEUE = "sync"
+DELAYED = "sync:delayed"
+PAGE_SIZE = 100
+JOB_OPTIONS: dict[str, Any] = {"job_timeout": 300, "result_ttl": 0, "failure_ttl": 24 * 3600}
+
+
+class SyncState(msgspec.Struct, omit_defaults=True):
+    """Where a connection's sync stands (``sync:{connection}`` in Redis)."""
+
+    watermark: float | None = None  # newest update time seen
+    backfill_done: bool = False
+    backfill_cursor: str | None = None
+    backfill_started: float | None = None
+    poll_cursor: str | None = None
+    poll_since: float | None = None
+    poll_high: float | None = None
+    last_success: float | None = None
+    last_error: str | None = None
+    errors: int = 0
+    pages: int = 0
+    tickets: int = 0
+
+
+class SyncStatus(msgspec.Struct):
+    """What ``GET /v1/connections`` shows of a connection's sync."""
+
+    backfill_done: bool
+    tickets: int
+    last_success: datetime | None
+    lag_seconds: float | None
+    errors: int
+    last_error: str | None
+    backlog_pages: int
+
+
+_enc = msgspec.json.Encoder()
+_dec = msgspec.json.Decoder(SyncState)
+
+
+def _state_key(connection: str) -> str:
+    return f"sync:{connection}"
+
+
+def load_state(gw: Gateway, connection: str) -> SyncState:
+    raw = gw.redis.get(_state_key(connection))
+    return _dec.decode(raw) if raw else SyncState()
+
+
+def save_state(gw: Gateway, connection: str, state: SyncState) -> None:
+    gw.redis.set(_state_key(connection), _enc.encode(state))
+
+
+def synced_connections(gw: Gateway) -> list[str]:
+    """PSA connections whose tickets the store keeps."""
+    return [c.id for c in gw.connections.values() if gw.vendors.has(c.vendor, Capability.TICKET_READ)]
+
+
+def status(gw: Gateway, connection: str) -> SyncStatus:
+    state = load_state(gw, connection)
+    last = datetime.fromtimestamp(state.last_success, tz=timezone.utc) if state.last_success else None
+    backlog = int(gw.redis.llen(f"rq:queue:{SYNC_QUEUE}") or 0)
+    return SyncStatus(
+        backfill_done=state.backfill_done,
+        tickets=len(gw.store.refs_of_connection(gw.connection(connection).workspace, connection)),
+        last_success=last,
+        lag_seconds=round(time.time() - state.last_success, 3) if state.last_success else None,
+        errors=state.errors,
+        last_error=state.last_error,
+        backlog_pages=backlog,
+    )
+
+
+# --------------------------------------------------------------------------- scheduling
+
+
+def schedule(gw: Gateway, connection: str, *, at: float | None = None) -> None:
+    """Run a sync step of ``connection`` now (or at ``at``)."""
+    if at is None or at <= time.time():
+        rq.Queue(SYNC_QUEUE, connection=gw.redis).enqueue(run_sync, connection, **JOB_OPTIONS)
+    else:
+        gw.redis.zadd(DELAYED, {f"sync|{connection}|{uuid.uuid4().hex[:8]}": at})
+
+
+def fetch_soon(
+    gw: Gateway, connection: str, ticket_id: str, action: str = "updated", *, at: float | None = None
+) -> None:
+    """Fetch one ticket again as soon as a worker is free of writes (webhooks, landed writes)."""
+    if at is None or at <= time.time():
+        rq.Queue(EVENTS_QUEUE, connection=gw.redis).enqueue(fetch_ticket, connection, ticket_id, action, **JOB_OPTIONS)
+    else:
+        gw.redis.zadd(DELAYED, {f"fetch|{connection}|{action}|{uuid.uuid4().hex[:8]}|{ticket_id}": at})
+
+
+def promote_due(gw: Gateway) -> int:
+    """Enqueue delayed sync steps and fetches whose time has come (any worker may run it)."""
+    due = gw.redis.zrangebyscore(DELAYED, "-inf", time.time(), start=0, num=100)
+    promoted = 0
+    for member in due:
+        if gw.redis.zrem(DELAYED, member):
+            kind, connection, rest = member.decode().split("|", 2)
+            if kind == "sync":
+                schedule(gw, connection)
+            else:
+                action, _nonce, ticket_id = rest.split("|", 2)
+                fetch_soon(gw, connection, ticket_id, action)
+            promoted += 1
+    return promoted
+
+
+def after_write(gw: Gateway, record: Any) -> None:
+    """A write landed: fetch its ticket so the queue shows it as the vendor now has it."""
+    ref = record.target if record.kind != "alert_action" else None
+    ref = ref or record.result_ref
+    if ref and ref.split(":", 1)[0] in synced_connections(gw):
+        connection, ticket_id = ref.split(":", 1)
+        fetch_soon(gw, connection, ticket_id)
+
+
+def keep_alive(gw: Gateway) -> None:
+    """Start sync for every connection that has none running (first start, lost jobs)."""
+    for connection in synced_connections(gw):
+        poll = _poll_seconds(gw, connection)
+        if gw.redis.set(f"sync:{connection}:alive", "1", nx=True, ex=int(poll * 3 + 60)):
+            schedule(gw, connection)
+
+
+def _poll_seconds(gw: Gateway, connection: str) -> float:
+    found = gw.settings.connection(connection)
+    return found[1].poll_seconds if found else 30.0
+
+
+def _overlap_seconds(gw: Gateway, connection: str) -> float:
+    found = gw.settings.connection(connection)
+    return found[1].poll_overlap_seconds if found else 120.0
+
+
+# --------------------------------------------------------------------------- jobs
+
+
+def run_sync(connection: str) -> str:
+    """rq job: one page of a connection's backfill or incremental pull."""
+    from gateway.jobs import bound
+
+    return Syncer(bound()).step(connection)
+
+
+def fetch_ticket(connection: str, ticket_id: str, action: str = "updated") -> str:
+    """rq job: fetch one ticket and put it in the store (or take it out)."""
+    from gateway.jobs import bound
+
+    return Syncer(bound()).fetch(connection, ticket_id, action)
+
+
+class Syncer:
+    def __init__(self, gw: Gateway) -> None:
+        self.gw = gw
+        self.store: TicketStore = gw.store
+
+    def _context(self) -> Any:
+        # Sync spends only free budget: it never books ahead of writes.
+        return context.current.set(context.CallContext(defer_on_limit=True, book_ahead=False))
+
+    def fetch(self, connection: str, ticket_id: str, action: str = "updated") -> str:
+        conn = self.gw.connection(connection)
+        ref = make_ref(connection, ticket_id)
+        reset = self._context()
+        try:
+            ticket = None if action == "deleted" else self.gw.call(connection, "gateway_ticket_get", ticket_id=ticket_id)
+        except VendorRateLimited as exc:
+            retry = (exc.retry_after or 1.0) + random.uniform(0, 0.2)
+            fetch_soon(self.gw, connection, ticket_id, action, at=time.time() + retry)
+            return "deferred"
+        finally:
+            context.current.reset(reset)
+        if ticket is None:
+            self.store.delete(ref)
+            return "deleted"
+        self.store.upsert(ticket, conn.workspace)
+        self.gw.redis.delete(f"cache:ticket:{ref}")
+        return "stored"
+
+    def step(self, connection: str) -> str:
+        """Advance the connection's sync by one page; schedule the next step."""
+        gw = self.gw
+        conn = gw.connection(connection)
+        lock = gw.redis.set(f"sync:{connection}:lock", "1", nx=True, ex=int(conn.timeout_seconds * 2 + 10))
+        if not lock:
+            return "busy"
+        poll = _poll_seconds(gw, connection)
+        gw.redis.set(f"sync:{connection}:alive", "1", ex=int(poll * 3 + 60))
+        state = load_state(gw, connection)
+        reset = self._context()
+        try:
+            if not state.backfill_done:
+                outcome, delay = self._backfill_page(connection, conn.workspace, state)
+            else:
+                outcome, delay = self._poll_page(connection, conn.workspace, state, poll)
+            state.last_error = None
+        except VendorRateLimited as exc:
+            outcome, delay = "deferred", (exc.retry_after or 1.0) + random.uniform(0, 0.2)
+        except VendorError as exc:
+            state.errors += 1
+            state.last_error = gw.redactor.scrub(str(exc))
+            outcome, delay = "error", min(300.0, 2.0 * 2 ** min(state.errors, 7))
+            log.warning("sync of %s failed: %s", connection, state.last_error)
+        finally:
+            context.current.reset(reset)
+            save_state(gw, connection, state)
+            gw.redis.delete(f"sync:{connection}:lock")
+        schedule(gw, connection, at=time.time() + delay if delay else None)
+        return outcome
+
+    def _store_page(self, tickets: list[Ticket], workspace: str, state: SyncState, seen_key: str | None) -> float:
+        high = state.watermark or 0.0
+        with self.gw.redis.pipeline(transaction=False) as pipe:
+            for ticket in tickets:
+                if seen_key:
+                    pipe.sadd(seen_key, ticket.ref)
+            pipe.execute()
+        for ticket in tickets:
+            self.store.upsert(ticket, workspace)
+            if ticket.updated_at:
+                high = max(high, ticket.updated_at.timestamp())
+        state.pages += 1
+        state.tickets += len(tickets)
+        return high
+
+    def _backfill_page(self, connection: str, workspace: str, state: SyncState) -> tuple[str, float]:
+        if state.backfill_started is None:
+            state.backfill_started = time.time()
+            self.gw.redis.delete(f"sync:{connection}:seen")
+        page = self.gw.call(connection, "gateway_ticket_list", query=TicketQuery(page_size=PAGE_SIZE, cursor=state.backfill_cursor))
+        state.watermark = self._store_page(page.tickets, workspace, state, f"sync:{connection}:seen")
+        if page.next_cursor:
+            state.backfill_cursor = page.next_cursor
+            return "backfill", 0.0
+        # Done: whatever the vendor no longer returns was deleted or merged there.
+        seen = {m.decode() for m in self.gw.redis.smembers(f"sync:{connection}:seen")}
+        for ref in self.store.refs_of_connection(workspace, connection) - seen:
+            self.store.delete(ref)
+        self.gw.redis.delete(f"sync:{connection}:seen")
+        state.backfill_done = True
+        state.backfill_cursor = None
+        state.last_success = time.time()
+        state.errors = 0
+        return "backfilled", _poll_seconds(self.gw, connection)
+
+    def _poll_page(self, connection: str, workspace: str, state: SyncState, poll: float) -> tuple[str, float]:
+        if state.poll_since is None:
+            watermark = state.watermark or 0.0
+            state.poll_since = max(0.0, watermark - _overlap_seconds(self.gw, connection))
+            state.poll_high = watermark
+        since = datetime.fromtimestamp(state.poll_since, tz=timezone.utc)
+        page = self.gw.call(
+            connection, "gateway_ticket_list",
+            query=TicketQuery(updated_since=since, page_size=PAGE_SIZE, cursor=state.poll_cursor),
+        )
+        state.poll_high = max(state.poll_high or 0.0, self._store_page(page.tickets, workspace, state, None))
+        if page.next_cursor:
+            state.poll_cursor = page.next_cursor
+            return "polling", 0.0
+        state.watermark = state.poll_high
+        state.poll_cursor = state.poll_since = state.poll_high = None
+        state.last_success = time.time()
+        state.errors = 0
+        return "polled", poll
+
+
+def resync(gw: Gateway, connection: str) -> None:
+    """Forget a connection's tickets and sync state, and start a fresh backfill."""
+    conn = gw.connection(connection)
+    for ref in gw.store.refs_of_connection(conn.workspace, connection):
+        gw.store.delete(ref)
+    gw.redis.delete(_state_key(connection), f"sync:{connection}:seen")
+    schedule(gw, connection)
+
+
+def sync_until_idle(gw: Gateway, connection: str, *, max_steps: int = 100_000) -> None:
+    """Run a connection's sync in this process until its pull is done (tests, benchmarks).
+
+    Waits out rate-limit deferrals rather than scheduling them."""
+    syncer = Syncer(gw)
+    for _ in range(max_steps):
+        outcome = syncer.step(connection)
+        # This loop is the scheduler here: drop the step it just scheduled.
+        for member in gw.redis.zrange(DELAYED, 0, -1):
+            if member.decode().startswith(f"sync|{connection}|"):
+                gw.redis.zrem(DELAYED, member)
+        rq.Queue(SYNC_QUEUE, connection=gw.redis).empty()
+        if outcome in {"backfilled", "polled"}:
+            return
+        if outcome in {"deferred", "error"}:
+            time.sleep(0.05)
+    raise RuntimeError(f"sync of {connection} did not settle")

@@ -1,0 +1,180 @@
+"""The ticket store answers every filter combination exactly as a brute-force scan does,
+pages with a stable cursor, and counts facets for the current filter."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import redis
+
+from gateway.models import NamedRef, StatusCategory, Ticket, TicketStatus
+from gateway.store import TicketFilter, TicketStore, index_fields
+
+BASE = datetime(2026, 1, 1, tzinfo=timezone.utc)
+CATEGORIES = list(StatusCategory)
+STATUSES = [("1", "New", "new"), ("2", "In Progress", "in_progress"), ("3", "Waiting on Customer", "awaiting_customer"),
+            ("4", "Resolved", "resolved"), ("5", "Closed", "closed")]
+WORDS = ["printer", "email", "vpn", "laptop", "backup", "password", "server"]
+
+
+def make_tickets(n: int, seed: int = 1) -> list[Ticket]:
+    rng = random.Random(seed)
+    tickets = []
+    for i in range(n):
+        conn = rng.choice(["cw", "at", "halo"])
+        sid, name, cat = rng.choice(STATUSES)
+        created = BASE + timedelta(minutes=rng.randrange(0, 60 * 24 * 60))
+        updated = created + timedelta(minutes=rng.randrange(0, 60 * 24 * 5))
+        customer = rng.choice(["Acme", "Globex", "Initech", None])
+        tickets.append(Ticket(
+            ref=f"{conn}:{i}", connection=conn, vendor={"cw": "connectwise", "at": "autotask", "halo": "halopsa"}[conn],
+            vendor_id=str(i), summary=f"{rng.choice(WORDS)} {rng.choice(WORDS)} issue {i}",
+            status=TicketStatus(sid, name, StatusCategory(cat)),
+            customer=NamedRef(id=customer, name=customer, ref=f"{conn}:{customer}") if customer else None,
+            assignee=NamedRef(id=rng.choice(["jo", "sam", "lee"]), name=rng.choice(["Jo", "Sam", "Lee"])) if rng.random() < 0.8 else None,
+            priority=NamedRef(id=str(rng.randrange(1, 4)), name=rng.choice(["Low", "Medium", "High"])),
+            board=NamedRef(id="b", name=rng.choice(["Help Desk", "Projects"])),
+            created_at=created, updated_at=updated,
+        ))
+    return tickets
+
+
+def brute(tickets: list[Ticket], f: TicketFilter, sort: str, order: str) -> list[str]:
+    def ok(t: Ticket) -> bool:
+        fields = index_fields(t, "w")
+        checks = [
+            (f.status, fields["status"]), ([v.lower() for v in f.status_name], fields["sname"]),
+            (f.category, fields["cat"]), (f.customer, fields["customer"]), ([v.lower() for v in f.assignee], fields["assignee"]),
+            (f.connection, fields["conn"]), (f.vendor, fields["vendor"]), ([v.lower() for v in f.priority], fields["priority"]),
+            ([v.lower() for v in f.board], fields["board"]),
+        ]
+        if any(values and value not in values for values, value in checks):
+            return False
+        if f.text and f.text.lower() not in t.summary.lower():
+            return False
+        if f.created_after and t.created_at < f.created_after or f.created_before and t.created_at > f.created_before:
+            return False
+        if f.updated_after and t.updated_at < f.updated_after or f.updated_before and t.updated_at > f.updated_before:
+            return False
+        return True
+
+    key = (lambda t: (t.created_at, t.ref)) if sort in ("created", "age") else (lambda t: (t.updated_at, t.ref))
+    desc = (order == "desc") if sort != "age" else (order != "desc")
+    return [t.ref for t in sorted(filter(ok, tickets), key=key, reverse=desc)]
+
+
+def random_filter(rng: random.Random) -> TicketFilter:
+    f = TicketFilter()
+    if rng.random() < 0.4:
+        f.category = rng.sample([c.value for c in CATEGORIES], rng.randrange(1, 3))
+    if rng.random() < 0.3:
+        f.customer = [f"{rng.choice(['cw', 'at', 'halo'])}:{rng.choice(['Acme', 'Globex'])}"]
+    if rng.random() < 0.3:
+        f.assignee = [rng.choice(["Jo", "sam"])]
+    if rng.random() < 0.3:
+        f.connection = [rng.choice(["cw", "at", "halo"])]
+    if rng.random() < 0.2:
+        f.vendor = ["halopsa"]
+    if rng.random() < 0.2:
+        f.priority = [rng.choice(["low", "High"])]
+    if rng.random() < 0.2:
+        f.board = ["help desk"]
+    if rng.random() < 0.2:
+        f.status_name = ["in progress"]
+    if rng.random() < 0.15:
+        f.status = ["cw:2", "at:3"]
+    if rng.random() < 0.25:
+        f.text = rng.choice(WORDS)
+    if rng.random() < 0.25:
+        f.created_after = BASE + timedelta(days=rng.randrange(0, 40))
+    if rng.random() < 0.15:
+        f.updated_before = BASE + timedelta(days=rng.randrange(20, 60))
+    return f
+
+
+@pytest.fixture
+def store(redis_client: redis.Redis) -> TicketStore:
+    return TicketStore(redis_client)
+
+
+def test_every_filter_combination_matches_a_brute_force_scan_across_all_pages(store: TicketStore) -> None:
+    tickets = make_tickets(1500)
+    for t in tickets:
+        store.upsert(t, "w")
+    rng = random.Random(7)
+    for _ in range(120):
+        f = random_filter(rng)
+        sort = rng.choice(["updated", "created", "age"])
+        order = rng.choice(["desc", "asc"])
+        expected = brute(tickets, f, sort, order)
+        got, cursor = [], None
+        while True:
+            page = store.query("w", f, sort=sort, order=order, limit=rng.choice([7, 50, 200]), cursor=cursor)
+            got += [t.ref for t in page.tickets]
+            cursor = page.next_cursor
+            if not cursor:
+                break
+        assert got == expected, (f, sort, order)
+
+
+def test_facets_count_the_whole_filter_on_every_page(store: TicketStore) -> None:
+    tickets = make_tickets(800, seed=3)
+    for t in tickets:
+        store.upsert(t, "w")
+    f = TicketFilter(connection=["cw"], text="printer")
+    expected = brute(tickets, f, "updated", "desc")
+    first = store.query("w", f, limit=5, facets=True)
+    second = store.query("w", f, limit=5, facets=True, cursor=first.next_cursor)
+    assert first.total == second.total == len(expected)
+    assert first.facets == second.facets
+    by_cat: dict[str, int] = {}
+    for ref in expected:
+        cat = next(t for t in tickets if t.ref == ref).status.category.value
+        by_cat[cat] = by_cat.get(cat, 0) + 1
+    assert first.facets["cat"] == by_cat
+
+
+def test_unfiltered_facets_come_from_running_counts(store: TicketStore) -> None:
+    tickets = make_tickets(300, seed=4)
+    for t in tickets:
+        store.upsert(t, "w")
+    result = store.query("w", TicketFilter(), limit=1, facets=True)
+    assert result.total == 300
+    assert sum(result.facets["cat"].values()) == 300
+
+
+def test_an_update_moves_a_ticket_between_indexes_and_records_the_status_change(store: TicketStore) -> None:
+    import msgspec
+
+    ticket = msgspec.structs.replace(make_tickets(1)[0], status=TicketStatus("2", "In Progress", StatusCategory.IN_PROGRESS))
+    store.upsert(ticket, "w")
+    closed = msgspec.structs.replace(
+        ticket, status=TicketStatus("5", "Closed", StatusCategory.CLOSED), updated_at=ticket.updated_at + timedelta(hours=1)
+    )
+    assert store.upsert(closed, "w") is True
+    assert [t.ref for t in store.query("w", TicketFilter(category=["closed"])).tickets] == [ticket.ref]
+    assert store.query("w", TicketFilter(category=["in_progress"])).tickets == []
+    assert [h.status.name for h in store.status_history(ticket.ref)] == ["Closed", "In Progress"]
+    assert store.upsert(closed, "w") is False  # the same status again is no change
+
+
+def test_a_deleted_ticket_leaves_every_view(store: TicketStore) -> None:
+    tickets = make_tickets(20, seed=9)
+    for t in tickets:
+        store.upsert(t, "w")
+    store.delete(tickets[0].ref)
+    assert tickets[0].ref not in [t.ref for t in store.query("w", TicketFilter(), limit=100).tickets]
+    assert store.get(tickets[0].ref) is None
+    assert store.query("w", TicketFilter(), facets=True).total == 19
+
+
+def test_a_cursor_from_another_sort_or_forged_is_refused(store: TicketStore) -> None:
+    for t in make_tickets(10):
+        store.upsert(t, "w")
+    cursor = store.query("w", TicketFilter(), limit=2).next_cursor
+    with pytest.raises(ValueError):
+        store.query("w", TicketFilter(), sort="created", cursor=cursor)
+    with pytest.raises(ValueError):
+        store.query("w", TicketFilter(), cursor="garbage")
