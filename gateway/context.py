@@ -21,6 +21,8 @@ class CallContext:
     defer_on_limit: bool = False
     # Book a future slot when over budget (writes); sync only takes budget that is free now.
     book_ahead: bool = True
+    # Why the call is made, when not for a write ("sync"): shown in audit records.
+    purpose: str | None = None
     calls: list[int] = field(default_factory=list)
 
 

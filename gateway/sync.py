@@ -195,7 +195,7 @@ class Syncer:
 
     def _context(self) -> Any:
         # Sync spends only free budget: it never books ahead of writes.
-        return context.current.set(context.CallContext(defer_on_limit=True, book_ahead=False))
+        return context.current.set(context.CallContext(defer_on_limit=True, book_ahead=False, purpose="sync"))
 
     def fetch(self, connection: str, ticket_id: str, action: str = "updated") -> str:
         conn = self.gw.connection(connection)

@@ -158,6 +158,7 @@ class VendorHTTP:
             ("gateway.write_id", ctx.write_id),
             ("gateway.dedup_key", ctx.dedup_key),
             ("gateway.ticket", ctx.ticket_ref),
+            ("gateway.purpose", ctx.purpose),
         ):
             if value:
                 attributes[name] = value

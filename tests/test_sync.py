@@ -155,3 +155,50 @@ def test_a_webhook_with_a_bad_or_missing_signature_is_refused_and_logged(served:
     assert unknown.status_code == 404
     assert env.gw.redis.llen("rq:queue:events") == 0
     assert "refused a webhook for conf" in caplog.text
+
+
+def test_a_reply_posted_during_a_backfill_waits_at_most_one_sync_call(redis_client: redis.Redis) -> None:
+    """Writes go first: sync pages queue behind writes and never book rate budget ahead."""
+    import threading
+
+    from gateway import jobs
+    from gateway.worker import GatewayWorker
+
+    sim = ConnectWiseSimulator()
+    sim.seed_demo()
+    for i in range(2000):  # twenty-odd pages at ten calls a second: a backfill of a few seconds
+        sim.add_ticket(f"bulk ticket {i}")
+    envs = build_env(sim, redis_client, rate_limit=[{"requests": 10, "per_seconds": 1.0}])
+    env = next(envs)
+    try:
+        ticket = sim.sample_ticket_id()
+        sync.schedule(env.gw, "conf")
+        accepted: list[str] = []
+
+        def post_reply_soon() -> None:
+            time.sleep(0.6)
+            accepted.append(env.post(f"/v1/tickets/{env.ref(ticket)}/replies", {"text": "during backfill"}).json()["write_id"])
+
+        poster = threading.Thread(target=post_reply_soon)
+        poster.start()
+        jobs.bind(env.gw)
+        worker = GatewayWorker(["writes", sync.EVENTS_QUEUE, sync.SYNC_QUEUE], connection=env.gw.redis)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (accepted and env.write(accepted[0])["status"] == "succeeded"):
+            jobs.promote_due(env.gw)
+            sync.promote_due(env.gw)
+            worker.work(burst=True, logging_level="WARNING", max_jobs=5)
+            time.sleep(0.01)
+        poster.join()
+        assert env.write(accepted[0])["status"] == "succeeded"
+        records = env.get("/v1/admin/audit", params={"limit": 1000}).json()
+        accept = next(r for r in records if r["kind"] == "api_write" and r["attributes"]["gateway.write_id"] == accepted[0])
+        reply = next(r for r in records if r["kind"] == "vendor_call" and r["attributes"].get("gateway.write_id") == accepted[0]
+                     and r["attributes"]["http.request.method"] == "POST")
+        sync_calls = [r for r in records if r["kind"] == "vendor_call" and r["attributes"].get("gateway.purpose") == "sync"
+                      and r["attributes"]["url.path"].endswith("/service/tickets")]
+        between = [r for r in sync_calls if accept["started_at"] < r["started_at"] < reply["started_at"]]
+        assert len(between) <= 1, [r["name"] for r in between]
+        assert len(sync_calls) > 1 and not sync.load_state(env.gw, "conf").backfill_done  # it was mid-backfill
+    finally:
+        envs.close()
