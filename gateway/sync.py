@@ -37,7 +37,7 @@ log = logging.getLogger("gateway.sync")
 EVENTS_QUEUE = "events"
 SYNC_QUEUE = "sync"
 DELAYED = "sync:delayed"
-PAGE_SIZE = 100
+PAGE_SIZE = 500  # a wish: each vendor caps it (HaloPSA at 100)
 JOB_OPTIONS: dict[str, Any] = {"job_timeout": 300, "result_ttl": 0, "failure_ttl": 24 * 3600}
 
 
