@@ -325,3 +325,93 @@ class ConformanceSuite:
         text = str(records)
         for secret in env.gw.connection(env.connection).secrets.values():
             assert secret not in text
+
+
+# --------------------------------------------------------------------------- RMM and docs
+
+
+DEMO_CUSTOMERS = ("Acme Corp", "Globex", "Initech")
+
+
+class _ReadOnlySuite:
+    simulator_class: ClassVar[type[Simulator]]
+    connection_overrides: ClassVar[dict[str, Any]] = {}
+
+    @pytest.fixture
+    def env(self, redis_client: redis.Redis) -> Iterator[Env]:
+        sim = self.simulator_class()
+        sim.seed_demo()
+        yield from build_env(sim, redis_client, **self.connection_overrides)
+
+    def test_demo_customers_are_listed_with_references(self, env: Env) -> None:
+        customers = env.gw.call(env.connection, "gateway_customer_list")
+        names = {c.name for c in customers}
+        assert set(DEMO_CUSTOMERS) <= names, "seed_demo must hold Acme Corp, Globex and Initech"
+        assert all(c.ref.startswith(f"{env.connection}:") for c in customers)
+
+    def test_vendor_calls_are_audited_without_secrets(self, env: Env) -> None:
+        env.gw.call(env.connection, "gateway_customer_list")
+        records = env.get("/v1/admin/audit").json()
+        assert any(r["kind"] == "vendor_call" and r["attributes"]["gateway.connection"] == env.connection for r in records)
+        for secret in env.gw.connection(env.connection).secrets.values():
+            assert secret not in str(records)
+
+
+class DocsConformanceSuite(_ReadOnlySuite):
+    """For documentation plugins: customers, runbooks with absolute URLs, audit."""
+
+    def test_a_customers_runbooks_have_titles_and_absolute_urls(self, env: Env) -> None:
+        customers = env.gw.call(env.connection, "gateway_customer_list")
+        acme = next(c for c in customers if c.name == "Acme Corp")
+        runbooks = env.gw.call(env.connection, "gateway_runbook_list", customer_id=acme.ref.split(":", 1)[1])
+        assert runbooks, "seed_demo must give Acme Corp runbooks"
+        assert all(r.title and r.url.startswith(("http://", "https://")) for r in runbooks)
+
+    def test_an_unknown_customer_has_no_runbooks(self, env: Env) -> None:
+        assert env.gw.call(env.connection, "gateway_runbook_list", customer_id="987654321") == []
+
+
+class RmmConformanceSuite(_ReadOnlySuite):
+    """For RMM plugins: customers, alerts, device links and alert actions through the write
+    pipeline (exactly once, also when the vendor's answer is lost)."""
+
+    def test_alerts_are_listed_and_read_back(self, env: Env) -> None:
+        alerts = env.gw.call(env.connection, "gateway_alert_list", customer_id=None)
+        assert alerts and all(a.ref.startswith(f"{env.connection}:") for a in alerts)
+        first = alerts[0]
+        assert env.gw.call(env.connection, "gateway_alert_get", alert_id=first.ref.split(":", 1)[1]).ref == first.ref
+
+    def test_an_alerts_device_has_a_console_link(self, env: Env) -> None:
+        if not env.capable(Capability.DEVICE_LINK):
+            pytest.skip("vendor has no device links")
+        alert = next(a for a in env.gw.call(env.connection, "gateway_alert_list", customer_id=None) if a.device_ref)
+        device = env.gw.call(env.connection, "gateway_device_get", device_id=alert.device_ref.split(":", 1)[1])
+        assert device is not None and device.url and device.url.startswith(("http://", "https://"))
+
+    def test_resolving_an_alert_applies_once_even_when_the_answer_is_lost(self, env: Env) -> None:
+        if not env.capable(Capability.ALERT_RESOLVE):
+            pytest.skip("vendor cannot resolve alerts")
+        alert_id = env.sim.sample_alert_id()
+        env.sim.set_faults(Faults(drop_after_commit_rate=1.0, writes_only=True))
+        path = f"/v1/alerts/{env.ref(alert_id)}/actions"
+        first = env.post(path, {"action": "resolve"}, key="conf-resolve")
+        again = env.post(path, {"action": "resolve"}, key="conf-resolve")
+        assert first.status_code == again.status_code == 202
+        assert first.json()["write_id"] == again.json()["write_id"]
+        env.drain()
+        env.sim.set_faults(Faults())
+        assert env.write(first.json()["write_id"])["status"] == "succeeded"
+        assert not env.sim.alert_exists(alert_id)
+        assert env.sim.alert_resolve_count(alert_id) == 1
+
+    def test_acknowledge_works_or_is_refused_with_a_reason(self, env: Env) -> None:
+        alert_id = env.sim.sample_alert_id()
+        response = env.post(f"/v1/alerts/{env.ref(alert_id)}/actions", {"action": "acknowledge"})
+        if env.capable(Capability.ALERT_ACKNOWLEDGE):
+            assert response.status_code == 202
+            env.drain()
+            assert env.write(response.json()["write_id"])["status"] == "succeeded"
+        else:
+            assert response.status_code == 501
+            problem = response.json()
+            assert problem["extra"]["capability"] == "alert_acknowledge" and len(problem["detail"]) > 20

@@ -70,10 +70,10 @@ class FaultMiddleware:
         self.sim = sim
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
-        if scope["type"] != "http" or scope["path"].startswith("/_sim"):
+        sim = self.sim
+        if scope["type"] != "http" or scope["path"].startswith(("/_sim", *sim.fault_exempt_paths)):
             await self.app(scope, receive, send)
             return
-        sim = self.sim
         faults = sim.faults
         method = scope["method"]
         sim.count("requests")
@@ -173,6 +173,9 @@ class Simulator:
     the error shapes, demo seeding and the inspection methods."""
 
     vendor: str = ""
+    # Paths the fault switches leave alone (an OAuth token endpoint), so faults aimed at writes
+    # hit the write, not the login before it.
+    fault_exempt_paths: tuple[str, ...] = ()
 
     def __init__(self, faults: Faults | None = None) -> None:
         self.lock = threading.RLock()
@@ -305,4 +308,18 @@ class Simulator:
 
     def minimal_create_fields(self) -> dict[str, Any]:
         """Form values (by field name) that make a valid new ticket."""
+        raise NotImplementedError
+
+    # RMM simulators (``RmmConformanceSuite``)
+
+    def sample_alert_id(self) -> str:
+        """An active alert the conformance suite may act on."""
+        raise NotImplementedError
+
+    def alert_exists(self, alert_id: str) -> bool:
+        """Whether the alert is still active (not resolved or reset)."""
+        raise NotImplementedError
+
+    def alert_resolve_count(self, alert_id: str) -> int:
+        """How many times a resolve (reset) was applied to the alert."""
         raise NotImplementedError

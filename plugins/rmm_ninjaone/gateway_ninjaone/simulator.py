@@ -67,6 +67,8 @@ def _incident_id() -> str:
 class NinjaOneSimulator(Simulator):
     """NinjaOne's API v2 for tests, the demo and benchmarks."""
 
+    fault_exempt_paths = ("/ws/oauth/token",)
+
     vendor = "ninjaone"
 
     def __init__(self, faults: Any = None) -> None:
@@ -307,6 +309,10 @@ class NinjaOneSimulator(Simulator):
         """How many times a reset was applied to the alert (1 however often it was retried)."""
         with self.lock:
             return self.resets[uid]
+
+    def alert_resolve_count(self, alert_id: str) -> int:
+        """The conformance suite's name for ``reset_count``: a reset is NinjaOne's resolve."""
+        return self.reset_count(alert_id)
 
     def sample_alert_id(self) -> str:
         """An active alert the conformance suite may resolve."""
