@@ -131,7 +131,7 @@ def gateway_ticket_attachments(client: Any, ticket_id: str) -> list[Attachment]:
 @hookspec(firstresult=True)
 def gateway_attachment_download(client: Any, ticket_id: str, attachment_id: str) -> AttachmentUpload | None:
     """Return one attachment's bytes with its file name and content type, or ``None`` when the
-    ticket has no such attachment. The gateway streams it to the caller.
+    ticket has no such attachment. The gateway hands it to the caller.
 
     .. versionadded:: 0.2
     """

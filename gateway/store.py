@@ -364,15 +364,26 @@ class TicketStore:
         self._delete = client.register_script(_DELETE)
         self._query = client.register_script(_QUERY)
 
-    def upsert(self, ticket: Ticket, workspace: str) -> bool:
-        """Store or replace a ticket (without its thread); True when its status changed."""
+    @staticmethod
+    def _upsert_args(ticket: Ticket, workspace: str) -> list[Any]:
         slim = msgspec.structs.replace(ticket, thread=(), time_entries=(), status_history=(), attachments=())
         fields = index_fields(ticket, workspace)
         seen = msgspec.json.encode(StatusChange(status=ticket.status, changed_at=ticket.updated_at)).decode()
         args: list[Any] = [ticket.ref, workspace, _ticket_encoder.encode(slim), seen, len(fields)]
         for name, value in fields.items():
             args += [name, value]
-        return bool(self._upsert(args=args))
+        return args
+
+    def upsert(self, ticket: Ticket, workspace: str) -> bool:
+        """Store or replace a ticket (without its thread); True when its status changed."""
+        return bool(self._upsert(args=self._upsert_args(ticket, workspace)))
+
+    def upsert_many(self, tickets: list[Ticket], workspace: str) -> None:
+        """``upsert`` for a page of tickets in one round trip (each still one atomic script)."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for ticket in tickets:
+                self._upsert(args=self._upsert_args(ticket, workspace), client=pipe)
+            pipe.execute()
 
     def delete(self, ref: str) -> bool:
         return bool(self._delete(args=[ref]))

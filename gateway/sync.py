@@ -254,8 +254,8 @@ class Syncer:
                 if seen_key:
                     pipe.sadd(seen_key, ticket.ref)
             pipe.execute()
+        self.store.upsert_many(tickets, workspace)
         for ticket in tickets:
-            self.store.upsert(ticket, workspace)
             if ticket.updated_at:
                 high = max(high, ticket.updated_at.timestamp())
         state.pages += 1

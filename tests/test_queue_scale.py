@@ -107,6 +107,7 @@ def test_the_queue_over_three_psas_equals_a_scan_of_them(three_psas: Queue) -> N
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)
 @pytest.mark.parametrize("three_psas", [33_334], indirect=True)
 def test_a_hundred_thousand_tickets_over_three_psas_equal_a_scan_of_them(three_psas: Queue) -> None:
     check_queue_against_the_psas(three_psas)

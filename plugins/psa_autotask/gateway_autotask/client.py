@@ -210,6 +210,10 @@ class AutotaskClient:
     def create_ticket(self, body: dict[str, Any]) -> int:
         return self.create("Tickets", body)
 
+    def configuration_item(self, item_id: str | int) -> dict[str, Any] | None:
+        """The configuration item (asset) a ticket's ``configurationItemID`` names."""
+        return self.get_item("ConfigurationItems", item_id)
+
     def set_ticket_status(self, ticket_id: str | int, status: int) -> int:
         return self.update("Tickets", ticket_id, {"status": status})
 
@@ -341,11 +345,17 @@ class AutotaskClient:
         return self.create(f"Tickets/{self.record_id(ticket_id)}/Attachments", body)
 
     def attachments(self, ticket_id: str | int, since: datetime | None = None) -> list[dict[str, Any]]:
-        """The ticket's own attachments (metadata only; the data is never queried)."""
-        filters = [q.eq("parentID", self.record_id(ticket_id))]
+        """The ticket's own attachments (metadata only; the data is never queried).
+
+        Queried by ``ticketID``: Autotask's 2021.1 release made it required on attachment
+        queries. Attachments of the ticket's notes and time entries are left out."""
+        filters = [q.eq("ticketID", self.record_id(ticket_id))]
         if since is not None:
             filters.append(q.gte("attachDate", since))
-        return list(self.query_all("TicketAttachments", filters))
+        return [
+            a for a in self.query_all("TicketAttachments", filters)
+            if not a.get("ticketNoteID") and not a.get("timeEntryID")
+        ]
 
     # -- companies ----------------------------------------------------------------------------
 
@@ -406,3 +416,30 @@ class AutotaskClient:
                 status=response.status_code,
             )
         return int(item_id)
+
+    # -- attachments read back ------------------------------------------------------------------
+
+    def ticket_attachment_infos(self, ticket_id: str | int) -> list[dict[str, Any]]:
+        """Metadata of every attachment of the ticket, its notes and its time entries: a
+        ``TicketAttachments`` query on ``ticketID``, which attachment queries require since
+        2021.1 (AttachmentChanges.htm). ``data`` never comes with a query."""
+        return list(self.query_all("TicketAttachments", [q.eq("ticketID", self.record_id(ticket_id))]))
+
+    def attachment_with_data(self, parent_entity: str, parent_id: str | int, attachment_id: str | int) -> dict[str, Any] | None:
+        """One attachment with its base64 ``data``, from its parent's child URL
+        (``GET Tickets/{parentId}/Attachments/{id}``), or ``None`` when there is none. The
+        answer is ``{"items": [...]}``; a single ``{"item": ...}`` is read too."""
+        path = f"{parent_entity}/{self.record_id(parent_id)}/Attachments/{self.record_id(attachment_id)}"
+        try:
+            body = self.http.get(self.url(path)).json()
+        except VendorRejected as exc:
+            if exc.status == 404:
+                return None
+            raise
+        if not isinstance(body, dict):
+            return None
+        items = body.get("items")
+        if isinstance(items, list):
+            return items[0] if items and isinstance(items[0], dict) else None
+        item = body.get("item")
+        return item if isinstance(item, dict) else None
