@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -126,7 +127,7 @@ def submit(
     steps: list[WriteStep],
     request: dict[str, Any],
     idempotency_key: str | None,
-    uploads: list[Upload] = (),  # type: ignore[assignment]
+    uploads: Sequence[Upload] = (),
 ) -> Submitted:
     """Store and enqueue a validated write; the same key and body return the earlier write."""
     write_id = gw.writes.new_id()

@@ -199,7 +199,8 @@ async def _reply_body(request: Request, gw: Gateway, cap: int | None, vendor: st
             data = await value.read()
             uploads.append(intake.Upload(value.filename or "attachment", value.content_type or "application/octet-stream", data))
     else:
-        body = _convert(msgspec.json.decode(await request.body()) if await request.body() else None, ReplyCreate)
+        raw = await request.body()
+        body = _convert(msgspec.json.decode(raw) if raw else None, ReplyCreate)
         uploads = []
     for upload in uploads:
         if cap is not None and len(upload.data) > cap:
