@@ -1,4 +1,5 @@
-"""The ``gateway`` command: ``serve``, ``worker``, ``demo``, ``simulator`` and ``hash-key``."""
+"""The ``gateway`` command: ``serve``, ``worker``, ``demo``, ``simulator``, ``hash-key`` and
+``plugin new``."""
 
 from __future__ import annotations
 
@@ -104,6 +105,20 @@ def _hash_key(args: argparse.Namespace) -> None:
     print(hash_key(args.key))
 
 
+def _plugin_new(args: argparse.Namespace) -> None:
+    from gateway.plugin_kit import PluginKitError, new_plugin, next_steps
+
+    try:
+        plugin = new_plugin(
+            args.kind, args.vendor, into=args.into, title=args.title, class_prefix=args.class_prefix,
+            template=args.template,
+        )
+    except PluginKitError as exc:
+        print(f"gateway plugin new: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print(next_steps(plugin))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="gateway", description=__doc__)
     parser.add_argument("--config", default=None, help="TOML config file (default: $GATEWAY_CONFIG)")
@@ -134,6 +149,21 @@ def main(argv: list[str] | None = None) -> None:
     hk = sub.add_parser("hash-key", help="print the sha256 under which an API key is configured")
     hk.add_argument("key")
     hk.set_defaults(func=_hash_key)
+
+    plugin = sub.add_parser("plugin", help="vendor plugin tools")
+    plugin_sub = plugin.add_subparsers(dest="plugin_command", required=True)
+    new = plugin_sub.add_parser(
+        "new", help="create plugins/KIND_VENDOR/ from the plugin template (docs/plugins.md)",
+        description="Copy the plugin template to INTO/KIND_VENDOR/ with package gateway_VENDOR, "
+        "distribution msp-gateway-VENDOR and a working simulator stub.",
+    )
+    new.add_argument("kind", choices=["psa", "rmm", "docs"])
+    new.add_argument("vendor", help="the vendor name used in config, lower-case letters and digits (acme)")
+    new.add_argument("--title", default=None, help="the vendor's display name (default: the vendor name capitalised)")
+    new.add_argument("--class-prefix", default=None, help="class-name prefix (default: from the title, 'IT Glue' -> ITGlue)")
+    new.add_argument("--into", default="plugins", help="folder to create KIND_VENDOR/ in (default: ./plugins)")
+    new.add_argument("--template", default=None, help="the template folder (default: this source tree's plugins/_template)")
+    new.set_defaults(func=_plugin_new)
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

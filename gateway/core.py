@@ -58,9 +58,16 @@ class Gateway:
         self.store = TicketStore(redis_client)
         self.connections: dict[str, Connection] = {}
         self.workspace_of: dict[str, WorkspaceConfig] = {}
+        # Connections whose plugin failed to load: (workspace, why). The rest keep working.
+        self.unavailable: dict[str, tuple[str, str]] = {}
+        broken = {b.name: b.error for b in self.plugins.broken}
         for w_index, workspace in enumerate(settings.workspaces):
             for c_index, conn in enumerate(workspace.connections):
                 where = f"workspaces[{w_index}].connections[{c_index}]"
+                if conn.vendor not in self.plugins.vendors and conn.vendor in broken:
+                    reason = f"the {conn.vendor} plugin failed to load: {broken[conn.vendor]}"
+                    self.unavailable[conn.id] = (workspace.id, self.redactor.scrub(reason))
+                    continue
                 self.connections[conn.id] = self._connection(workspace, conn, where)
                 self.workspace_of[conn.id] = workspace
         self._clients: dict[str, Any] = {}
@@ -80,9 +87,7 @@ class Gateway:
 
     def _connection(self, workspace: WorkspaceConfig, conn: ConnectionConfig, where: str) -> Connection:
         if conn.vendor not in self.plugins.vendors:
-            broken = [b.name for b in self.plugins.broken]
-            hint = f" (broken plugins: {', '.join(broken)})" if broken else ""
-            raise ConfigError(f"{where}.vendor: no plugin is installed for {conn.vendor!r}{hint}")
+            raise ConfigError(f"{where}.vendor: no plugin is installed for {conn.vendor!r}")
         info = self.plugins.vendors[conn.vendor]
         settings: Any = dict(conn.settings)
         if info.settings_type is not None:

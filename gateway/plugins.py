@@ -1,11 +1,20 @@
 """Loading vendor plugins and calling their hooks.
 
-``load_plugins`` reads the ``msp_gateway`` entry-point group, registers each plugin, then runs
-``check_pending()`` so a misspelt hook fails at start-up rather than at the first call. It is
-safe to call more than once (the API process and every worker load plugins).
+``load_plugins`` reads the ``msp_gateway`` entry-point group, registers each plugin and checks
+its hooks against the contract (``check_pending()``), so a misspelt hook shows at start-up
+rather than at the first call. It is safe to call more than once (the API process and every
+worker load plugins).
 ``GATEWAY_LOAD_PLUGINS`` (comma-separated entry-point names) loads only those; set it empty to
-load none. A plugin that fails to import or register is recorded in ``broken`` and the rest of
-the gateway keeps working.
+load none.
+
+Isolation: a vendor package must never take the gateway down. Each entry point is loaded and
+asked for its vendors on a daemon thread with a time limit (``GATEWAY_PLUGIN_LOAD_TIMEOUT``
+seconds, default 10). A plugin that raises at import (a missing dependency included), hangs
+past the limit, raises or hangs in ``gateway_register_vendors``, or implements a hook that is
+not in the contract (``check_pending``, per plugin) is recorded in ``broken`` with the reason,
+unregistered, and the rest of the gateway keeps working; ``GET /v1/plugins`` and ``/health``
+report it. A hung import is remembered for the process, so later loads (every worker, every
+test) report it at once instead of waiting again, and pick it up if it finishes after all.
 
 ``Vendors`` is the typed facade over ``pm.hook``: it routes each call to the one plugin that
 registered the connection's vendor, and turns "no implementation" into ``NotSupported``.
@@ -15,6 +24,8 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,8 +39,13 @@ ENTRY_POINT_GROUP = "msp_gateway"
 SIMULATOR_GROUP = "msp_gateway.simulators"
 
 
+DEFAULT_LOAD_TIMEOUT = 10.0
+
+
 @dataclass
 class BrokenPlugin:
+    """An entry point that could not be loaded, and why (shown in ``/v1/plugins`` and health)."""
+
     name: str
     error: str
 
@@ -49,26 +65,121 @@ def _wanted() -> set[str] | None:
     return {name.strip() for name in raw.split(",") if name.strip()}
 
 
+def load_timeout() -> float:
+    """Seconds one plugin may take to import and to answer ``gateway_register_vendors``."""
+    raw = os.environ.get("GATEWAY_PLUGIN_LOAD_TIMEOUT")
+    try:
+        return max(0.01, float(raw)) if raw else DEFAULT_LOAD_TIMEOUT
+    except ValueError:
+        raise ConfigError(f"GATEWAY_PLUGIN_LOAD_TIMEOUT: {raw!r} is not a number of seconds") from None
+
+
+class PluginTimeout(Exception):
+    """A plugin did not finish importing or registering within the time limit."""
+
+
+class PluginExited(Exception):
+    """A plugin raised ``SystemExit`` (or another ``BaseException``) while loading."""
+
+
+class _Call:
+    """One plugin call on a daemon thread: a plugin that never returns cannot stall start-up,
+    and cannot keep the process from exiting."""
+
+    def __init__(self, fn: Callable[[], Any], what: str) -> None:
+        self.what = what
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(fn,), name=f"plugin-load {what}", daemon=True)
+        self.thread.start()
+
+    def _run(self, fn: Callable[[], Any]) -> None:
+        try:
+            self.result = fn()
+        except BaseException as exc:  # SystemExit at import included: it must not end the gateway
+            self.error = exc
+        finally:
+            self.done.set()
+
+    def outcome(self, timeout: float) -> Any:
+        if not self.done.wait(timeout):
+            raise PluginTimeout(f"{self.what} did not finish within {timeout:g} s")
+        if isinstance(self.error, KeyboardInterrupt):
+            raise self.error
+        if self.error is not None and not isinstance(self.error, Exception):
+            raise PluginExited(f"{type(self.error).__name__}: {self.error}")  # never end the gateway
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+# Imports still running after their time limit, by entry-point value: a second import of the
+# same module would block on its import lock, so it is never started twice.
+_stuck: dict[str, _Call] = {}
+_stuck_lock = threading.Lock()
+
+
+def load_entry_point(ep: importlib.metadata.EntryPoint, timeout: float | None = None) -> Any:
+    """``ep.load()`` within ``timeout`` seconds; raise ``PluginTimeout`` when it hangs."""
+    limit = load_timeout() if timeout is None else timeout
+    with _stuck_lock:
+        call = _stuck.get(ep.value)
+        if call is None:
+            call = _Call(ep.load, f"import of {ep.value}")
+        elif not call.done.is_set():
+            raise PluginTimeout(f"import of {ep.value} is still running (it hung at start-up)")
+    try:
+        return call.outcome(limit)
+    except PluginTimeout:
+        with _stuck_lock:
+            _stuck[ep.value] = call
+        raise
+    finally:
+        if call.done.is_set():
+            with _stuck_lock:
+                _stuck.pop(ep.value, None)  # finished: the next load imports (or fails) afresh
+
+
+def describe(exc: BaseException, ep: importlib.metadata.EntryPoint | None = None) -> str:
+    """The reason a plugin is broken, as an operator should read it."""
+    if isinstance(exc, ModuleNotFoundError) and exc.name:
+        if ep is not None and (ep.module == exc.name or ep.module.startswith(exc.name + ".")):
+            return f"the entry point names {ep.value!r}, and {exc.name!r} cannot be imported (ModuleNotFoundError)"
+        return f"missing dependency: {exc.name!r} is not installed (ModuleNotFoundError: {exc})"
+    if isinstance(exc, PluginTimeout):
+        return f"hung: {exc}"
+    if isinstance(exc, PluginExited):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
 def load_plugins(extra: list[object] | None = None) -> LoadedPlugins:
-    """Build a plugin manager with every installed (or wanted) plugin, plus ``extra`` objects."""
+    """Build a plugin manager with every installed (or wanted) plugin, plus ``extra`` objects.
+
+    Installed plugins are isolated (see the module docstring); ``extra`` objects are the
+    caller's own code, so their errors propagate.
+    """
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
     loaded = LoadedPlugins(pm=pm)
     wanted = _wanted()
+    timeout = load_timeout()
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         if wanted is not None and ep.name not in wanted:
             continue
         plugin = None
         try:
-            plugin = ep.load()
+            plugin = load_entry_point(ep, timeout)
             pm.register(plugin, name=ep.name)
-            _register_vendors(loaded, plugin, ep.name)
+            pm.check_pending()  # a hook outside the contract (misspelt) breaks this plugin only
+            _register_vendors(loaded, plugin, ep.name, timeout=timeout)
         except Exception as exc:  # a broken vendor package must not take the gateway down
             if plugin is not None and pm.is_registered(plugin):
                 pm.unregister(plugin)
             for vendor in [v for v, owner in loaded.owners.items() if owner is plugin]:
                 del loaded.owners[vendor], loaded.vendors[vendor]
-            loaded.broken.append(BrokenPlugin(ep.name, f"{type(exc).__name__}: {exc}"))
+            loaded.broken.append(BrokenPlugin(ep.name, describe(exc, ep)))
     for plugin in extra or []:
         pm.register(plugin)
         _register_vendors(loaded, plugin, pm.get_name(plugin) or repr(plugin))
@@ -76,11 +187,13 @@ def load_plugins(extra: list[object] | None = None) -> LoadedPlugins:
     return loaded
 
 
-def _register_vendors(loaded: LoadedPlugins, plugin: object, name: str) -> None:
+def _register_vendors(loaded: LoadedPlugins, plugin: object, name: str, *, timeout: float | None = None) -> None:
     caller = loaded.pm.subset_hook_caller(
         "gateway_register_vendors", remove_plugins=[p for p in loaded.pm.get_plugins() if p is not plugin]
     )
-    for answer in caller():
+    # The call only reads the plugin manager, so a late answer after a timeout changes nothing.
+    answers = caller() if timeout is None else _Call(caller, f"{name}'s gateway_register_vendors").outcome(timeout)
+    for answer in answers:
         for info in answer or []:
             if info.name in loaded.vendors:
                 raise ConfigError(f"vendor {info.name!r} is registered by two plugins")
@@ -141,7 +254,7 @@ def simulator_factories() -> dict[str, Any]:
         if wanted is not None and ep.name not in wanted:
             continue
         try:
-            found[ep.name] = ep.load()
+            found[ep.name] = load_entry_point(ep)
         except Exception:  # reported as a broken plugin by load_plugins
             continue
     return found

@@ -70,7 +70,7 @@ def health(request: Request) -> Health:
     except Exception:
         redis_ok, active = False, 0
     broken = [b.name for b in gw.plugins.broken]
-    return Health("ok" if redis_ok and not broken else "degraded", redis_ok, broken, active)
+    return Health("ok" if redis_ok and not broken else "degraded", redis_ok, broken, active, sorted(gw.unavailable))
 
 
 @get("/v1/plugins", operation_id="listPlugins", sync_to_thread=False)

@@ -26,7 +26,11 @@ def authorize(request: Request, scope: str) -> Principal:
 
 
 def own_connection(gw: Gateway, principal: Principal, connection_id: str, what: str) -> None:
-    """404 (never 403) unless the connection is in the caller's workspace."""
+    """404 (never 403) unless the connection is in the caller's workspace; 503 when its
+    plugin failed to load."""
+    down = gw.unavailable.get(connection_id)
+    if down and down[0] == principal.workspace:
+        raise ApiError(503, "Connection unavailable", down[1], "fix or reinstall the vendor plugin, then restart")
     conn = gw.connections.get(connection_id)
     if conn is None or conn.workspace != principal.workspace:
         raise not_found(what)

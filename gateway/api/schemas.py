@@ -97,3 +97,5 @@ class Health(msgspec.Struct):
     redis: bool
     broken_plugins: list[str]
     active_writes: int
+    # Connections that cannot work because their plugin failed to load.
+    unavailable_connections: list[str] = []

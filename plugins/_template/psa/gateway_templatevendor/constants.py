@@ -1,0 +1,46 @@
+"""Template Vendor's fixed names, paths and limits, and the plugin's defaults.
+
+Replace each value with the vendor's published one and say where it comes from (the README
+keeps the sources). The generated values describe the generated simulator.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from gateway.models import RateLimitPolicy, RateLimitWindow
+
+VENDOR = "templatevendor"
+TITLE = "Template Vendor"
+
+# Every API path hangs off the connection's base_url plus this prefix.
+API_PREFIX = "/api/v1"
+# The header carrying the API key, and the secret setting that holds it.
+API_KEY_HEADER = "X-API-Key"
+API_KEY_SETTING = "api_key"
+
+# Lists answer {"items": [...], "next_page": 2 | null}; pages are 1-based.
+PAGE_SIZE = 100
+MAX_PAGE_SIZE = 500
+# A guard against a server that keeps answering full pages forever.
+MAX_PAGES = 1000
+
+# The vendor's published request budget (rolling windows; add more windows if it has several).
+DEFAULT_RATE_LIMIT = RateLimitPolicy(windows=(RateLimitWindow(requests=10, per_seconds=1.0),))
+# The largest attachment the vendor takes; the gateway refuses bigger ones with 413 naming it.
+ATTACHMENT_CAP_BYTES = 5 * 1024 * 1024
+
+# Ticket fields with a length limit.
+SUMMARY_MAX = 100
+EXTERNAL_REF_MAX = 100
+
+# A record found by reconcile may carry a vendor clock a little behind ours.
+RECONCILE_SKEW_SECONDS = 60
+
+
+def external_ref(dedup_key: str) -> str:
+    """The external reference a created ticket carries for ``dedup_key``: the key itself when
+    it fits the vendor's field, else a digest of it that does."""
+    if len(dedup_key) <= EXTERNAL_REF_MAX:
+        return dedup_key
+    return "sha256:" + hashlib.sha256(dedup_key.encode()).hexdigest()
