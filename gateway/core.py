@@ -77,6 +77,9 @@ class Gateway:
         from gateway import sync  # sync builds on Gateway; imported here to avoid a cycle
 
         self.write_listeners: list[Any] = [lambda record: sync.after_write(self, record)]
+        from gateway import links  # links reads through Gateway; imported here like sync
+
+        links.install(self)
 
     def after_write(self, record: Any) -> None:
         """Tell listeners a write landed; drop cached ticket facts it made stale."""

@@ -54,11 +54,15 @@ class ApiKeyConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 
 class CustomerLink(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    """A customer across tools: references of its records per connection."""
+    """A customer across tools, set by hand: its records per connection (``refs``, e.g.
+    ``"cw-main:250"``). Config wins over automatic matching: a connection named here is never
+    matched automatically for this customer, and a record named here belongs to no other.
+    ``exclude`` names records automatic matching must never attach to this customer."""
 
     id: str
     name: str
     refs: list[str] = []
+    exclude: list[str] = []
 
 
 class WorkspaceConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -67,6 +71,9 @@ class WorkspaceConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     connections: list[ConnectionConfig] = []
     api_keys: list[ApiKeyConfig] = []
     customers: list[CustomerLink] = []
+    # How long the computed cross-tool customer map is cached (``GET /v1/customers?refresh=true``
+    # recomputes it at once).
+    customer_map_seconds: float = 600.0
     # Move a ticket from its "new" status to an in-progress one on the first public reply.
     first_reply_sets_in_progress: bool = False
 
@@ -126,6 +133,35 @@ def _check(settings: Settings) -> None:
         for k_index, key in enumerate(workspace.api_keys):
             if not re.fullmatch(r"[0-9a-f]{64}", key.sha256):
                 raise ConfigError(f"{where}.api_keys[{k_index}].sha256: not a SHA-256 hex digest")
+        _check_customers(workspace, where)
+
+
+def _check_customers(workspace: WorkspaceConfig, where: str) -> None:
+    """Customer ids are unique ids; every ref names a connection of this workspace; no record
+    is given to two customers."""
+    connection_ids = {c.id for c in workspace.connections}
+    if workspace.customer_map_seconds <= 0:
+        raise ConfigError(f"{where}.customer_map_seconds: must be more than 0")
+    ids: set[str] = set()
+    owner: dict[str, str] = {}
+    for index, customer in enumerate(workspace.customers):
+        at = f"{where}.customers[{index}]"
+        if not ID.match(customer.id):
+            raise ConfigError(f"{at}.id: {customer.id!r} must be lower-case letters, digits, - or _")
+        if customer.id in ids:
+            raise ConfigError(f"{at}.id: customer id {customer.id!r} is used twice")
+        ids.add(customer.id)
+        for field, refs in (("refs", customer.refs), ("exclude", customer.exclude)):
+            for r_index, ref in enumerate(refs):
+                connection_id, sep, vendor_id = ref.partition(":")
+                if not sep or not vendor_id:
+                    raise ConfigError(f"{at}.{field}[{r_index}]: {ref!r} is not a reference (connection:id)")
+                if connection_id not in connection_ids:
+                    raise ConfigError(f"{at}.{field}[{r_index}]: no connection {connection_id!r} in this workspace")
+        for r_index, ref in enumerate(customer.refs):
+            if ref in owner and owner[ref] != customer.id:
+                raise ConfigError(f"{at}.refs[{r_index}]: {ref} is already a record of customer {owner[ref]!r}")
+            owner[ref] = customer.id
 
 
 def parse_settings(text: str, source: str = "config") -> Settings:

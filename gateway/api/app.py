@@ -143,8 +143,7 @@ def get_ticket(request: Request, ref: FromPath[str]) -> Ticket:
     thread = gw.call(connection_id, "gateway_ticket_thread", ticket_id=vendor_id)
     time_entries = _optional(gw, connection_id, "gateway_ticket_time_entries", ticket_id=vendor_id)
     attachments = _optional(gw, connection_id, "gateway_ticket_attachments", ticket_id=vendor_id)
-    related = list(ticket.related)
-    related += [r for r in links.related_records(gw, ref) if r.ref not in {x.ref for x in related}]
+    related = links.related_records(gw, ref, ticket)
     return msgspec.structs.replace(
         ticket,
         thread=tuple(thread),

@@ -22,6 +22,7 @@ from gateway.models import (
     RateLimitPolicy,
     RateLimitWindow,
     ReconcileContext,
+    RelatedRecord,
     ReplyStep,
     ThreadEntry,
     Ticket,
@@ -39,6 +40,7 @@ from gateway.webhooks import WebhookEvent
 from gateway_autotask import mapping, reconcile, webhooks
 from gateway_autotask import query as q
 from gateway_autotask.client import AutotaskClient
+from gateway_autotask.detail import gateway_attachment_download, gateway_ticket_attachments, gateway_ticket_time_entries  # noqa: F401
 from gateway_autotask.constants import (
     ATTACHMENT_CAP_BYTES,
     HEADROOM,
@@ -104,8 +106,11 @@ def _overrides(client: AutotaskClient) -> dict[str, str]:
     return dict(client.settings.status_categories)
 
 
-def _tickets(client: AutotaskClient, records: list[dict[str, Any]]) -> list[Ticket]:
+def _tickets(
+    client: AutotaskClient, records: list[dict[str, Any]], related: dict[int, tuple[RelatedRecord, ...]] | None = None
+) -> list[Ticket]:
     fields = client.fields("Tickets")
+    related = related or {}
     company_ids = {int(r["companyID"]) for r in records if r.get("companyID") is not None}
     names = client.company_names(company_ids) if company_ids else {}
     return [
@@ -116,6 +121,7 @@ def _tickets(client: AutotaskClient, records: list[dict[str, Any]]) -> list[Tick
             overrides=_overrides(client),
             company_names=names,
             url=client.ticket_url(record["id"]),
+            related=related.get(int(record["id"]), ()),
         )
         for record in records
     ]
@@ -145,7 +151,11 @@ def gateway_ticket_get(client: AutotaskClient, ticket_id: str) -> Ticket | None:
     record = client.ticket(ticket_id)
     if record is None:
         return None
-    return _tickets(client, [record])[0]
+    # One ticket's configuration item (lists leave it out: a call per ticket).
+    item_id = record.get("configurationItemID")
+    item = client.configuration_item(item_id) if item_id else None
+    related = {int(record["id"]): (mapping.to_configuration(client.connection.id, item),)} if item else {}
+    return _tickets(client, [record], related)[0]
 
 
 @hookimpl

@@ -18,6 +18,7 @@ from gateway.models import (
     FormField,
     NamedRef,
     PicklistOption,
+    RelatedRecord,
     StatusCategory,
     ThreadEntry,
     Ticket,
@@ -26,6 +27,7 @@ from gateway.models import (
     TicketStatus,
     make_ref,
 )
+from gateway.links import configuration_record, related_lines
 from gateway_autotask.constants import FORM_EXCLUDED_FIELDS, STATUS_LABEL_CATEGORIES, VENDOR
 from gateway_autotask.query import format_datetime, parse_datetime
 
@@ -103,6 +105,18 @@ def status_of(value: Any, fields: list[FieldMeta], overrides: Mapping[str, str])
 # --------------------------------------------------------------------------- tickets
 
 
+def to_configuration(connection_id: str, item: dict[str, Any]) -> RelatedRecord:
+    """A ``ConfigurationItems`` record as a related record: host name from the RMM audit (else
+    the item's title), serial number, for the gateway to find the RMM device."""
+    return configuration_record(
+        connection_id,
+        item["id"],
+        hostname=str(item.get("rmmDeviceAuditHostname") or "").strip() or None,
+        label=str(item.get("referenceTitle") or "").strip() or None,
+        serial=str(item.get("serialNumber") or "").strip() or None,
+    )
+
+
 def to_ticket(
     record: dict[str, Any],
     *,
@@ -111,8 +125,10 @@ def to_ticket(
     overrides: Mapping[str, str],
     company_names: Mapping[int, str],
     url: str | None,
+    related: tuple[RelatedRecord, ...] = (),
 ) -> Ticket:
-    """An Autotask ``Tickets`` record as a canonical ``Ticket`` (without its thread)."""
+    """An Autotask ``Tickets`` record as a canonical ``Ticket`` (without its thread; ``related``
+    carries its configuration item where the caller read it)."""
     ticket_id = str(record["id"])
     company_id = record.get("companyID")
     queue_id = record.get("queueID")
@@ -138,6 +154,7 @@ def to_ticket(
         created_at=parse_datetime(record.get("createDate")),
         updated_at=parse_datetime(record.get("lastActivityDate")) or parse_datetime(record.get("createDate")),
         url=url,
+        related=related,
     )
 
 
@@ -243,8 +260,13 @@ def create_body(ticket: TicketCreate, fields: list[FieldMeta], external_id: str)
         meta = field(fields, name)
         body[meta["name"] if meta else name] = _coerce(meta, value)
     body["title"] = ticket.summary if len(ticket.summary) <= TITLE_MAX else ticket.summary[: TITLE_MAX - 1] + "…"
-    if ticket.description:
-        body["description"] = ticket.description
+    description = ticket.description
+    if ticket.related:
+        # Autotask has no field for another tool's record (externalID holds the dedup key):
+        # the references go at the end of the description.
+        description = "\n\n".join(filter(None, [description, related_lines(ticket.related)]))
+    if description:
+        body["description"] = description
     if ticket.customer_id is not None and not any(k.lower() == "companyid" for k in body):
         body["companyID"] = _as_int(ticket.customer_id)
     present = {k.lower() for k in body}

@@ -14,6 +14,8 @@ Modules, one reason to change each:
 - ``webhooks``: verifying and reading ConnectWise callbacks.
 - ``reconcile``: finding the effect of a write whose outcome is unknown.
 - ``hooks``: the pluggy hook implementations (the entry point).
+- ``detail``: a ticket's time entries and documents read back, and a document's download
+  (hook implementations re-exported by ``hooks``).
 - ``simulator``: ``ConnectWiseSimulator``, the API over loopback HTTP for tests and the demo.
 """
 

@@ -47,6 +47,8 @@ from gateway_connectwise.schemas import (
     BoardType,
     Company,
     CompanyInfo,
+    Configuration,
+    ConfigurationReference,
     ConnectWiseSettings,
     Document,
     Note,
@@ -273,6 +275,17 @@ class ConnectWiseClient:
         """Apply a JSON Patch (``[{"op": "replace", "path": "status/id", "value": 17}]``)."""
         return self._decode(self.http.patch(self._ticket_path(ticket_id), json=operations), Ticket)
 
+    def ticket_configurations(self, ticket_id: str | int) -> list[Configuration]:
+        """The configuration items named on the ticket, in full (two calls when there are any:
+        the ticket's references, then the items themselves for their serial numbers)."""
+        refs = self.all(self._ticket_path(ticket_id, "/configurations"), ConfigurationReference)
+        if not refs:
+            return []
+        ids = ", ".join(str(int(r.id)) for r in refs)
+        found = {c.id: c for c in self.all("/company/configurations", Configuration, conditions=f"id in ({ids})")}
+        # A reference whose item is gone (deleted) still names the device it was.
+        return [found.get(r.id) or Configuration(id=r.id, name=r.device_identifier or "") for r in refs]
+
     # -- notes ---------------------------------------------------------------------------
 
     def notes(self, ticket_id: str | int) -> list[Note]:
@@ -361,3 +374,11 @@ class ConnectWiseClient:
         if not isinstance(body.get("signing_key"), str):
             raise VendorError(f"{VENDOR} key_url answered without a signing_key", connection=self.connection.id)
         return body["signing_key"]
+
+    # -- document files ------------------------------------------------------------------
+
+    def download_document(self, document_id: int) -> httpx.Response:
+        """One document's file: ``GET /system/documents/{id}/download`` (the bytes, with the
+        server's ``Content-Type`` and ``Content-Disposition``)."""
+        # Any type: the file is not JSON, and a JSON-only Accept could be refused.
+        return self.http.get(f"/system/documents/{int(document_id)}/download", headers={"Accept": "*/*"})

@@ -12,6 +12,7 @@ from typing import Any
 
 from gateway import hookimpl
 from gateway.errors import NotSupported, VendorRejected
+from gateway.links import related_lines
 from gateway.models import (
     AttachmentUpload,
     Capability,
@@ -21,6 +22,7 @@ from gateway.models import (
     FormField,
     PicklistOption,
     ReconcileContext,
+    RelatedRecord,
     ReplyStep,
     ThreadEntry,
     Ticket,
@@ -39,6 +41,7 @@ from gateway.webhooks import WebhookEvent
 from gateway_connectwise import conditions as cond
 from gateway_connectwise import reconcile, translate, webhooks
 from gateway_connectwise.client import SECRET_SETTINGS, ConnectWiseClient
+from gateway_connectwise.detail import gateway_attachment_download, gateway_ticket_attachments, gateway_ticket_time_entries  # noqa: F401
 from gateway_connectwise.constants import (
     ATTACHMENT_CAP_BYTES,
     BILLABLE,
@@ -98,13 +101,14 @@ def gateway_connect(connection: Connection) -> ConnectWiseClient:
 # --------------------------------------------------------------------------- ticket reads
 
 
-def _ticket(client: ConnectWiseClient, record: Any) -> Ticket:
+def _ticket(client: ConnectWiseClient, record: Any, related: tuple[RelatedRecord, ...] = ()) -> Ticket:
     return translate.ticket(
         record,
         connection_id=client.connection.id,
         link_root=translate.ui_root(client.api_root, client.settings.ui_url),
         company_id=client.settings.company_id,
         overrides=client.settings.status_categories,
+        related=related,
     )
 
 
@@ -127,7 +131,11 @@ def gateway_ticket_get(client: ConnectWiseClient, ticket_id: str) -> Ticket | No
     if not ticket_id.isdigit():
         return None
     record = client.ticket(ticket_id)
-    return _ticket(client, record) if record is not None else None
+    if record is None:
+        return None
+    # One ticket's configuration items (lists leave them out: two more calls per ticket).
+    items = client.ticket_configurations(ticket_id)
+    return _ticket(client, record, tuple(translate.configuration(i, client.connection.id) for i in items))
 
 
 @hookimpl
@@ -242,8 +250,9 @@ def gateway_ticket_create(client: ConnectWiseClient, ticket: TicketCreate, dedup
             body[name] = {"id": _record_id(name, fields[name])}
     description = ticket.description or str(fields.get("description", ""))
     if ticket.related:
-        # ConnectWise cannot link other tools' records; the references go in the description.
-        description = "\n\n".join(filter(None, [description, "Related: " + ", ".join(ticket.related)]))
+        # ConnectWise has no field for another tool's record (externalXRef holds the dedup
+        # key): the references go at the end of the initial description, one line each.
+        description = "\n\n".join(filter(None, [description, related_lines(ticket.related)]))
     if description:
         body["initialDescription"] = description
     created = client.create_ticket(body)

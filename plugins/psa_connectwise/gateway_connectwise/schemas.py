@@ -126,6 +126,24 @@ class Company(_Record):
     deleted_flag: bool = False
 
 
+class ConfigurationReference(_Record):
+    """A configuration item named on a ticket (``GET /service/tickets/{id}/configurations``)."""
+
+    id: int
+    device_identifier: str | None = None
+
+
+class Configuration(_Record):
+    """A configuration item (``/company/configurations``): only what matches it to a device."""
+
+    id: int
+    name: str = ""
+    serial_number: str | None = None
+    tag_number: str | None = None
+    device_identifier: str | None = None
+    company: Ref | None = None
+
+
 class TimeEntry(_Record):
     id: int
     charge_to_id: int | None = None

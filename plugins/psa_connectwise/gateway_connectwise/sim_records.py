@@ -41,13 +41,19 @@ class ConnectWiseRecords:
         self.entries: dict[int, dict[str, Any]] = {}
         self.documents: dict[int, dict[str, Any]] = {}
         self.document_data: dict[int, bytes] = {}
+        # document id -> the content type it was uploaded with (served back on download)
+        self.document_types: dict[int, str] = {}
         # document id -> (record type, record id) it is attached to
         self.document_owner: dict[int, tuple[str, int]] = {}
+        # Configuration items (``/company/configurations``) and the ones each ticket names.
+        self.configurations: dict[int, dict[str, Any]] = {}
+        self.ticket_configurations: dict[int, list[int]] = {}
         self._ids = {
             "ticket": itertools.count(1),
             "note": itertools.count(5001),
             "entry": itertools.count(7001),
             "document": itertools.count(9001),
+            "configuration": itertools.count(3101),
         }
         self._seed_setup()
 
@@ -254,6 +260,7 @@ class ConnectWiseRecords:
         }
         self.documents[document["id"]] = document
         self.document_data[document["id"]] = data
+        self.document_types[document["id"]] = content_type or "application/octet-stream"
         self.document_owner[document["id"]] = (DOCUMENT_RECORD_TYPE.casefold(), ticket_id)
         return document
 

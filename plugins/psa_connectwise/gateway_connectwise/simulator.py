@@ -181,6 +181,9 @@ class ConnectWiseSimulator(ConnectWiseRecords, Simulator):
             ("GET", "/service/boards/{board_id:int}/types", self.list_board_types),
             ("GET", "/service/priorities", self.list_priorities),
             ("GET", "/company/companies", self.list_companies),
+            ("GET", ticket + "/configurations", self.list_ticket_configurations),
+            ("GET", "/company/configurations", self.list_configurations),
+            ("GET", "/company/configurations/{configuration_id:int}", self.get_configuration),
             ("GET", "/system/members", self.list_members),
             ("GET", "/time/entries", self.list_time_entries),
             ("POST", "/time/entries", self.create_time_entry),
@@ -458,6 +461,58 @@ class ConnectWiseSimulator(ConnectWiseRecords, Simulator):
         with self.lock:
             return list_response(call, self.companies.values())
 
+    # -- configuration items ---------------------------------------------------------------
+
+    def add_configuration(
+        self, company_id: int, name: str, *, serial: str = "", type_name: str = "Managed Server",
+        ticket_id: int | None = None,
+    ) -> int:  # fmt: skip
+        """A configuration item of the company (optionally named on a ticket); its id."""
+        with self.lock:
+            config_id = self._new_id("configuration")
+            self.configurations[config_id] = {
+                "id": config_id,
+                "name": name,
+                "type": {"id": 1, "name": type_name},
+                "status": {"id": 1, "name": "Active"},
+                "company": self._ref(self.companies, company_id),
+                "serialNumber": serial,
+                "tagNumber": "",
+                "deviceIdentifier": name,
+                "activeFlag": True,
+                "_info": {"lastUpdated": now()},
+            }
+        if ticket_id is not None:
+            self.attach_configuration(ticket_id, config_id)
+        return config_id
+
+    def attach_configuration(self, ticket_id: int, config_id: int) -> None:
+        """Name a configuration item on a ticket (the ticket's Configurations tab)."""
+        with self.lock:
+            self.ticket_configurations.setdefault(ticket_id, []).append(config_id)
+
+    def list_ticket_configurations(self, call: Call) -> Response:
+        """``ConfigurationReference``s of the ticket: ``{"id", "deviceIdentifier"}``."""
+        with self.lock:
+            self._ticket(call.path["ticket_id"])
+            refs = [
+                {"id": c, "deviceIdentifier": self.configurations[c]["deviceIdentifier"], "_info": {}}
+                for c in self.ticket_configurations.get(call.path["ticket_id"], [])
+                if c in self.configurations
+            ]
+            return list_response(call, refs)
+
+    def list_configurations(self, call: Call) -> Response:
+        with self.lock:
+            return list_response(call, self.configurations.values())
+
+    def get_configuration(self, call: Call) -> Response:
+        with self.lock:
+            record = self.configurations.get(call.path["configuration_id"])
+            if record is None:
+                raise not_found("Configuration", call.path["configuration_id"])
+            return json_response(copy.deepcopy(record))
+
     def list_members(self, call: Call) -> Response:
         return list_response(call, [{**self.member, "inactiveFlag": False, "_info": {}}])
 
@@ -556,9 +611,10 @@ class ConnectWiseSimulator(ConnectWiseRecords, Simulator):
             if document is None:
                 raise not_found("Document", call.path["document_id"])
             data = self.document_data[document["id"]]
+            content_type = self.document_types.get(document["id"], "application/octet-stream")
         return Response(
             content=data,
-            media_type="application/octet-stream",
+            media_type=content_type,
             headers={"content-disposition": f'attachment; filename="{document["fileName"]}"'},
         )
 

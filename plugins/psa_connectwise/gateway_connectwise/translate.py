@@ -14,6 +14,7 @@ import urllib.parse
 from collections.abc import Mapping
 
 from gateway import models
+from gateway.links import configuration_record
 from gateway.models import StatusCategory, make_ref
 
 from gateway_connectwise import schemas
@@ -92,10 +93,25 @@ def _named(ref: schemas.Ref | None, connection_id: str | None = None) -> models.
     )
 
 
+def configuration(item: schemas.Configuration, connection_id: str) -> models.RelatedRecord:
+    """A configuration item as a related record: its name is the host name ConnectWise's
+    RMM integrations give it; the serial number lets the gateway find the RMM device."""
+    return configuration_record(
+        connection_id, item.id, hostname=item.name or item.device_identifier, serial=item.serial_number
+    )
+
+
 def ticket(
-    record: schemas.Ticket, *, connection_id: str, link_root: str, company_id: str, overrides: CategoryOverrides
+    record: schemas.Ticket,
+    *,
+    connection_id: str,
+    link_root: str,
+    company_id: str,
+    overrides: CategoryOverrides,
+    related: tuple[models.RelatedRecord, ...] = (),
 ) -> models.Ticket:
-    """A ConnectWise service ticket as the canonical ``Ticket`` (no thread: lists leave it out)."""
+    """A ConnectWise service ticket as the canonical ``Ticket`` (no thread: lists leave it out;
+    ``related`` carries its configuration items where the caller read them)."""
     info = record.info or schemas.Info()
     return models.Ticket(
         ref=make_ref(connection_id, record.id),
@@ -114,6 +130,7 @@ def ticket(
         created_at=info.date_entered or record.date_entered,
         updated_at=info.last_updated,
         url=ticket_url(link_root, company_id, record.id),
+        related=related,
     )
 
 

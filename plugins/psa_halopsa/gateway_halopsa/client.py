@@ -354,3 +354,17 @@ class HaloClient:
                 size = len(items)
                 page_no = len(found) // size
             page_no += 1
+
+    # -- attachment files -------------------------------------------------------------------
+
+    def attachment_file(self, attachment_id: str | int) -> httpx.Response | None:
+        """One attachment's bytes: ``GET /api/Attachment/{id}`` answers the file itself, with
+        ``Content-Disposition`` naming it [C homotechsual/HaloAPI ``Get-HaloAttachment``, which
+        writes the raw answer to disk]; ``None`` when Halo has no such attachment."""
+        try:
+            # Any type: the answer is the file, not JSON.
+            return self.http.get(f"/api/Attachment/{int(attachment_id)}", headers={"Accept": "*/*"})
+        except VendorRejected as exc:
+            if exc.status == 404:
+                return None
+            raise

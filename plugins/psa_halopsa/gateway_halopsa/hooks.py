@@ -35,6 +35,7 @@ from gateway.webhooks import WebhookEvent
 
 from gateway_halopsa import constants, mapping, reconcile, webhooks, writes
 from gateway_halopsa.client import HaloClient, TicketCursor
+from gateway_halopsa.detail import gateway_attachment_download, gateway_ticket_attachments, gateway_ticket_time_entries  # noqa: F401
 from gateway_halopsa.settings import HaloSettings
 
 # --------------------------------------------------------------------------- registration

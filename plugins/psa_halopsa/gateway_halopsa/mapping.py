@@ -11,6 +11,7 @@ from gateway.models import (
     Attachment,
     Customer,
     NamedRef,
+    RelatedRecord,
     StatusCategory,
     Ticket,
     TicketStatus,
@@ -18,6 +19,7 @@ from gateway.models import (
     make_ref,
 )
 
+from gateway.links import configuration_record
 from gateway_halopsa import constants
 from gateway_halopsa.settings import HaloSettings
 
@@ -111,6 +113,24 @@ def _named(record: dict[str, Any], id_key: str, name_key: str, connection: str |
     )
 
 
+def to_configuration(asset: dict[str, Any], connection: str) -> RelatedRecord | None:
+    """One of a ticket's ``assets`` (schema ``Device_List``) as a related record: the asset's
+    key field is its device name in most Halo setups; the serial comes from an asset field
+    whose name says "serial" [U: per tenant]."""
+    if asset.get("id") in (None, "", 0):
+        return None
+    serial = next(
+        (str(f.get("value") or "").strip() for f in asset.get("fields") or []
+         if isinstance(f, dict) and "serial" in str(f.get("name") or "").lower() and f.get("value")),
+        None,
+    )  # fmt: skip
+    key = str(asset.get("key_field") or "").strip()
+    return configuration_record(
+        connection, asset["id"], hostname=key or None, label=str(asset.get("inventory_number") or "") or None,
+        serial=serial or None,
+    )
+
+
 def to_ticket(
     record: dict[str, Any],
     *,
@@ -142,7 +162,13 @@ def to_ticket(
         updated_at=parse_time(record.get("last_update") or record.get("lastactiondate")),
         # The agent app's ticket page [U: path not in the API spec].
         url=f"{root}/ticket?id={vendor_id}",
+        related=tuple(r for r in (to_configuration(a, connection) for a in _assets(record)) if r is not None),
     )
+
+
+def _assets(record: dict[str, Any]) -> list[dict[str, Any]]:
+    assets = record.get("assets")
+    return [a for a in assets if isinstance(a, dict)] if isinstance(assets, list) else []
 
 
 def to_thread_entry(action: dict[str, Any]) -> ThreadEntry:

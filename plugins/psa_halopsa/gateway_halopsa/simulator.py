@@ -11,7 +11,8 @@ What it models (README lists the sources and the choices made where Halo documen
   server returns at most ``page_cap`` (100) items whatever ``page_size`` asks.
 - POST bodies are arrays; ``/api/Actions`` with ``hiddenfromuser``, ``new_status``,
   ``timetaken``; ``/api/Status`` (global, per-ticket-type availability); attachments as
-  ``data_base64`` with a settable cap (25 MB).
+  ``data_base64`` with a settable cap (25 MB), listed by ``GET /api/Attachment?ticket_id=``
+  and served back as the file itself by ``GET /api/Attachment/{id}``.
 - 429 with Retry-After after ``rate_limit_requests`` calls in any ``rate_limit_seconds``
   (300 per rolling 5 minutes by default).
 - Error bodies are plain text (Halo documents none); token errors are OAuth JSON.
@@ -32,7 +33,7 @@ import uuid
 from collections import deque
 from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote
 
 import httpx
 from litestar import Request, Response, get, post
@@ -171,7 +172,7 @@ class HaloSimulator(Simulator):
         self._tokens: dict[str, float] = {}
         self.issued_tokens: list[str] = []  # every token handed out, for leak checks in tests
         self._calls: deque[float] = deque()
-        self._next_id = {"ticket": 1000, "action": 5000, "attachment": 9000, "client": 100}
+        self._next_id = {"ticket": 1000, "action": 5000, "attachment": 9000, "client": 100, "asset": 700}
         self.tickets: dict[int, dict[str, Any]] = {}
         self.actions: dict[int, dict[str, Any]] = {}
         self.files: dict[int, dict[str, Any]] = {}
@@ -355,6 +356,23 @@ class HaloSimulator(Simulator):
         with self.lock:
             self.tickets[ticket_id] = record
         return ticket_id
+
+    def add_asset(
+        self, client_id: int, inventory_number: str, *, key_field: str = "", serial: str = "",
+        ticket_id: int | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
+        """An asset (``Device_List``) of the client, optionally listed on a ticket's ``assets``."""
+        asset_id = self._new_id("asset")
+        asset = {
+            "id": asset_id, "inventory_number": inventory_number, "key_field": key_field or inventory_number,
+            "client_id": client_id, "client_name": self.clients.get(client_id, {}).get("name", ""),
+            "assettype_name": "Workstation", "inactive": False,
+            "fields": [{"id": 1, "name": "Serial Number", "value": serial}] if serial else [],
+        }  # fmt: skip
+        if ticket_id is not None:
+            with self.lock:
+                self.tickets[ticket_id].setdefault("assets", []).append(asset)
+        return asset
 
     def add_action(self, ticket_id: int, note: str, **fields: Any) -> dict[str, Any]:
         """Record an action on a ticket (status change included); return it."""
@@ -545,9 +563,13 @@ class HaloSimulator(Simulator):
             body = sim._array(await request.body())
             return body if isinstance(body, Response) else sim._save_attachments(body)
 
+        @get("/api/attachment/{attachment_id:int}", sync_to_thread=False)
+        def attachment_file(request: Request) -> Response:
+            return sim._attachment_file(request.path_params["attachment_id"])
+
         return [
             authinfo, token, tickets, ticket, save_tickets, actions, save_actions, statuses,
-            ticket_types, priorities, clients, attachments, save_attachments,
+            ticket_types, priorities, clients, attachments, save_attachments, attachment_file,
         ]
 
     # -- route bodies ----------------------------------------------------------------------
@@ -714,6 +736,23 @@ class HaloSimulator(Simulator):
                 self.files[attachment_id] = record
             saved.append({k: v for k, v in record.items() if k != "data"})
         return self._json(self._saved(saved))
+
+    def _attachment_file(self, attachment_id: int) -> Response:
+        """``GET /api/Attachment/{id}``: the file itself, named in ``Content-Disposition``
+        (as homotechsual/HaloAPI's ``Get-HaloAttachment`` reads it)."""
+        with self.lock:
+            record = self.files.get(attachment_id)
+            record = dict(record) if record else None
+        if record is None:
+            return self._error(404, f"Attachment {attachment_id} not found")
+        name = record["filename"]
+        fallback = "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in name)
+        disposition = f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
+        return Response(
+            content=record["data"],
+            media_type=record["content_type"],
+            headers={"content-disposition": disposition},
+        )
 
     # -- demo ------------------------------------------------------------------------------
 

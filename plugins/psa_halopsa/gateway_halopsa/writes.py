@@ -11,6 +11,7 @@ import base64
 from datetime import timedelta
 from typing import Any
 
+from gateway.links import related_lines
 from gateway.models import AttachmentUpload, ReplyStep, TicketCreate, TimeEntryCreate
 
 from gateway_halopsa.mapping import halo_time, parse_time
@@ -84,8 +85,13 @@ def ticket_fields(ticket: TicketCreate, dedup_key: str, settings: HaloSettings) 
     """A new ticket: the form's fields by name, summary, details, client and the dedup key."""
     fields = {k: as_int(v) for k, v in ticket.fields.items() if k not in _NEVER_SENT and v is not None}
     fields["summary"] = ticket.summary
-    if ticket.description:
-        fields["details"] = ticket.description
+    details = ticket.description
+    if ticket.related:
+        # The dedup key holds the third-party id fields: other tools' records go at the end
+        # of the details (Halo's RMM fields take its own integrations' ids, not ours).
+        details = "\n\n".join(filter(None, [details, related_lines(ticket.related)]))
+    if details:
+        fields["details"] = details
     if ticket.customer_id:
         fields["client_id"] = as_int(ticket.customer_id)
     fields[settings.dedup_field] = dedup_key

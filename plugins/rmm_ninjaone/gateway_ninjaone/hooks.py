@@ -61,6 +61,8 @@ def gateway_register_vendors() -> list[VendorInfo]:
             attachment_cap_bytes=None,
             settings_type=NinjaOneSettings,
             secret_settings=("client_secret",),
+            # The 501 a caller sees for acknowledge names why, before anything is queued.
+            unsupported={Capability.ALERT_ACKNOWLEDGE: ACKNOWLEDGE_REFUSAL},
         )
     ]
 

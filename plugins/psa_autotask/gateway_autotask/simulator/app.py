@@ -194,6 +194,20 @@ class AutotaskSimulator(Simulator):
                 ticket["ticketNumber"] = self._ticket_number(created)
             return ticket["id"]
 
+    def add_configuration_item(
+        self, company_id: int, title: str, *, serial: str = "", hostname: str | None = None,
+        ticket_id: int | None = None,
+    ) -> int:  # fmt: skip
+        """A configuration item (asset) of the company, optionally set on a ticket; its id."""
+        with self.lock:
+            item = self.store.insert("ConfigurationItems", {
+                "companyID": company_id, "productID": 1, "referenceTitle": title, "serialNumber": serial,
+                "rmmDeviceAuditHostname": hostname, "isActive": True, "createDate": stamp(), "lastActivityDate": stamp(),
+            })  # fmt: skip
+            if ticket_id is not None:
+                self.store.records["Tickets"][ticket_id]["configurationItemID"] = item["id"]
+            return item["id"]
+
     def add_tickets(self, count: int, **fields: Any) -> list[int]:
         return [self.add_ticket(title=f"Bulk ticket {i + 1}", **fields) for i in range(count)]
 

@@ -93,6 +93,7 @@ TICKET_FIELDS = [
     ),
     fld("companyID", "integer", required=True, reference="Company"),
     fld("contactID", "integer", reference="Contact"),
+    fld("configurationItemID", "integer", reference="ConfigurationItem"),
     fld("assignedResourceID", "integer", reference="Resource"),
     fld("assignedResourceRoleID", "integer", reference="Role"),
     fld("dueDateTime", "datetime", required=True),
@@ -247,6 +248,21 @@ RESOURCE_ROLE_FIELDS = [
     fld("isActive", "boolean"),
 ]
 
+# A subset of ConfigurationItems' fields: what identifies the machine. The rmmDeviceAudit*
+# fields are filled by Autotask's RMM integrations (names from memory of the entity [U]).
+CONFIGURATION_ITEM_FIELDS = [
+    fld("id", "long", required=True, read_only=True),
+    fld("companyID", "integer", required=True, reference="Company"),
+    fld("productID", "integer", required=True, reference="Product"),
+    fld("referenceTitle", length=200),
+    fld("referenceNumber", length=50),
+    fld("serialNumber", length=100),
+    fld("rmmDeviceAuditHostname", length=255, read_only=True),
+    fld("isActive", "boolean", required=True),
+    fld("createDate", "datetime", read_only=True),
+    fld("lastActivityDate", "datetime", read_only=True),
+]
+
 # Entity name (as Autotask spells it) → field metadata.
 ENTITY_FIELDS: dict[str, list[dict[str, Any]]] = {
     "Tickets": TICKET_FIELDS,
@@ -258,6 +274,7 @@ ENTITY_FIELDS: dict[str, list[dict[str, Any]]] = {
     "Contacts": CONTACT_FIELDS,
     "Resources": RESOURCE_FIELDS,
     "ResourceServiceDeskRoles": RESOURCE_ROLE_FIELDS,
+    "ConfigurationItems": CONFIGURATION_ITEM_FIELDS,
 }
 
 

@@ -27,6 +27,7 @@ ID_START = {
     "Contacts": 30682900,
     "Resources": 29682885,
     "ResourceServiceDeskRoles": 400,
+    "ConfigurationItems": 29683700,
 }
 
 
