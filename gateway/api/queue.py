@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Request, get, post
+from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, QueryParameter, RawBody
 
-from gateway import sync
+from gateway import customers, sync
 from gateway.api.common import ADMIN, READ, authorize, gateway_of, own_connection
 from gateway.api.problems import ApiError, not_found
 from gateway.errors import BadSignature, NotSupported
@@ -27,6 +29,8 @@ from gateway.store import TicketFilter
 log = logging.getLogger("gateway.webhooks")
 
 Many = Annotated[list[str] | None, QueryParameter(required=False)]
+SortBy = Literal["updated", "created", "age"]
+Order = Literal["desc", "asc"]
 
 
 class Facets(msgspec.Struct):
@@ -49,42 +53,19 @@ class WebhookAccepted(msgspec.Struct):
     events: int
 
 
-def _filter(
-    *, status: list[str] | None, status_id: list[str] | None, category: list[str] | None, customer: list[str] | None,
-    assignee: list[str] | None, connection: list[str] | None, vendor: list[str] | None, priority: list[str] | None,
-    board: list[str] | None, q: str | None, created_after: datetime | None, created_before: datetime | None,
-    updated_after: datetime | None, updated_before: datetime | None,
-) -> TicketFilter:
-    return TicketFilter(
-        status=status_id or [], status_name=status or [], category=category or [], customer=customer or [],
-        assignee=assignee or [], connection=connection or [], vendor=vendor or [], priority=priority or [],
-        board=board or [], text=(q or "").strip(), created_after=created_after, created_before=created_before,
-        updated_after=updated_after, updated_before=updated_before,
-    )
+@dataclass
+class QueueQuery:
+    """The queue's filters, sort and paging, as both queue routes take them."""
+
+    filter: TicketFilter
+    sort: str
+    order: str
+    limit: int
+    cursor: str | None
+    facets: bool
 
 
-def _page(request: Request, flt: TicketFilter, sort: str, order: str, limit: int, cursor: str | None, facets: bool) -> TicketPage:
-    principal = authorize(request, READ)
-    gw = gateway_of(request)
-    for connection in flt.connection:
-        own_connection(gw, principal, connection, f"connection {connection}")
-    try:
-        result = gw.store.query(
-            principal.workspace, flt, sort=sort, order=order, limit=max(1, min(limit, 500)), cursor=cursor, facets=facets
-        )
-    except ValueError as exc:
-        raise ApiError(400, "Bad cursor", str(exc), "start again without a cursor") from None
-    counts = msgspec.convert(result.facets, Facets) if result.facets is not None else None
-    return TicketPage(result.tickets, result.next_cursor, result.total, counts)
-
-
-SortBy = Literal["updated", "created", "age"]
-Order = Literal["desc", "asc"]
-
-
-@get("/v1/tickets", operation_id="listTickets", sync_to_thread=True)
-def list_tickets(
-    request: Request,
+def queue_query(
     status: FromQuery[Many] = None,
     status_id: FromQuery[Many] = None,
     category: FromQuery[Many] = None,
@@ -104,28 +85,49 @@ def list_tickets(
     limit: FromQuery[int] = 50,
     cursor: FromQuery[str | None] = None,
     facets: FromQuery[bool] = False,
-) -> TicketPage:
-    """The queue over every PSA connection. Filters combine (AND); a filter given several
-    times matches any of its values. ``status`` is the PSA's status name, ``status_id`` is
-    ``connection:status id``, ``category`` the canonical one; ``q`` searches summaries."""
-    flt = _filter(
-        status=status, status_id=status_id, category=category, customer=customer, assignee=assignee,
-        connection=connection, vendor=vendor, priority=priority, board=board, q=q, created_after=created_after,
-        created_before=created_before, updated_after=updated_after, updated_before=updated_before,
+) -> QueueQuery:
+    """Filters combine (AND); a filter given several times matches any of its values.
+    ``status`` is the PSA's status name, ``status_id`` is ``connection:status id``, ``category``
+    the canonical one; ``q`` searches summaries."""
+    flt = TicketFilter(
+        status=status_id or [], status_name=status or [], category=category or [], customer=customer or [],
+        assignee=assignee or [], connection=connection or [], vendor=vendor or [], priority=priority or [],
+        board=board or [], text=(q or "").strip(), created_after=created_after, created_before=created_before,
+        updated_after=updated_after, updated_before=updated_before,
     )
-    return _page(request, flt, sort, order, limit, cursor, facets)
+    return QueueQuery(flt, sort, order, limit, cursor, facets)
+
+
+def _page(request: Request, query: QueueQuery) -> TicketPage:
+    principal = authorize(request, READ)
+    gw = gateway_of(request)
+    for connection in query.filter.connection:
+        own_connection(gw, principal, connection, f"connection {connection}")
+    try:
+        result = gw.store.query(
+            principal.workspace, query.filter, sort=query.sort, order=query.order,
+            limit=max(1, min(query.limit, 500)), cursor=query.cursor, facets=query.facets,
+        )
+    except ValueError as exc:
+        raise ApiError(400, "Bad cursor", str(exc), "start again without a cursor") from None
+    counts = msgspec.convert(result.facets, Facets) if result.facets is not None else None
+    return TicketPage(result.tickets, result.next_cursor, result.total, counts)
+
+
+QUEUE_QUERY = {"queue": Provide(queue_query, sync_to_thread=False)}
+
+
+@get("/v1/tickets", operation_id="listTickets", sync_to_thread=True, dependencies=QUEUE_QUERY)
+def list_tickets(request: Request, queue: NamedDependency[QueueQuery]) -> TicketPage:
+    """The queue over every PSA connection, filtered, sorted and paged (see the parameters)."""
+    return _page(request, queue)
 
 
 def customer_company_refs(request: Request, customer_id: str) -> list[str]:
-    """The PSA company references of a workspace customer (or the reference itself)."""
+    """The PSA company references of a workspace customer (or a company reference itself)."""
     principal = authorize(request, READ)
     gw = gateway_of(request)
-    try:
-        from gateway import customers
-    except ImportError:  # pragma: no cover - the customers module is part of the gateway
-        customers = None  # type: ignore[assignment]
-    finder = getattr(customers, "company_refs", None) if customers else None
-    refs = finder(gw, principal.workspace, customer_id) if finder else None
+    refs = customers.company_refs(gw, principal.workspace, customer_id)
     if refs is None:
         if ":" not in customer_id:
             raise not_found(f"customer {customer_id}")
@@ -134,37 +136,13 @@ def customer_company_refs(request: Request, customer_id: str) -> list[str]:
     return refs
 
 
-@get("/v1/customers/{customer_id:str}/tickets", operation_id="listCustomerTickets", sync_to_thread=True)
-def list_customer_tickets(
-    request: Request,
-    customer_id: FromPath[str],
-    status: FromQuery[Many] = None,
-    status_id: FromQuery[Many] = None,
-    category: FromQuery[Many] = None,
-    assignee: FromQuery[Many] = None,
-    connection: FromQuery[Many] = None,
-    vendor: FromQuery[Many] = None,
-    priority: FromQuery[Many] = None,
-    board: FromQuery[Many] = None,
-    q: FromQuery[str | None] = None,
-    created_after: FromQuery[datetime | None] = None,
-    created_before: FromQuery[datetime | None] = None,
-    updated_after: FromQuery[datetime | None] = None,
-    updated_before: FromQuery[datetime | None] = None,
-    sort: FromQuery[SortBy] = "updated",
-    order: FromQuery[Order] = "desc",
-    limit: FromQuery[int] = 50,
-    cursor: FromQuery[str | None] = None,
-    facets: FromQuery[bool] = False,
-) -> TicketPage:
-    """One customer's tickets across every PSA: the global queue filtered by that customer."""
-    refs = customer_company_refs(request, customer_id)
-    flt = _filter(
-        status=status, status_id=status_id, category=category, customer=refs, assignee=assignee,
-        connection=connection, vendor=vendor, priority=priority, board=board, q=q, created_after=created_after,
-        created_before=created_before, updated_after=updated_after, updated_before=updated_before,
-    )
-    return _page(request, flt, sort, order, limit, cursor, facets)
+@get("/v1/customers/{customer_id:str}/tickets", operation_id="listCustomerTickets", sync_to_thread=True,
+     dependencies=QUEUE_QUERY)
+def list_customer_tickets(request: Request, customer_id: FromPath[str], queue: NamedDependency[QueueQuery]) -> TicketPage:
+    """One customer's tickets across every PSA: the global queue filtered by that customer
+    (a ``customer`` parameter is replaced by the customer's companies)."""
+    queue.filter.customer = customer_company_refs(request, customer_id)
+    return _page(request, queue)
 
 
 @post("/v1/webhooks/{connection_id:str}", operation_id="receiveWebhook", status_code=202, sync_to_thread=True,
