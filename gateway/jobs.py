@@ -127,6 +127,14 @@ def sweep(gw: Gateway, older_than: float = 60.0) -> int:
             gw.writes.save(record)
             continue
         head = gw.writes.chain_head(record.chain)
+        while head is not None and head != record.id:
+            head_record = gw.writes.get(head)
+            if head_record is not None and not head_record.terminal:
+                break
+            # The head finished (or expired) but its run died before popping it off the chain
+            # (a worker killed between saving the outcome and advancing): without this the
+            # ticket's later writes would wait behind it forever.
+            head = gw.writes.advance_chain(record.chain, head)
         if head is None:
             gw.writes.rejoin(record)
             head = record.id

@@ -56,6 +56,22 @@ class Redactor:
         return value
 
 
+def sent_credentials(headers: Any) -> list[str]:
+    """Credential values a request carried (``Authorization`` and secret-named headers), with
+    the token alone after a scheme (``Bearer <token>``). Tokens a plugin derives at run time
+    (OAuth access tokens, Basic pairs) are not configured secrets, so the redactor cannot
+    know them; a vendor that echoes the request in its error answer must not leak them."""
+    values: list[str] = []
+    for name, value in headers.items():
+        if not SECRET_KEY.search(str(name)) or len(value) < 8:
+            continue
+        values.append(value)
+        _scheme, _, token = value.partition(" ")
+        if token.strip() and len(token.strip()) >= 8:
+            values.append(token.strip())
+    return sorted(set(values), key=len, reverse=True)
+
+
 class RedactingFilter(logging.Filter):
     """A logging filter that scrubs secrets from every formatted message."""
 

@@ -29,6 +29,7 @@ from gateway.errors import (
     error_for_status,
 )
 from gateway.models import Connection
+from gateway.redact import MASK, sent_credentials
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 DEFAULT_RETRY_AFTER = 30.0
@@ -205,7 +206,19 @@ class VendorHTTP:
             ) from None
 
     def _error(self, response: httpx.Response) -> VendorError:
-        scrub = self.runtime.redactor.scrub if self.runtime is not None else (lambda s: s)
+        known = self.runtime.redactor.scrub if self.runtime is not None else (lambda s: s)
+        try:
+            sent = sent_credentials(response.request.headers)
+        except RuntimeError:  # a response built without its request (unit tests)
+            sent = []
+
+        def scrub(text: str) -> str:
+            # A vendor may echo the request (with its Authorization header) in an error body.
+            text = known(text)
+            for value in sent:
+                text = text.replace(value, MASK)
+            return text
+
         detail = scrub(self.error_detail(response))
         retry_after = None
         if response.status_code == 429:

@@ -8,6 +8,7 @@ promotes delayed runs (``jobs.promote_due``) every 20 ms and sweeps for lost wri
 
 from __future__ import annotations
 
+import itertools
 import logging
 import multiprocessing
 import os
@@ -15,6 +16,7 @@ import signal
 import threading
 import time
 
+import redis
 import rq
 from rq import SimpleWorker
 
@@ -71,10 +73,19 @@ def run_worker(gw: Gateway, *, burst: bool = False, name: str | None = None) -> 
     jobs.bind(gw)
     housekeeping = Housekeeping(gw)
     housekeeping.start()
-    # Order matters: rq takes from the first non-empty queue, so writes always go first.
-    worker = GatewayWorker([WRITE_QUEUE, sync.EVENTS_QUEUE, sync.SYNC_QUEUE], connection=gw.redis, name=name)
     try:
-        worker.work(burst=burst, logging_level="WARNING", with_scheduler=False)
+        for attempt in itertools.count():
+            # Order matters: rq takes from the first non-empty queue, so writes always go first.
+            worker = GatewayWorker([WRITE_QUEUE, sync.EVENTS_QUEUE, sync.SYNC_QUEUE], connection=gw.redis,
+                                   name=f"{name}-{attempt}" if name and attempt else name)
+            try:
+                worker.work(burst=burst, logging_level="WARNING", with_scheduler=False)
+                return
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+                # Redis went away mid-job (rq's own bookkeeping raised): the write's record and
+                # the sweeper recover the job; keep this process serving once Redis is back.
+                log.warning("lost Redis while working; starting again in 1 s", exc_info=True)
+                time.sleep(1.0)
     finally:
         housekeeping.stopping.set()
 

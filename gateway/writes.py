@@ -202,7 +202,11 @@ class WriteStore:
 
     def advance(self, record: WriteRecord) -> str | None:
         """Remove a finished write from the head of its chain; return the next write id."""
-        nxt = self._advance(keys=[f"chain:{record.chain}"], args=[record.id])
+        return self.advance_chain(record.chain, record.id)
+
+    def advance_chain(self, chain: str, write_id: str) -> str | None:
+        """Pop ``write_id`` if it heads ``chain``; return the chain's head after that."""
+        nxt = self._advance(keys=[f"chain:{chain}"], args=[write_id])
         return nxt.decode() if nxt else None
 
     def rejoin(self, record: WriteRecord) -> bool:
@@ -241,7 +245,9 @@ class WriteStore:
         self.redis.expire(key, self.idempotency_seconds * 7)
 
     def dead_letters(self, workspace: str, limit: int = 100, offset: int = 0) -> list[WriteRecord]:
-        ids = self.redis.zrevrange(f"deadletters:{workspace}", offset, offset + limit - 1)
+        # Redis takes 64-bit indexes only: a caller's huge offset is simply past the end.
+        offset = max(0, min(offset, 2**40))
+        ids = self.redis.zrevrange(f"deadletters:{workspace}", offset, offset + max(1, min(limit, 2**20)) - 1)
         records = [self.get(i.decode()) for i in ids]
         return [r for r in records if r is not None]
 

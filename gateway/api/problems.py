@@ -30,6 +30,33 @@ class ApiError(Exception):
         super().__init__(detail)
 
 
+# The problem answers every route can give, for handlers' ``responses=`` so the OpenAPI
+# document declares them (schemathesis checks every answer against it).
+PROBLEM_STATUSES = {
+    400: "Malformed JSON, wrong types, unknown fields, a bad reference or Idempotency-Key",
+    401: "No API key, or an unknown or revoked one",
+    403: "The API key lacks the scope",
+    404: "No such record in the key's workspace (another workspace's records look the same)",
+    409: "An admin action on a write in the wrong state",
+    413: "A body or attachment over the limit (names the PSA's cap)",
+    422: "A status or form value the PSA does not allow; an Idempotency-Key reused with another body",
+    501: "The vendor lacks the capability",
+    502: "A read through the vendor failed",
+    503: "A read through the vendor is over its rate limit (Retry-After)",
+}
+
+
+def problem_responses(*statuses: int) -> dict[int, Any]:
+    """``responses=`` for a route handler: the problem shape for each status (all by default)."""
+    from litestar.openapi.datastructures import ResponseSpec
+
+    return {
+        status: ResponseSpec(data_container=Problem, description=PROBLEM_STATUSES[status],
+                             media_type="application/problem+json")
+        for status in (statuses or tuple(PROBLEM_STATUSES))
+    }
+
+
 def not_found(what: str) -> ApiError:
     return ApiError(404, "Not found", f"no {what}", "check the reference; it may belong to another workspace")
 

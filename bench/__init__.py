@@ -1,0 +1,13 @@
+"""Benchmarks of the gateway against its limits and its alternatives (issue 6).
+
+Run ``python -m bench`` (``--quick`` for the under-a-minute version). Every figure is a ratio
+against a baseline measured in the same run, printed as one line
+``name: value unit (baseline ..., ratio ..., target ...)`` and written to
+``bench/results.json``. ``docs/benchmarks.md`` records the latest figures and how to reproduce
+them.
+
+Modules: ``report`` (figures, lines, results file), ``rig`` (redis-server, simulators, API and
+worker processes), ``tap`` (when a simulator sees each vendor call), ``load`` (a loopback load
+generator in its own process), ``proc`` (process entry points), ``sampler`` (a stdlib sampling
+profiler), and one ``fig_*`` module per figure.
+"""

@@ -1,0 +1,165 @@
+"""``python -m bench [--quick]``: run every figure, print one line each, write results.json.
+
+Order matters on a two-core machine: the figures that need workers run first (3, 6, 1, 2), the
+workers' memory is read, the workers stop, the queue is read (5), Redis is emptied, and the
+API's write path is measured alone (4).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+from bench import fig_api_cost, fig_isolation, fig_memory, fig_overhead, fig_queue, fig_ratelimit
+from bench.context import Context, Options
+from bench.report import Figure, machine, write_results
+from bench.rig import Rig, free_port
+
+HERE = Path(__file__).resolve().parent
+
+
+def _restrict_cpus(count: int) -> None:
+    """Keep the benchmark and everything it starts on ``count`` CPUs (when there are more)."""
+    if count <= 0 or not hasattr(os, "sched_setaffinity"):
+        return
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) > count:
+        os.sched_setaffinity(0, cpus[:count])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smaller counts: finishes in under a minute")
+    parser.add_argument("--rate", type=int, default=20, help="R, calls a second on rate-limited connections")
+    parser.add_argument("--workers", type=int, default=4, help="gateway worker processes")
+    parser.add_argument("--cpus", type=int, default=2, help="CPUs to run on (0: all); figure 4 is defined on 2")
+    parser.add_argument("--profile", action="store_true",
+                        help="sample the API and workers in each measured window; write bench/profiles.md")
+    parser.add_argument("--out", type=Path, default=HERE / "results.json")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, config)")
+    args = parser.parse_args(argv)
+    _restrict_cpus(args.cpus)
+
+    options = Options(quick=args.quick, rate=args.rate, workers=args.workers, profile=args.profile)
+    started = time.time()
+    load_before = os.getloadavg()
+    workdir = Path(tempfile.mkdtemp(prefix="msp-bench-"))
+    profile_dir = workdir / "profiles" if args.profile else None
+    if profile_dir:
+        profile_dir.mkdir()
+    rig = Rig(workdir, profile_dir=profile_dir)
+    ctx = Context(rig, options)
+    figures: list[Figure] = []
+    info = machine()
+    print(f"bench: {'quick' if args.quick else 'full'} run on {info['nproc']} CPUs ({info['cpu']}), "
+          f"{info['memory_gib']} GiB, Python {info['python']}, load average {load_before[0]:.1f}", flush=True)
+
+    timings: dict[str, float] = {}
+
+    def record(name: str, step: Callable[[Context], list[Figure]]) -> None:
+        began = time.monotonic()
+        try:
+            results = step(ctx)
+        except Exception as exc:  # one broken figure must not hide the others
+            traceback.print_exc()
+            results = [Figure(name=name, error=f"{type(exc).__name__}: {exc}")]
+        timings[name] = round(time.monotonic() - began, 1)
+        for figure in results:
+            print(figure.line(), flush=True)
+            figures.append(figure)
+
+    code = 0
+    try:
+        began = time.monotonic()
+        gc.disable()  # setup makes 100,000 simulated tickets: no collector passes meanwhile
+        try:
+            setup(ctx)
+        except Exception as exc:
+            traceback.print_exc()
+            figure = Figure(name="setup", error=f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
+            print(figure.line(), flush=True)
+            figures.append(figure)
+            raise _SetupFailed from None
+        timings["setup"] = round(time.monotonic() - began, 1)
+        # The simulators keep every ticket in this process: leave them out of the cyclic
+        # collector, whose full passes over 100,000 tickets would stall the simulators' answers.
+        gc.collect()
+        gc.freeze()
+        gc.enable()
+        record("write_overhead", fig_overhead.run)
+        rig.wait_quiet()
+        record("freshness", fig_queue.run_freshness)
+        fig_isolation.measure_idle(ctx)
+        record("rate_limit_utilisation", fig_ratelimit.run)
+        # Each landed write makes its ticket be fetched again, within the connection's budget:
+        # that tail must not be measured as figure 2's load (a quick run waits only briefly).
+        ctx.shared["quiet_before_isolation"] = rig.wait_quiet(timeout=3 if options.quick else 600)
+        record("isolation", fig_isolation.run)
+        fig_memory.measure_workers(ctx)
+        rig.stop_workers()
+        record("queue_reads", fig_queue.run_reads)
+        fig_memory.measure_api(ctx)
+        rig.redis.flushall()  # type: ignore[union-attr]
+        record("api_cost", fig_api_cost.run)
+        record("memory", fig_memory.run)
+    except _SetupFailed:
+        code = 1
+    finally:
+        rig.close()
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            print(f"bench: work directory kept at {workdir}", flush=True)
+    extra = {
+        "options": vars(options),
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        "seconds": timings,
+    }
+    write_results(args.out, figures, mode="quick" if args.quick else "full", started=started, extra=extra)
+    if ctx.profiles:
+        (HERE / "profiles.md").write_text(
+            "# Profiles of the last `python -m bench --profile` run\n\n" + "\n".join(ctx.profiles.values())
+        )
+    missed = [f.name for f in figures if f.met is False]
+    print(f"bench: {len(figures)} figures in {time.time() - started:.0f} s; "
+          f"{'missed: ' + ', '.join(missed) if missed else 'every target met'}; wrote {args.out}", flush=True)
+    return code
+
+
+class _SetupFailed(Exception):
+    """The rig did not come up; the figures cannot run."""
+
+
+def setup(ctx: Context) -> None:
+    """Redis, simulators, config, then the API and worker processes (started together)."""
+    rig, options = ctx.rig, ctx.options
+    quick = options.quick
+    rig.start_redis()
+    rig.add_vendor(fig_ratelimit.CONNECTION, rate=options.rate,
+                   tickets=fig_ratelimit.writes_for(quick))
+    rig.add_vendor(fig_isolation.BUSY, rate=options.rate, tickets=fig_isolation.backlog_for(quick))
+    rig.add_vendor(fig_isolation.OTHER, rate=None, tickets=500 if quick else 2000)
+    rig.add_vendor(fig_api_cost.CONNECTION, rate=None, tickets=fig_api_cost.tickets_for(quick))
+    if fig_queue.queue_ready():
+        fig_queue.add_vendors(rig, quick)
+    rig.write_config()
+    rig.start_api()
+    rig.start_workers(options.workers)
+    ctx.shared["bare_worker"] = rig.spawn_other("bare-worker")
+    bare_port = free_port()  # figure 4's baseline server starts now and idles until then
+    ctx.shared["bare_api"] = (rig.spawn_other("bare", "--port", str(bare_port)), bare_port)
+    rig.wait_ready()
+    ctx.shared["synced"] = rig.wait_synced(timeout=120 if quick else 1200)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

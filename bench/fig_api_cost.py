@@ -1,0 +1,133 @@
+"""Figure 4: API cost. Throughput of ``POST /v1/tickets/{ref}/replies`` (the 202 path) against
+a bare Litestar endpoint that answers 202 (``bench.bare_app``), both served by uvicorn exactly
+as ``gateway serve`` runs (one process, same loop and protocol), on the same cores, driven by
+the same load generator (``bench.load``, its own process, 16 keep-alive connections).
+
+The ticket cache is warm: every write goes to a ticket whose facts the API already holds
+(``gateway.intake.cached_ticket``), as in steady use; each goes to a different ticket, so each
+heads its ticket's chain and is enqueued to rq, as writes are when workers keep up. Workers are
+stopped, so the API does not share the cores with them. Rounds alternate (gateway, bare, ...)
+so noise from other work on the machine hits both alike. CPU time per request (API process and
+redis-server) comes from /proc and is steadier than throughput on a shared machine.
+"""
+
+from __future__ import annotations
+
+from bench.context import Context
+from bench.load import LoadSpec, http_post, start_load
+from bench.report import Figure, percentile
+from bench.rig import cpu_seconds, wait_http
+
+CONNECTION = "cw-api"
+
+
+def tickets_for(quick: bool) -> int:
+    return 1200 if quick else 16_000
+
+
+def run(ctx: Context) -> list[Figure]:
+    import time
+
+    rig = ctx.rig
+    vendor = ctx.vendor(CONNECTION)
+    rounds = 2 if ctx.quick else 3
+    seconds = 1.0 if ctx.quick else 8.0
+    warmup = 0.3 if ctx.quick else 1.0
+    rig.warm_ticket_cache(vendor)
+    bare, bare_port = ctx.shared["bare_api"]  # type: ignore[misc]
+    wait_http(f"http://127.0.0.1:{bare_port}/", bare, time.monotonic() + 60)
+    body = b'{"text":"Benchmark API cost","internal":true}'
+    refs = vendor.refs
+    redis_pid = rig.redis_server.process.pid  # type: ignore[union-attr]
+    assert rig.api is not None
+    # per server: [measured requests, measured seconds, API CPU s, redis CPU s, redis commands, all requests]
+    totals = {"gateway": [0, 0.0, 0.0, 0.0, 0, 0], "bare": [0, 0.0, 0.0, 0.0, 0, 0]}
+    latencies: dict[str, list[float]] = {"gateway": [], "bare": []}
+    statuses: dict[str, dict[int, int]] = {"gateway": {}, "bare": {}}
+    offset = 0
+    by_name: dict[str, int] = {}
+    wrapped: list[int] = []
+    for round_no in range(rounds):
+        for name, port, pid in (("gateway", rig.api_port, rig.api.pid), ("bare", bare_port, bare.pid)):
+            # Every request of the gateway's rounds names a ticket no earlier write used.
+            requests = [http_post("127.0.0.1", port, f"/v1/tickets/{ref}/replies", body, rig.headers)
+                        for ref in refs[offset:] + refs[:offset]]
+            cpu_before, redis_before = cpu_seconds(pid), cpu_seconds(redis_pid)
+            commands_before = rig.redis.info("stats")["total_commands_processed"]  # type: ignore[union-attr]
+            by_name_before = _command_counts(rig)
+            if name == "gateway" and round_no == 0:
+                ctx.profile_start()
+            result = start_load(LoadSpec("127.0.0.1", port, requests, concurrency=16,
+                                         duration=seconds, warmup=warmup)).result()
+            if name == "gateway" and round_no == 0:
+                ctx.profile_stop("API cost, POST reply (figure 4)")
+            total = totals[name]
+            total[0] += result.completed
+            total[1] += result.measured_seconds
+            total[2] += cpu_seconds(pid) - cpu_before
+            total[3] += cpu_seconds(redis_pid) - redis_before
+            total[4] += rig.redis.info("stats")["total_commands_processed"] - commands_before  # type: ignore[union-attr]
+            total[5] += result.answered
+            if name == "gateway":
+                for command, calls in _command_counts(rig).items():
+                    by_name[command] = by_name.get(command, 0) + calls - by_name_before.get(command, 0)
+            latencies[name] += result.latencies
+            for status, n in result.statuses.items():
+                statuses[name][status] = statuses[name].get(status, 0) + n
+            if name == "gateway":
+                offset += result.answered + 50
+                if offset >= len(refs):  # later writes would wait behind earlier ones (no rq job)
+                    wrapped.append(round_no)
+                    offset %= len(refs)
+    ctx.shared["bare_api_rss"] = bare.rss_bytes()
+    rates = {name: t[0] / t[1] for name, t in totals.items()}
+    all_requests = {name: t[5] for name, t in totals.items()}
+    details = {
+        "rounds": rounds,
+        "seconds_per_round": seconds,
+        "connections": 16,
+        "warm_ticket_cache": True,
+        "workers_running": False,
+        "statuses": statuses,
+        "requests_per_second": {k: round(v, 1) for k, v in rates.items()},
+        "latency_ms": {
+            name: {"p50": round(percentile(v, 50) * 1000, 2), "p99": round(percentile(v, 99) * 1000, 2)}
+            for name, v in latencies.items()
+        },
+        # The API process is the bottleneck of both, and CPU time per request is steadier than
+        # throughput on a shared machine: this is the throughput ratio an idle machine would give.
+        "cpu_ratio": round((totals["bare"][2] / max(1, totals["bare"][5])) / max(1e-9, totals["gateway"][2] / max(1, totals["gateway"][5])), 3),
+        "api_cpu_ms_per_request": {
+            name: round(1000 * t[2] / max(1, all_requests[name]), 3) for name, t in totals.items()
+        },
+        "redis_cpu_ms_per_request": {
+            name: round(1000 * t[3] / max(1, all_requests[name]), 3) for name, t in totals.items()
+        },
+        "redis_commands_per_request": {
+            name: round(t[4] / max(1, all_requests[name]), 1) for name, t in totals.items()
+        },
+    }
+    details["redis_commands_per_gateway_request"] = {
+        k: round(v / max(1, all_requests["gateway"]), 2) for k, v in sorted(by_name.items(), key=lambda kv: -kv[1]) if v > 0
+    }
+    if wrapped:
+        details["ran_out_of_fresh_tickets_in_rounds"] = wrapped
+    non_202 = {s: n for s, n in statuses["gateway"].items() if s != 202}
+    if non_202:
+        details["gateway_non_202"] = non_202
+    return [Figure(
+        name="api_cost",
+        value=round(rates["gateway"], 1),
+        unit="req/s",
+        baseline=round(rates["bare"], 1),
+        baseline_label="bare Litestar 202",
+        target=0.5,
+        comparison=">=",
+        details=details,
+    )]
+
+
+def _command_counts(rig) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    """Calls per Redis command so far (INFO commandstats)."""
+    stats = rig.redis.info("commandstats")
+    return {name.removeprefix("cmdstat_"): int(value["calls"]) for name, value in stats.items()}

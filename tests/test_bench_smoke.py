@@ -1,0 +1,94 @@
+"""The benchmark kit measures what it says: its load generator, its vendor tap, its report lines.
+
+The whole quick benchmark (``python -m bench --quick``) runs in the slow suite."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bench.bare_app import create_bare_app
+from bench.load import LoadSpec, http_post, start_load
+from bench.report import Figure
+from bench.tap import VendorTap
+from gateway.testing.simulator import serve_asgi_in_thread
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_a_missed_target_is_marked_and_a_met_one_is_not() -> None:
+    slow = Figure(name="api_cost", value=100.0, unit="req/s", baseline=1000.0, target=0.5, comparison=">=")
+    fast = Figure(name="api_cost", value=800.0, unit="req/s", baseline=1000.0, target=0.5, comparison=">=")
+    assert slow.line() == "api_cost: 100 req/s (baseline 1000 req/s, ratio 0.10, target ratio >= 0.50) MISS"
+    assert fast.line().endswith("target ratio >= 0.50)")
+    assert (slow.met, fast.met) == (False, True)
+
+
+def test_a_figure_waiting_for_the_queue_says_so() -> None:
+    line = Figure(name="queue_reads_p50", skipped="needs the unified queue").line()
+    assert line == "queue_reads_p50: skipped (needs the unified queue)"
+
+
+def test_the_load_generator_counts_every_answer_of_a_real_server() -> None:
+    server = serve_asgi_in_thread(create_bare_app())
+    try:
+        body = b'{"text":"hello"}'
+        requests = [http_post("127.0.0.1", server.port, f"/v1/tickets/cw:{i}/replies", body) for i in range(5)]
+        result = start_load(LoadSpec("127.0.0.1", server.port, requests, concurrency=4, count=200)).result(timeout=60)
+    finally:
+        server.stop()
+    assert result.statuses == {202: 200}
+    assert result.completed == result.answered == 200
+    assert len(result.latencies) == 200
+
+
+def test_the_tap_sees_each_vendor_write_and_its_answer() -> None:
+    from gateway_connectwise.simulator import ConnectWiseSimulator
+
+    sim = ConnectWiseSimulator()
+    sim.seed_demo()
+    tap = VendorTap(sim.app)
+    server = serve_asgi_in_thread(tap)
+    try:
+        conn = sim.demo_connection(server.base_url)
+        ticket = sim.sample_ticket_id()
+        from gateway_connectwise.auth import ConnectWiseAuth
+
+        secrets = conn["secrets"]
+        auth = ConnectWiseAuth(conn["settings"]["company_id"], secrets["public_key"], secrets["private_key"],
+                               secrets["client_id"])
+        tap.capture_next()
+        with httpx.Client(base_url=conn["base_url"], auth=auth) as client:
+            client.get(f"/service/tickets/{ticket}")
+            answer = client.post(f"/service/tickets/{ticket}/notes", json={"text": "hi", "internalAnalysisFlag": True})
+        assert tap.wait_for(1, timeout=5)
+    finally:
+        server.stop()
+    assert answer.status_code == 201
+    assert (tap.ok, tap.reads, dict(tap.statuses)) == (1, 1, {201: 1})
+    captured = tap.captured(timeout=1)
+    assert captured is not None and json.loads(captured.body)["text"] == "hi"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_the_quick_benchmark_prints_every_figure_and_writes_its_results(tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    run = subprocess.run([sys.executable, "-m", "bench", "--quick", "--out", str(out)],
+                         cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stderr[-3000:]
+    results = json.loads(out.read_text())
+    names = {f["name"] for f in results["figures"]}
+    assert {"rate_limit_utilisation", "rate_limit_429s", "isolation", "write_overhead_p50", "write_overhead_p99",
+            "api_cost", "memory_api", "memory_worker"} <= names
+    assert not [f["line"] for f in results["figures"] if f["error"]]
+    for figure in results["figures"]:
+        assert figure["line"] in run.stdout
+        if not figure["skipped"]:
+            assert "target" in figure["line"]
+    assert results["machine"]["nproc"] >= 1
