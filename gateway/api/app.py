@@ -37,7 +37,7 @@ from gateway.api.common import (
     own_ref,
     owned_ticket,
 )
-from gateway.api.problems import ApiError, handle, not_found
+from gateway.api.problems import ApiError, handle, not_found, problem_responses
 from gateway.api.schemas import (
     AlertActionBody,
     BrokenPluginView,
@@ -348,9 +348,11 @@ def alert_action(request: Request, ref: FromPath[str], data: JSONBody[AlertActio
     return accepted(gw, submitted)
 
 
-def _view(record: WriteRecord) -> WriteView:
+def _view(gw: Gateway, record: WriteRecord) -> WriteView:
+    # Step payloads carry the caller's text: scrub configured secrets pasted into it.
+    steps = [msgspec.structs.replace(s, payload=gw.redactor.payload(s.payload)) for s in record.steps]
     return WriteView(record.id, record.kind, record.status, record.connection, record.dedup_key,
-                     record.created_at, record.updated_at, record.steps, record.attempts,
+                     record.created_at, record.updated_at, steps, record.attempts,
                      record.target, record.result_ref, record.error)
 
 
@@ -365,7 +367,7 @@ def _own_write(gw: Gateway, principal: Principal, write_id: FromPath[str]) -> Wr
 def get_write(request: Request, write_id: FromPath[str]) -> WriteView:
     """A write's status, its steps (with the vendor ids they made) and every attempt."""
     principal = authorize(request, READ)
-    return _view(_own_write(gateway_of(request), principal, write_id))
+    return _view(gateway_of(request), _own_write(gateway_of(request), principal, write_id))
 
 
 # --------------------------------------------------------------------------- admin
@@ -394,7 +396,7 @@ def list_dead_letters(request: Request, limit: FromQuery[int] = 100, offset: Fro
     principal = authorize(request, ADMIN)
     gw = gateway_of(request)
     records = gw.writes.dead_letters(principal.workspace, max(1, min(limit, 500)), max(0, offset))
-    return [DeadLetter(_view(r), gw.redactor.payload(r.request), r.workspace) for r in records]
+    return [DeadLetter(_view(gw, r), gw.redactor.payload(r.request), r.workspace) for r in records]
 
 
 @get("/v1/admin/dead-letters/{write_id:str}", operation_id="getDeadLetter", sync_to_thread=True)
@@ -404,7 +406,7 @@ def get_dead_letter(request: Request, write_id: FromPath[str]) -> DeadLetter:
     record = _own_write(gw, principal, write_id)
     if record.status != "dead":
         raise not_found(f"dead letter {write_id}")
-    return DeadLetter(_view(record), gw.redactor.payload(record.request), record.workspace)
+    return DeadLetter(_view(gw, record), gw.redactor.payload(record.request), record.workspace)
 
 
 @post("/v1/admin/dead-letters/{write_id:str}/retry", operation_id="retryDeadLetter", status_code=202, sync_to_thread=True)
@@ -471,8 +473,12 @@ def create_app(gateway: Gateway, *, extra_routes: list[Any] | None = None) -> Li
     """Build the API around an assembled ``Gateway`` (the caller owns and closes it)."""
 
     otel = OpenTelemetryPlugin(OpenTelemetryConfig(tracer_provider=gateway.tracer_provider))
+    handlers = [*ROUTES, *customers.ROUTES, *queue.ROUTES, *(extra_routes or [])]
+    for handler in handlers:
+        # Declare the problem answers every route can give, so the OpenAPI document is complete.
+        handler.responses = {**problem_responses(), **(handler.responses or {})}
     return Litestar(
-        route_handlers=[*ROUTES, *customers.ROUTES, *queue.ROUTES, *(extra_routes or [])],
+        route_handlers=handlers,
         state=State({"gateway": gateway, "keyring": KeyRing(gateway.settings), "redactor": gateway.redactor}),
         exception_handlers={Exception: handle},
         openapi_config=OpenAPIConfig(title="MSP integration gateway", version="1", path="/schema"),

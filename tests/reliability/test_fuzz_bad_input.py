@@ -107,10 +107,7 @@ UNKNOWN_REFS = ["999999999", "0", "-1", "abc", "1.5", "1e3", " 1", "1 ", "%00", 
 
 @pytest.mark.parametrize("connection", [
     "cw", "at",
-    pytest.param("halo", marks=pytest.mark.xfail(strict=True, reason=(
-        "gateway_halopsa's client does int(ticket_id) on the reference (client.py ticket(), "
-        "actions...): a non-numeric HaloPSA id is a ValueError, answered 500; it should be a 404 "
-        "like Autotask's record_id()"))),
+    "halo",
 ])
 def test_unknown_and_hostile_references_are_clear_4xx(served: dict[str, Any], connection: str) -> None:
     api, headers = served["api"], served["headers"]

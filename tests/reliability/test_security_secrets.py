@@ -191,9 +191,6 @@ def test_secrets_never_reach_logs_spans_audit_dead_letters_redis_or_error_bodies
     print(f"\nsecrets grep: {len(forbidden)} values over {sum(len(t) for t in outputs.values()):,} characters, no leaks")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "gateway/api/app.py _view() shows each step's payload as stored; the dead letter's "
-    "`request` is redacted but `write.steps[].payload` is not (needs gw.redactor.payload there)"))
 def test_a_secret_pasted_into_a_note_is_hidden_from_write_and_dead_letter_views(leaky: dict[str, Any]) -> None:
     api, gw, headers, handles = leaky["api"], leaky["gw"], leaky["headers"], leaky["handles"]
     secret = secrets_of(handles)[0]

@@ -259,7 +259,10 @@ class HaloClient:
             cursor = page.next_cursor
 
     def ticket(self, ticket_id: str | int) -> dict[str, Any] | None:
-        """One ticket with its details, or ``None`` when Halo has no such ticket."""
+        """One ticket with its details, or ``None`` when Halo has no such ticket (Halo's ids
+        are whole numbers, so anything else is no ticket, without asking)."""
+        if not str(ticket_id).isdigit():
+            return None
         try:
             response = self.http.get(f"/api/Tickets/{int(ticket_id)}", params={"includedetails": "true"})
         except VendorRejected as exc:
