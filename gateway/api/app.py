@@ -409,14 +409,19 @@ def get_dead_letter(request: Request, write_id: FromPath[str]) -> DeadLetter:
     return DeadLetter(_view(gw, record), gw.redactor.payload(record.request), record.workspace)
 
 
+def _own_dead_letter(gw: Gateway, principal: Principal, write_id: str, action: str) -> WriteRecord:
+    record = _own_write(gw, principal, write_id)
+    if record.status != "dead":
+        raise ApiError(409, "Not a dead letter", f"write {write_id} is {record.status}", f"only dead letters can be {action}")
+    return record
+
+
 @post("/v1/admin/dead-letters/{write_id:str}/retry", operation_id="retryDeadLetter", status_code=202, sync_to_thread=True)
 def retry_dead_letter(request: Request, write_id: FromPath[str]) -> WriteAccepted:
     """Send a dead letter again with the same dedup key; unknown outcomes are reconciled first."""
     principal = authorize(request, ADMIN)
     gw = gateway_of(request)
-    record = _own_write(gw, principal, write_id)
-    if record.status != "dead":
-        raise ApiError(409, "Not a dead letter", f"write {write_id} is {record.status}", "only dead letters can be retried")
+    record = _own_dead_letter(gw, principal, write_id, "retried")
     token = gw.writes.lock(record.id, 30)
     if token is None:
         raise ApiError(409, "Write is busy", f"write {write_id} is being worked on", "retry in a moment")
@@ -439,9 +444,7 @@ def discard_dead_letter(request: Request, write_id: FromPath[str]) -> None:
     """Give up on a dead letter for good (it stays readable at ``GET /v1/writes/{id}``)."""
     principal = authorize(request, ADMIN)
     gw = gateway_of(request)
-    record = _own_write(gw, principal, write_id)
-    if record.status != "dead":
-        raise ApiError(409, "Not a dead letter", f"write {write_id} is {record.status}", "only dead letters can be discarded")
+    record = _own_dead_letter(gw, principal, write_id, "discarded")
     record.status = "discarded"
     gw.writes.save(record)
     _audit_admin(gw, principal, "discard", record)

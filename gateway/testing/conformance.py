@@ -108,8 +108,8 @@ def build_env(
         server.stop()
 
 
-class ConformanceSuite:
-    """Subclass and set ``simulator_class`` (and ``connection_overrides`` if needed)."""
+class _Suite:
+    """What every suite shares: a gateway around a freshly seeded ``simulator_class``."""
 
     simulator_class: ClassVar[type[Simulator]]
     connection_overrides: ClassVar[dict[str, Any]] = {}
@@ -119,6 +119,10 @@ class ConformanceSuite:
         sim = self.simulator_class()
         sim.seed_demo()
         yield from build_env(sim, redis_client, **self.connection_overrides)
+
+
+class ConformanceSuite(_Suite):
+    """For PSA plugins. Subclass and set ``simulator_class`` (and ``connection_overrides``)."""
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -333,16 +337,7 @@ class ConformanceSuite:
 DEMO_CUSTOMERS = ("Acme Corp", "Globex", "Initech")
 
 
-class _ReadOnlySuite:
-    simulator_class: ClassVar[type[Simulator]]
-    connection_overrides: ClassVar[dict[str, Any]] = {}
-
-    @pytest.fixture
-    def env(self, redis_client: redis.Redis) -> Iterator[Env]:
-        sim = self.simulator_class()
-        sim.seed_demo()
-        yield from build_env(sim, redis_client, **self.connection_overrides)
-
+class _ReadOnlySuite(_Suite):
     def test_demo_customers_are_listed_with_references(self, env: Env) -> None:
         customers = env.gw.call(env.connection, "gateway_customer_list")
         names = {c.name for c in customers}
