@@ -6,8 +6,10 @@ against a baseline measured in the same run, printed as one line
 ``bench/results.json``. ``docs/benchmarks.md`` records the latest figures and how to reproduce
 them.
 
-Modules: ``report`` (figures, lines, results file), ``rig`` (redis-server, simulators, API and
-worker processes), ``tap`` (when a simulator sees each vendor call), ``load`` (a loopback load
-generator in its own process), ``proc`` (process entry points), ``sampler`` (a stdlib sampling
-profiler), and one ``fig_*`` module per figure.
+Modules: ``report`` (figures, lines, the results file), ``rig`` (redis-server, simulators, API
+and worker processes), ``context`` (what a figure gets), ``tap`` (when a simulator sees each
+vendor call), ``probe`` (one write at a time, caller to vendor), ``load`` (a loopback load
+generator in its own process), ``proc`` (entry points of the processes a run starts),
+``bare_app`` and ``sqlite_app`` (baselines), ``sampler`` and ``profile_api`` (profiles), and one
+``fig_*`` module per figure.
 """

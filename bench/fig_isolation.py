@@ -99,6 +99,7 @@ def run(ctx: Context) -> list[Figure]:
     details = {
         "backlog_writes": count,
         "quiet_before": ctx.shared.get("quiet_before_isolation"),
+        "fetches_dropped_after_figure_1": ctx.shared.get("fetches_dropped_after_figure_1"),
         "phase_seconds": phases,
         "rate_per_second": rate,
         "idle": summary_ms(idle_lat),

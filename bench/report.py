@@ -69,7 +69,9 @@ class Figure:
         label = f" {self.baseline_label}" if self.baseline_label else ""
         if self.baseline is not None:
             parts.append(f"baseline {fmt(self.baseline)} {self.unit}{label}")
-            parts.append(f"ratio {fmt(self.ratio, ratio=True)}")
+            ratio = self.ratio
+            close = ratio is not None and self.target is not None and abs(ratio - self.target) < 0.01
+            parts.append(f"ratio {ratio:.4f}" if close else f"ratio {fmt(ratio, ratio=True)}")
         else:
             parts.append(f"baseline: {self.baseline_label or 'none'}")
         if self.target is not None:

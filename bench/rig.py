@@ -258,6 +258,24 @@ class Rig:
             time.sleep(0.1)
         return False
 
+    def drop_fetches(self, connection: str) -> int:
+        """Drop the ticket fetches queued for ``connection`` (the refreshes its landed writes
+        asked for); return how many. Used between figures, never inside one."""
+        from rq import Queue
+
+        dropped = 0
+        prefix = f"fetch|{connection}|".encode()
+        for member in self.redis.zrange("sync:delayed", 0, -1):  # type: ignore[union-attr]
+            if member.startswith(prefix):
+                dropped += int(self.redis.zrem("sync:delayed", member))  # type: ignore[union-attr]
+        events = Queue("events", connection=self.redis)
+        for job in events.get_jobs():
+            if job.args and job.args[0] == connection:
+                events.remove(job.id)
+                job.delete()
+                dropped += 1
+        return dropped
+
     def pending_writes(self) -> int:
         return int(self.redis.zcard("writes:active"))  # type: ignore[union-attr]
 
