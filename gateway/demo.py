@@ -25,6 +25,16 @@ CONNECTION_IDS = {"connectwise": "cw-main", "autotask": "at-main", "halopsa": "h
                   "ninjaone": "ninja-main", "hudu": "hudu-main"}
 
 
+def _stop_with_parent() -> None:
+    """In the worker child: get SIGTERM when the demo process dies, however it dies (uvicorn
+    re-raises SIGTERM after its shutdown, so the demo's own clean-up may never run)."""
+    import ctypes
+    import signal
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def subscribe_webhooks(sims: dict, base: str) -> None:
     """Point every simulator that sends webhooks at the demo's webhook route, signed with the
     connection's webhook secret, so changes made inside a simulator show in the queue at once."""
@@ -196,6 +206,7 @@ def run_demo(*, port: int, workers: int, data_dir: Path) -> None:
         worker = subprocess.Popen(
             [sys.executable, "-m", "gateway.cli", "--config", str(config), "worker", "--processes", str(workers)],
             env=os.environ.copy(),
+            preexec_fn=_stop_with_parent if sys.platform.startswith("linux") else None,
         )
         gw = Gateway(load_settings(config), redis.Redis.from_url(server.url), service="msp-gateway-api")
         base = f"http://127.0.0.1:{port}"
@@ -220,7 +231,10 @@ def run_demo(*, port: int, workers: int, data_dir: Path) -> None:
             uvicorn.run(create_app(gw), host="127.0.0.1", port=port, log_level="warning")
         finally:
             worker.terminate()
-            worker.wait(timeout=15)
+            try:
+                worker.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                worker.kill()  # never leave a worker behind the demo
             gw.close()
     finally:
         for served in running:

@@ -82,6 +82,8 @@ def run_worker(gw: Gateway, *, burst: bool = False, name: str | None = None) -> 
                 worker.work(burst=burst, logging_level="WARNING", with_scheduler=False)
                 return
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+                if getattr(worker, "_shutdown_requested_date", None) is not None:
+                    return  # asked to stop (SIGTERM/SIGINT): a missing Redis is no reason to stay
                 # Redis went away mid-job (rq's own bookkeeping raised): the write's record and
                 # the sweeper recover the job; keep this process serving once Redis is back.
                 log.warning("lost Redis while working; starting again in 1 s", exc_info=True)
