@@ -128,8 +128,13 @@ def main(argv: list[str] | None = None) -> int:
     }
     write_results(args.out, figures, mode="quick" if args.quick else "full", started=started, extra=extra)
     if ctx.profiles:
+        mode = "--quick --profile" if args.quick else "--profile"
         (HERE / "profiles.md").write_text(
-            "# Profiles of the last `python -m bench --profile` run\n\n" + "\n".join(ctx.profiles.values())
+            f"# Profiles of the last `python -m bench {mode}` run ({time.strftime('%Y-%m-%d', time.gmtime(started))})\n\n"
+            "Wall-clock samples of every thread of the API and worker processes in each measured window\n"
+            "(`bench/sampler.py`); *busy* leaves out threads waiting for work. `redis` and `vendor` are\n"
+            "threads waiting on a Redis reply or a vendor's answer; `python` is running Python or waiting\n"
+            "for the GIL.\n\n" + "\n".join(ctx.profiles.values())
         )
     missed = [f.name for f in figures if f.met is False]
     print(f"bench: {len(figures)} figures in {time.time() - started:.0f} s; "

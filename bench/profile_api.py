@@ -17,6 +17,7 @@ import asyncio
 import cProfile
 import io
 import pstats
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -51,7 +52,8 @@ def main(argv: list[str] | None = None) -> None:
     from gateway.core import Gateway
     from gateway.testing.harness import settings_from
 
-    rig = Rig(Path(tempfile.mkdtemp(prefix="msp-bench-profile-")))
+    workdir = Path(tempfile.mkdtemp(prefix="msp-bench-profile-"))
+    rig = Rig(workdir)
     try:
         rig.start_redis()
         if args.route == "reply":
@@ -143,6 +145,7 @@ def main(argv: list[str] | None = None) -> None:
         gw.close()
     finally:
         rig.close()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,9 @@ import httpx
 import msgspec
 import redis
 from rq import Worker
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
+
+RQError = (InvalidJobOperation, NoSuchJobError)
 
 from bench.tap import VendorTap
 from gateway import intake
@@ -271,9 +274,13 @@ class Rig:
         events = Queue("events", connection=self.redis)
         for job in events.get_jobs():
             if job.args and job.args[0] == connection:
-                events.remove(job.id)
-                job.delete()
+                if not events.remove(job.id):  # a worker took it meanwhile
+                    continue
                 dropped += 1
+                try:
+                    job.delete(remove_from_queue=False)
+                except RQError:
+                    pass
         return dropped
 
     def pending_writes(self) -> int:
