@@ -13,10 +13,12 @@ redis-server) comes from /proc and is steadier than throughput on a shared machi
 
 from __future__ import annotations
 
+import time
+
 from bench.context import Context
 from bench.load import LoadSpec, http_post, start_load
 from bench.report import Figure, percentile
-from bench.rig import cpu_seconds, wait_http
+from bench.rig import Rig, cpu_seconds, wait_http
 
 CONNECTION = "cw-api"
 
@@ -26,8 +28,6 @@ def tickets_for(quick: bool) -> int:
 
 
 def run(ctx: Context) -> list[Figure]:
-    import time
-
     rig = ctx.rig
     vendor = ctx.vendor(CONNECTION)
     rounds = 2 if ctx.quick else 3
@@ -127,7 +127,7 @@ def run(ctx: Context) -> list[Figure]:
     )]
 
 
-def _command_counts(rig) -> dict[str, int]:  # type: ignore[no-untyped-def]
+def _command_counts(rig: Rig) -> dict[str, int]:
     """Calls per Redis command so far (INFO commandstats)."""
     stats = rig.redis.info("commandstats")
     return {name.removeprefix("cmdstat_"): int(value["calls"]) for name, value in stats.items()}

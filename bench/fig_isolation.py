@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import time
 
+from rq import Queue
+
 from bench.context import Context
 from bench.load import LoadSpec, http_post, start_load
 from bench.probe import Prober
 from bench.report import Figure, percentile, summary_ms
-from bench.rig import QueueWatch
+from bench.rig import QueueWatch, Rig
+from gateway.core import WRITE_QUEUE
 
 BUSY = "cw-busy"
 OTHER = "cw-other"
@@ -155,10 +158,8 @@ def run(ctx: Context) -> list[Figure]:
     return figures
 
 
-def _wait_queue_below(rig, jobs: int, timeout: float) -> bool:  # type: ignore[no-untyped-def]
-    from gateway.core import WRITE_QUEUE
-    from rq import Queue
-
+def _wait_queue_below(rig: Rig, jobs: int, timeout: float) -> bool:
+    """Wait until fewer than ``jobs`` write jobs are queued (the backlog's first runs are done)."""
     queue = Queue(WRITE_QUEUE, connection=rig.redis)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -1,4 +1,4 @@
-"""The benchmark rig: a redis-server, ConnectWise simulators, the API and worker processes.
+"""The benchmark rig: a redis-server, vendor simulators, the API and worker processes.
 
 Everything runs on 127.0.0.1. Simulators are served from threads of the benchmark process,
 each behind a ``VendorTap`` that times the vendor calls; the API (``gateway serve``) and the
@@ -25,10 +25,8 @@ from typing import Any
 import httpx
 import msgspec
 import redis
-from rq import Worker
+from rq import Queue, Worker
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
-
-RQError = (InvalidJobOperation, NoSuchJobError)
 
 from bench.tap import VendorTap
 from gateway import intake
@@ -39,6 +37,7 @@ from gateway.testing.harness import ALL_SCOPES, connection_config, new_api_key, 
 from gateway.testing.simulator import Faults, RunningServer, serve_asgi_in_thread
 
 REPO = Path(__file__).resolve().parent.parent
+RQ_ERRORS = (InvalidJobOperation, NoSuchJobError)
 UNLIMITED = [{"requests": 100_000, "per_seconds": 1}]
 
 
@@ -264,8 +263,6 @@ class Rig:
     def drop_fetches(self, connection: str) -> int:
         """Drop the ticket fetches queued for ``connection`` (the refreshes its landed writes
         asked for); return how many. Used between figures, never inside one."""
-        from rq import Queue
-
         dropped = 0
         prefix = f"fetch|{connection}|".encode()
         for member in self.redis.zrange("sync:delayed", 0, -1):  # type: ignore[union-attr]
@@ -279,7 +276,7 @@ class Rig:
                 dropped += 1
                 try:
                     job.delete(remove_from_queue=False)
-                except RQError:
+                except RQ_ERRORS:
                     pass
         return dropped
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -55,6 +56,9 @@ def _serve(args: argparse.Namespace) -> None:
     from gateway.api.app import create_app
 
     gw = build_gateway(args.config, service="msp-gateway-api")
+    # uvicorn re-raises SIGTERM after shutting down; exit through Python so an embedded
+    # redis-server this process started is stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         uvicorn.run(create_app(gw), host=args.host, port=args.port, log_level="warning", workers=1)
     finally:

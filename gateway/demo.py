@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -227,6 +228,9 @@ def run_demo(*, port: int, workers: int, data_dir: Path) -> None:
         threading.Thread(
             target=open_alert_tickets, args=(base, key, alert_tickets(sims)), name="demo-alert-tickets", daemon=True
         ).start()
+        # uvicorn restores this handler after its graceful shutdown and re-raises SIGTERM:
+        # exiting through it runs the clean-up below (workers, simulators, Redis).
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         try:
             uvicorn.run(create_app(gw), host="127.0.0.1", port=port, log_level="warning")
         finally:

@@ -166,9 +166,9 @@ def test_a_reply_posted_during_a_backfill_waits_at_most_one_sync_call(redis_clie
 
     sim = ConnectWiseSimulator()
     sim.seed_demo()
-    for i in range(2000):  # twenty-odd pages at ten calls a second: a backfill of a few seconds
+    for i in range(4000):  # nine pages of 500 at three calls a second: a backfill of ~3 seconds
         sim.add_ticket(f"bulk ticket {i}")
-    envs = build_env(sim, redis_client, rate_limit=[{"requests": 10, "per_seconds": 1.0}])
+    envs = build_env(sim, redis_client, rate_limit=[{"requests": 3, "per_seconds": 1.0}])
     env = next(envs)
     try:
         ticket = sim.sample_ticket_id()
@@ -176,7 +176,7 @@ def test_a_reply_posted_during_a_backfill_waits_at_most_one_sync_call(redis_clie
         accepted: list[str] = []
 
         def post_reply_soon() -> None:
-            time.sleep(0.6)
+            time.sleep(1.2)
             accepted.append(env.post(f"/v1/tickets/{env.ref(ticket)}/replies", {"text": "during backfill"}).json()["write_id"])
 
         poster = threading.Thread(target=post_reply_soon)
