@@ -122,6 +122,14 @@ class VendorHTTP:
         ctx = context.get()
         policy = self.connection.rate_limit
         if ctx.prepaid:
+            # A slot booked before a 429 paused the connection must not jump the pause.
+            paused = runtime.limiter.paused_for(self.connection.id)
+            if paused > 0:
+                raise VendorRateLimited(
+                    f"{self.connection.id} is paused by the vendor's Retry-After",
+                    connection=self.connection.id,
+                    retry_after=paused,
+                )
             ctx.prepaid = False
         else:
             wait = runtime.limiter.reserve(self.connection.id, policy, book=ctx.book_ahead)

@@ -79,3 +79,36 @@ def test_booked_slots_drain_at_the_configured_rate(redis_client: redis.Redis) ->
     # 50 calls at 10 per second: the last is booked about 4 seconds out, never sooner.
     assert 3.9 < max(waits) < 4.1
     time.sleep(0)
+
+
+def test_a_prepaid_slot_does_not_jump_a_429_pause(redis_client: redis.Redis) -> None:
+    import httpx
+    import pytest
+    import respx
+
+    from gateway import context
+    from gateway.errors import VendorRateLimited
+    from gateway.models import Connection
+    from gateway.redact import Redactor
+    from gateway.runtime import Runtime
+    from gateway.vendor_http import VendorHTTP
+
+    limiter = RateLimiter(redis_client)
+    from opentelemetry import trace
+
+    runtime = Runtime(redis_client, limiter, Redactor(), trace.get_tracer("test"))
+    conn = Connection(id="p1", workspace="w", vendor="v", base_url="https://vendor.example", runtime=runtime,
+                      rate_limit=FIVE_PER_SECOND)
+    http = VendorHTTP(conn)
+    limiter.pause("p1", 2.0)
+    token = context.current.set(context.CallContext(prepaid=True, defer_on_limit=True))
+    try:
+        with respx.mock(assert_all_called=False) as vendor:
+            route = vendor.post("https://vendor.example/notes").mock(return_value=httpx.Response(201, json={}))
+            with pytest.raises(VendorRateLimited) as raised:
+                http.post("/notes", json={"text": "x"})
+            assert not route.called
+            assert 1.5 < raised.value.retry_after <= 2.0
+    finally:
+        context.current.reset(token)
+        http.close()
