@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import fig_api_cost, fig_isolation, fig_memory, fig_overhead, fig_queue, fig_ratelimit
+from bench import fig_api_cost, fig_fairness, fig_isolation, fig_memory, fig_overhead, fig_queue, fig_ratelimit
 from bench.context import Context, Options
 from bench.report import Figure, machine, write_results
 from bench.rig import Rig, free_port
@@ -105,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         ctx.shared["fetches_dropped_after_figure_1"] = rig.drop_fetches(fig_ratelimit.CONNECTION)
         ctx.shared["quiet_before_isolation"] = rig.wait_quiet(timeout=10 if options.quick else 120)
         record("isolation", fig_isolation.run)
+        record("isolation_trouble", fig_fairness.run)
         fig_memory.measure_workers(ctx)
         rig.stop_workers()
         record("queue_reads", fig_queue.run_reads)
@@ -156,6 +157,7 @@ def setup(ctx: Context) -> None:
     rig.add_vendor(fig_isolation.BUSY, rate=options.rate, tickets=fig_isolation.backlog_for(quick))
     rig.add_vendor(fig_isolation.OTHER, rate=None, tickets=500 if quick else 2000)
     rig.add_vendor(fig_api_cost.CONNECTION, rate=None, tickets=fig_api_cost.tickets_for(quick))
+    fig_fairness.add_vendors(rig, quick)
     if fig_queue.queue_ready():
         fig_queue.add_vendors(rig, quick)
     rig.write_config()

@@ -15,14 +15,11 @@ from __future__ import annotations
 
 import time
 
-from rq import Queue
-
 from bench.context import Context
 from bench.load import LoadSpec, http_post, start_load
 from bench.probe import Prober
 from bench.report import Figure, percentile, summary_ms
-from bench.rig import QueueWatch, Rig
-from gateway.core import WRITE_QUEUE
+from bench.rig import QueueWatch, Rig, scheduled_runs
 
 BUSY = "cw-busy"
 OTHER = "cw-other"
@@ -159,11 +156,10 @@ def run(ctx: Context) -> list[Figure]:
 
 
 def _wait_queue_below(rig: Rig, jobs: int, timeout: float) -> bool:
-    """Wait until fewer than ``jobs`` write jobs are queued (the backlog's first runs are done)."""
-    queue = Queue(WRITE_QUEUE, connection=rig.redis)
+    """Wait until fewer than ``jobs`` write runs are queued (the backlog's first runs are done)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if queue.count < jobs:
+        if scheduled_runs(rig.redis) < jobs:  # type: ignore[arg-type]
             return True
         time.sleep(0.1)
     return False

@@ -29,7 +29,7 @@ from rq import Queue, Worker
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 
 from bench.tap import VendorTap
-from gateway import intake
+from gateway import intake, scheduler
 from gateway.core import Gateway
 from gateway.embedded_redis import EmbeddedRedis
 from gateway.models import TicketQuery
@@ -108,14 +108,14 @@ class Rig:
         os.environ["REDIS_URL"] = self.redis_server.url
         self.redis = redis.Redis.from_url(self.redis_server.url)
 
-    def add_vendor(self, connection: str, *, rate: int | None, tickets: int = 0) -> Vendor:
+    def add_vendor(self, connection: str, *, rate: int | None, tickets: int = 0, **overrides: Any) -> Vendor:
         """A ConnectWise simulator (demo data plus ``tickets`` open tickets) and its connection,
         limited to ``rate`` calls a second (unlimited for the benchmark when ``None``)."""
         from gateway_connectwise.simulator import ConnectWiseSimulator
 
         sim = ConnectWiseSimulator()
         sim.seed_demo()
-        vendor = self.add_sim(connection, sim, rate=rate, poll_overlap_seconds=5.0)
+        vendor = self.add_sim(connection, sim, rate=rate, poll_overlap_seconds=5.0, **overrides)
         if tickets:
             vendor.refs = [f"{connection}:{i}" for i in add_tickets(sim, tickets)]
         return vendor
@@ -253,7 +253,7 @@ class Rig:
         be measured by the next)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            queued = sum(int(self.redis.llen(f"rq:queue:{q}")) for q in ("writes", "events"))  # type: ignore[union-attr]
+            queued = int(self.redis.llen("rq:queue:events")) + scheduled_runs(self.redis)  # type: ignore[arg-type,union-attr]
             fetches = sum(1 for m in self.redis.zrange("sync:delayed", 0, -1) if m.startswith(b"fetch|"))  # type: ignore[union-attr]
             if not queued and not fetches and not self.pending_writes():
                 return True
@@ -320,8 +320,19 @@ def stop(child: Child, timeout: float = 10.0) -> None:
             child.process.wait(timeout=5)
 
 
+def scheduled_runs(client: redis.Redis) -> int:
+    """Write runs waiting in the fair scheduler, over every connection."""
+    keys = list(client.scan_iter(f"{scheduler.PREFIX}list:*", count=1000))
+    if not keys:
+        return 0
+    with client.pipeline(transaction=False) as pipe:
+        for key in keys:
+            pipe.llen(key)
+        return sum(pipe.execute())
+
+
 class QueueWatch:
-    """Samples the length of the rq write queue in the background (``with QueueWatch(rig):``)."""
+    """Samples the write runs waiting in the scheduler in the background (``with QueueWatch(rig):``)."""
 
     def __init__(self, rig: Rig, interval: float = 0.25) -> None:
         self.rig = rig
@@ -334,7 +345,7 @@ class QueueWatch:
         client = redis.Redis.from_url(os.environ["REDIS_URL"])
         began = time.monotonic()
         while not self._stop.is_set():
-            self.samples.append((round(time.monotonic() - began, 2), int(client.llen("rq:queue:writes"))))
+            self.samples.append((round(time.monotonic() - began, 2), scheduled_runs(client)))
             self._stop.wait(self.interval)
         client.close()
 

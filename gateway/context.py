@@ -24,6 +24,8 @@ class CallContext:
     # Why the call is made, when not for a write ("sync"): shown in audit records.
     purpose: str | None = None
     calls: list[int] = field(default_factory=list)
+    # Requests handed to the transport in this context, answered or not.
+    requests: int = 0
 
 
 current: contextvars.ContextVar[CallContext | None] = contextvars.ContextVar(

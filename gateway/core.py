@@ -21,6 +21,7 @@ from gateway.errors import ConfigError, NotSupported
 from gateway.models import Capability, Connection, RateLimitPolicy, RateLimitWindow
 from gateway.plugins import LoadedPlugins, Vendors, load_plugins
 from gateway.ratelimit import RateLimiter
+from gateway.scheduler import Scheduler
 from gateway.redact import Redactor, install_log_redaction
 from gateway.runtime import Runtime
 from gateway.settings import ConnectionConfig, Settings, WorkspaceConfig, secret_values
@@ -55,6 +56,7 @@ class Gateway:
             redis_client, idempotency_seconds=int(settings.gateway.idempotency_hours * 3600)
         )
         self.queue = rq.Queue(WRITE_QUEUE, connection=redis_client)
+        self.scheduler = Scheduler(redis_client)
         self.store = TicketStore(redis_client)
         self.connections: dict[str, Connection] = {}
         self.workspace_of: dict[str, WorkspaceConfig] = {}
@@ -71,6 +73,7 @@ class Gateway:
                 self.connections[conn.id] = self._connection(workspace, conn, where)
                 self.workspace_of[conn.id] = workspace
         self._clients: dict[str, Any] = {}
+        self._caps: dict[str, int] = {}
         self._lock = threading.Lock()
         self.retry_base_seconds = settings.gateway.retry_base_seconds
         # Called with each write that succeeded (the ticket store listens here).
@@ -110,6 +113,8 @@ class Gateway:
             policy = msgspec.structs.replace(policy, concurrency=conn.concurrency)
         if conn.rate_limit_headroom is not None:
             policy = msgspec.structs.replace(policy, headroom=conn.rate_limit_headroom)
+        if conn.read_share is not None:
+            policy = msgspec.structs.replace(policy, read_share=conn.read_share)
         cap = info.attachment_cap_bytes
         if conn.attachment_cap_mb is not None:
             cap = int(conn.attachment_cap_mb * 1024 * 1024)
@@ -155,6 +160,21 @@ class Gateway:
 
     def capable(self, connection_id: str, capability: Capability) -> bool:
         return self.vendors.has(self.connection(connection_id).vendor, capability)
+
+    def connection_cap(self, connection_id: str) -> int:
+        """How many runs of this connection's writes may run at once."""
+        cap = self._caps.get(connection_id)
+        if cap is None:
+            found = self.settings.connection(connection_id)
+            conn = self.connections.get(connection_id)
+            if found is not None and found[1].max_running is not None:
+                cap = found[1].max_running
+            elif conn is not None and conn.rate_limit.concurrency:
+                cap = conn.rate_limit.concurrency
+            else:
+                cap = self.settings.gateway.writes_per_connection
+            cap = self._caps[connection_id] = max(1, cap)
+        return cap
 
     def rate_policy(self, connection_id: str) -> RateLimitPolicy:
         return self.connection(connection_id).rate_limit

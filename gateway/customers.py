@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Literal
 
 import msgspec
 
+from gateway.locks import try_lock
 from gateway.models import Alert, Capability, Customer, RunbookLink, VendorKind, split_ref
 from gateway.settings import CustomerLink, WorkspaceConfig
 
@@ -373,9 +374,8 @@ def customer_map(gw: Gateway, workspace_id: str, *, refresh: bool = False) -> Cu
         if raw:
             return msgspec.json.decode(raw, type=CustomerMap)
     # One process computes; the others wait briefly for its answer instead of asking every tool.
-    lock = f"lock:{key}"
-    owner = bool(gw.redis.set(lock, "1", nx=True, ex=60))
-    if not owner and not refresh:
+    owner = try_lock(gw.redis, f"lock:{key}", 60)
+    if owner is None and not refresh:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             time.sleep(0.05)
@@ -393,8 +393,8 @@ def customer_map(gw: Gateway, workspace_id: str, *, refresh: bool = False) -> Cu
         gw.redis.set(key, msgspec.json.encode(computed), ex=max(1, math.ceil(ttl)))
         return computed
     finally:
-        if owner:
-            gw.redis.delete(lock)
+        if owner is not None:
+            owner.release()
 
 
 def expires_in(gw: Gateway, workspace_id: str) -> float | None:

@@ -20,6 +20,7 @@ they are put in an error.
 from __future__ import annotations
 
 import enum
+from typing import Any
 
 
 class GatewayError(Exception):
@@ -76,9 +77,16 @@ class VendorUnavailable(VendorError):
 
 
 class VendorRateLimited(VendorError):
-    """Over the vendor's (or our own) budget: retry after ``retry_after`` seconds."""
+    """Over the vendor's (or our own) budget: retry after ``retry_after`` seconds.
+
+    ``booked`` is true when our own limiter booked the slot for the next try (it is paid for).
+    """
 
     retryable = True
+
+    def __init__(self, message: str, *, booked: bool = False, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.booked = booked
 
 
 class VendorUnreachable(VendorError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from datetime import datetime, timedelta, timezone
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +19,7 @@ import msgspec
 from opentelemetry import propagate, trace
 
 from gateway.core import Gateway
-from gateway.jobs import enqueue_write
+from gateway.jobs import new_run
 from gateway.models import StatusCategory, Ticket, TicketForm, TicketStatus, split_ref
 from gateway.writes import WriteRecord, WriteStep, body_hash, now
 
@@ -42,8 +43,13 @@ class WriteRefused(Exception):
 
 
 def cached_ticket(gw: Gateway, ref: str, *, refresh: bool = False) -> Ticket | None:
+    """The ticket's facts for validating a write: from the ticket store when sync has it (no
+    vendor call), else a short-lived cache, else the vendor."""
     key = f"cache:ticket:{ref}"
     if not refresh:
+        stored = gw.store.get(ref)
+        if stored is not None:
+            return stored
         raw = gw.redis.get(key)
         if raw:
             return msgspec.json.decode(raw, type=Ticket)
@@ -91,6 +97,25 @@ def check_status(gw: Gateway, ticket: Ticket, status_id: str) -> TicketStatus:
     )
 
 
+# A time entry must start in this range: a PSA cannot store (and a plugin cannot convert) more.
+EARLIEST_ENTRY = datetime(1971, 1, 1, tzinfo=timezone.utc)
+LATEST_ENTRY_AHEAD = timedelta(days=366)
+
+
+def check_time_entry(started_at: datetime | None, minutes: int) -> None:
+    """Refuse at accept a time entry that could never land (422 naming ``started_at``)."""
+    if started_at is None:
+        return
+    aware = started_at if started_at.tzinfo else started_at.replace(tzinfo=timezone.utc)
+    latest = datetime.now(timezone.utc) + LATEST_ENTRY_AHEAD
+    if not EARLIEST_ENTRY <= aware <= latest - timedelta(minutes=minutes):
+        raise WriteRefused(
+            422, "Time entry out of range",
+            f"started_at must be between {EARLIEST_ENTRY:%Y-%m-%d} and one year from now (UTC)",
+            field="started_at",
+        )
+
+
 def first_in_progress(gw: Gateway, ticket: Ticket) -> str | None:
     """The status a "first reply moves New to In Progress" rule picks, if the ticket is new."""
     if ticket.status.category is not StatusCategory.NEW:
@@ -115,6 +140,47 @@ class Upload:
 class Submitted:
     write_id: str
     created: bool
+    dedup_key: str
+    status: str = "queued"
+
+
+def _fingerprint(kind: str, target: str | None, request: dict[str, Any], uploads: Sequence[Upload]) -> str:
+    digests = [hashlib.sha256(u.data).hexdigest() for u in uploads]
+    return body_hash({"kind": kind, "target": target, "request": request, "files": digests})
+
+
+def replay(
+    gw: Gateway,
+    *,
+    workspace: str,
+    kind: str,
+    target: str | None,
+    request: dict[str, Any],
+    idempotency_key: str | None,
+    uploads: Sequence[Upload] = (),
+) -> Submitted | None:
+    """The write an ``Idempotency-Key`` already names, answered from its record before any
+    validation (so a resend never needs the vendor); ``None`` when the key is new."""
+    if not idempotency_key:
+        return None
+    held = gw.writes.dedup(workspace, idempotency_key)
+    if held is None:
+        return None
+    write_id, digest = held
+    if digest != _fingerprint(kind, target, request, uploads):
+        raise _reused(idempotency_key, write_id)
+    record = gw.writes.get(write_id)
+    return Submitted(write_id, False, idempotency_key, record.status if record else "queued")
+
+
+def _reused(dedup_key: str, write_id: str) -> WriteRefused:
+    return WriteRefused(
+        422,
+        "Idempotency-Key reused with a different body",
+        f"the key {dedup_key!r} was used for write {write_id} with another body; "
+        "use a new key for a new write",
+        write_id=write_id,
+    )
 
 
 def submit(
@@ -129,10 +195,17 @@ def submit(
     idempotency_key: str | None,
     uploads: Sequence[Upload] = (),
 ) -> Submitted:
-    """Store and enqueue a validated write; the same key and body return the earlier write."""
+    """Store a validated write and queue its first run, in one round trip after the blobs; the
+    same key and body return the earlier write."""
     write_id = gw.writes.new_id()
-    digests = [hashlib.sha256(u.data).hexdigest() for u in uploads]
-    fingerprint = body_hash({"kind": kind, "target": target, "request": request, "files": digests})
+    fingerprint = _fingerprint(kind, target, request, uploads)
+    if target and any("status_id" in step.payload for step in steps):
+        # Status writes to a ticket are numbered in acceptance order: a retried old one must
+        # never undo a newer one that already landed (see ``WriteStore.status_superseded``).
+        order = gw.writes.next_status_order(connection, split_ref(target)[1])
+        for step in steps:
+            if "status_id" in step.payload:
+                step.payload["status_order"] = order
     dedup_key = idempotency_key or f"gw-{uuid.uuid4().hex}"
     for index, upload in enumerate(uploads):
         gw.writes.put_blob(write_id, index, upload.data)
@@ -155,7 +228,10 @@ def submit(
         target=target,
         trace_context=trace_context,
     )
-    accepted = gw.writes.accept(record)
+    with gw.redis.pipeline(transaction=False) as pipe:
+        run_id = new_run(gw, write_id, False, pipe)
+        gw.writes.accept(record, run=(run_id, gw.connection_cap(connection)), pipe=pipe)
+        accepted = gw.writes.accepted(record, pipe.execute()[-1])
     span = trace.get_current_span()
     span.set_attribute("gateway.kind", "api_write")
     span.set_attribute("gateway.write_id", accepted.write_id)
@@ -163,17 +239,12 @@ def submit(
     span.set_attribute("gateway.workspace", workspace)
     if target:
         span.set_attribute("gateway.ticket", target)
+    if not accepted.new or not accepted.head:
+        gw.redis.delete(gw.queue.job_class.key_for(run_id))  # the run was not queued
     if not accepted.new:
         gw.writes.delete_blobs(write_id, len(uploads))
         if not accepted.same_body:
-            raise WriteRefused(
-                422,
-                "Idempotency-Key reused with a different body",
-                f"the key {dedup_key!r} was used for write {accepted.write_id} with another body; "
-                "use a new key for a new write",
-                write_id=accepted.write_id,
-            )
-        return Submitted(accepted.write_id, created=False)
-    if accepted.head:
-        enqueue_write(gw, write_id)
-    return Submitted(write_id, created=True)
+            raise _reused(dedup_key, accepted.write_id)
+        record_now = gw.writes.get(accepted.write_id)
+        return Submitted(accepted.write_id, False, dedup_key, record_now.status if record_now else "queued")
+    return Submitted(write_id, True, dedup_key)

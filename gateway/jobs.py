@@ -49,6 +49,7 @@ from gateway.models import (
     make_ref,
     split_ref,
 )
+from gateway.locks import OwnedLock
 from gateway.writes import Attempt, WriteRecord, WriteStep, now
 
 _bound: Gateway | None = None
@@ -71,46 +72,60 @@ def bound() -> Gateway:
 # --------------------------------------------------------------------------- job functions
 
 
-def run_write(write_id: str, prepaid: bool = False) -> str:
+def run_write(write_id: str, prepaid: bool = False, run_id: str | None = None) -> str:
     """rq job: advance one write as far as it can go now."""
-    return WriteRunner(bound()).run(write_id, prepaid=prepaid)
+    return WriteRunner(bound()).run(write_id, prepaid=prepaid, run_id=run_id)
 
 
-JOB_OPTIONS: dict[str, Any] = {"job_timeout": 600, "result_ttl": 0, "failure_ttl": 7 * 24 * 3600}
-DELAYED = "writes:delayed"
+JOB_OPTIONS: dict[str, Any] = {"timeout": 600, "result_ttl": 0, "failure_ttl": 7 * 24 * 3600}
+# How far ahead a connection's runs book rate-limit slots before the connection is parked.
+BOOK_AHEAD_SECONDS = 1.0
 
 
-def enqueue_write(gw: Gateway, write_id: str, *, at: datetime | None = None, prepaid: bool = False) -> None:
-    """Enqueue the job that runs ``write_id`` now, or at ``at``.
+def new_run(gw: Gateway, write_id: str, prepaid: bool, pipe: Any) -> str:
+    """Create (in ``pipe``) the rq job for one run of ``write_id``; return its id."""
+    run_id = f"run_{uuid.uuid4().hex}"
+    job = gw.queue.create_job(run_write, args=(write_id, prepaid, run_id), job_id=run_id, **JOB_OPTIONS)
+    job.save(pipeline=pipe)
+    return run_id
 
-    Delayed runs wait in ``writes:delayed`` (a sorted set scored by float seconds) rather than
-    rq's scheduler, whose registry keeps whole seconds and has one lock holder: a rate-limit
-    slot booked for 12:00:00.250 must not run at 12:00:00, and a killed worker must not stall
-    every delayed write until its scheduler lock expires. ``promote_due`` moves them to rq.
+
+def enqueue_write(
+    gw: Gateway,
+    write_id: str,
+    *,
+    connection: str | None = None,
+    workspace: str | None = None,
+    at: datetime | None = None,
+    prepaid: bool = False,
+) -> None:
+    """Queue a run of ``write_id`` on its connection in the fair scheduler, now or at ``at``.
+
+    The run is an rq job; the scheduler decides when a worker takes it (``gateway.scheduler``).
+    A delayed run (a retry) joins the front of its connection's runs when it is due.
     """
-    if at is None:
-        gw.queue.enqueue(run_write, write_id, prepaid, **JOB_OPTIONS)
-    else:
-        member = f"{write_id}|{int(prepaid)}|{uuid.uuid4().hex[:8]}"
-        gw.redis.zadd(DELAYED, {member: at.timestamp()})
+    if connection is None or workspace is None:
+        record = gw.writes.get(write_id)
+        if record is None:
+            return
+        connection, workspace = record.connection, record.workspace
+    cap = gw.connection_cap(connection)
+    with gw.redis.pipeline(transaction=False) as pipe:
+        run_id = new_run(gw, write_id, prepaid, pipe)
+        if at is None:
+            gw.scheduler.push(connection, workspace, cap, run_id, client=pipe)
+        else:
+            gw.scheduler.defer(connection, workspace, cap, run_id, at.timestamp(), client=pipe)
+        pipe.execute()
 
 
-def promote_due(gw: Gateway, limit: int = 500) -> int:
-    """Enqueue delayed runs whose time has come; safe to run in every worker at once."""
-    due = gw.redis.zrangebyscore(DELAYED, "-inf", time.time(), start=0, num=limit)
-    promoted = 0
-    for member in due:
-        if gw.redis.zrem(DELAYED, member):  # only the process that removes it enqueues it
-            write_id, prepaid, _ = member.decode().split("|")
-            gw.queue.enqueue(run_write, write_id, prepaid == "1", **JOB_OPTIONS)
-            promoted += 1
-    return promoted
-
-
-def next_due_in(gw: Gateway) -> float | None:
-    """Seconds until the next delayed run, or ``None`` when none is waiting."""
-    first = gw.redis.zrange(DELAYED, 0, 0, withscores=True)
-    return max(0.0, first[0][1] - time.time()) if first else None
+def park_write(gw: Gateway, record: WriteRecord, run_id: str | None, seconds: float, *, prepaid: bool) -> None:
+    """Hold the write's connection for ``seconds`` (vendor pause or our own budget) and put
+    this write back at the front of its connection's runs: no worker waits, nothing spins."""
+    with gw.redis.pipeline(transaction=False) as pipe:
+        again = new_run(gw, record.id, prepaid, pipe)
+        pipe.execute()
+    gw.scheduler.park(record.connection, time.time() + seconds, run_id or "", requeue=again)
 
 
 def sweep(gw: Gateway, older_than: float = 60.0) -> int:
@@ -140,7 +155,7 @@ def sweep(gw: Gateway, older_than: float = 60.0) -> int:
             head = record.id
         if head == record.id:
             gw.writes.touch(record.id)
-            enqueue_write(gw, record.id)
+            enqueue_write(gw, record.id, connection=record.connection, workspace=record.workspace)
             revived += 1
     return revived
 
@@ -160,14 +175,25 @@ class WriteRunner:
         self.gw = gw
         self.store = gw.writes
 
-    def run(self, write_id: str, *, prepaid: bool = False) -> str:
+    def run(self, write_id: str, *, prepaid: bool = False, run_id: str | None = None) -> str:
+        """One run of a write; always hands its scheduler slot back (or parks it)."""
+        self.run_id = run_id
+        self.parked = False
         record = self.store.get(write_id)
+        connection = record.connection if record is not None else None
+        try:
+            return self._run(write_id, record, prepaid)
+        finally:
+            if connection is not None and run_id is not None and not self.parked:
+                self.gw.scheduler.finish(connection, run_id)
+
+    def _run(self, write_id: str, record: WriteRecord | None, prepaid: bool) -> str:
         if record is None:
             return "missing"
         conn = self.gw.connection(record.connection)
         lock_seconds = int(conn.timeout_seconds * 2 + 10)
-        token = self.store.lock(write_id, lock_seconds)
-        if token is None:
+        lock = self.store.lock(write_id, lock_seconds)
+        if lock is None:
             return "locked"
         try:
             record = self.store.get(write_id)
@@ -179,20 +205,20 @@ class WriteRunner:
                     self.store.rejoin(record)
                 elif head != record.id:
                     return "waiting"
-                outcome = self._execute(record, prepaid, lock_seconds)
+                outcome = self._execute(record, prepaid, lock, lock_seconds)
             else:
                 outcome = record.status
         finally:
-            self.store.unlock(write_id, token)
+            self.store.unlock(write_id, lock)
         if record.terminal:
             nxt = self.store.advance(record)
             if nxt:
-                enqueue_write(self.gw, nxt)
+                enqueue_write(self.gw, nxt, connection=record.connection, workspace=record.workspace)
         return outcome
 
     # -- one run ------------------------------------------------------------------------
 
-    def _execute(self, record: WriteRecord, prepaid: bool, lock_seconds: int) -> str:
+    def _execute(self, record: WriteRecord, prepaid: bool, lock: OwnedLock, lock_seconds: int) -> str:
         ctx = context.CallContext(
             write_id=record.id,
             dedup_key=record.dedup_key,
@@ -220,7 +246,7 @@ class WriteRunner:
                 try:
                     for step in record.steps:
                         if step.state != "done":
-                            self.store.redis.expire(f"lock:write:{record.id}", lock_seconds)
+                            lock.extend(lock_seconds)
                             self._step(record, step, ctx)
                 except _Stop as stop:
                     span.set_attribute("gateway.outcome", stop.outcome)
@@ -246,6 +272,7 @@ class WriteRunner:
         """
         ticket_id = self._ticket_id(record)
         sent = False
+        requests_before = ctx.requests
         try:
             if step.state == "sending":
                 effect = self._reconcile(record, step, ticket_id)
@@ -253,6 +280,8 @@ class WriteRunner:
                     self._done(record, step, effect, ticket_id, outcome="reconciled")
                     return
                 step.state = "pending"  # the vendor shows no trace of it: safe to send
+            if self._superseded(record, step, ticket_id):
+                return
             step.state = "sending"
             step.started_at = step.started_at or now()
             record.status = "running"
@@ -267,11 +296,21 @@ class WriteRunner:
             wait = exc.retry_after if exc.retry_after is not None else 1.0
             record.status = "queued"
             self.store.save(record, due=time.time() + wait)
-            # Our own limiter booked a slot for this write when it refused: the next run owns it.
-            enqueue_write(
-                self.gw, record.id, at=datetime.now(timezone.utc) + timedelta(seconds=wait),
-                prepaid=exc.status is None,
-            )
+            if exc.booked:
+                # Our own limiter booked this write's slot: the run waits for it (holding no
+                # worker) while the connection's next runs book the slots after it, up to
+                # BOOK_AHEAD_SECONDS ahead; past that the connection waits too.
+                enqueue_write(self.gw, record.id, connection=record.connection, workspace=record.workspace,
+                              at=datetime.now(timezone.utc) + timedelta(seconds=wait), prepaid=True)
+                if wait > BOOK_AHEAD_SECONDS:
+                    self.gw.scheduler.park(record.connection, time.time() + wait - BOOK_AHEAD_SECONDS,
+                                           self.run_id or "")
+                    self.parked = True
+            else:
+                # A vendor pause (429 Retry-After): the connection waits, not a worker, and this
+                # write goes back in front of the connection's other runs.
+                park_write(self.gw, record, self.run_id, wait, prepaid=False)
+                self.parked = True
             raise _Stop("deferred") from None
         except (VendorAmbiguous, VendorUnavailable) as exc:
             self._attempt(record, step, "ambiguous" if isinstance(exc, VendorAmbiguous) else "unavailable", exc)
@@ -288,11 +327,40 @@ class WriteRunner:
             self._dead(record, str(exc))
         except _Stop:
             raise
-        except Exception as exc:  # a plugin bug or a job timeout: the outcome is unknown
+        except Exception as exc:
+            if ctx.requests == requests_before:
+                # Nothing reached the vendor: the plugin could not build the call (a value it
+                # cannot convert, a bug). Retrying cannot help, and the write would hold its
+                # ticket through every attempt: dead-letter it now, with the cause.
+                if sent:
+                    step.state = "pending"
+                self._attempt(record, step, "error", exc)
+                self._dead(record, f"the {record.vendor} plugin failed before calling the vendor: "
+                                   f"{type(exc).__name__}: {exc}")
+            # A job timeout or a bug after the request went out: the outcome is unknown.
             self._attempt(record, step, "error", exc)
             self._retry_or_dead(record, exc)
         else:
             self._done(record, step, effect, ticket_id, outcome="sent")
+
+    def _superseded(self, record: WriteRecord, step: WriteStep, ticket_id: str | None) -> bool:
+        """Skip a status that a later status write to the ticket already replaced (an
+        operator's retry of an old dead letter must not move the ticket backwards)."""
+        order = step.payload.get("status_order")
+        if order is None or ticket_id is None:
+            return False
+        later = self.store.status_superseded(record.connection, ticket_id, int(order))
+        if later is None:
+            return False
+        if step.name == "status":
+            self._done(record, step, Effect(detail=f"superseded by {later}, a later status change that landed"),
+                       ticket_id, outcome="superseded")
+            return True
+        # A reply carrying the status (one call at this vendor): send the reply alone.
+        step.payload = {k: v for k, v in step.payload.items() if k not in {"status_id", "status_order"}}
+        record.attempts.append(Attempt(at=now(), step=step.name, outcome="superseded",
+                                       error=f"status left out: {later} set a later one"))
+        return False
 
     def _ticket_id(self, record: WriteRecord) -> str | None:
         if record.target:
@@ -357,6 +425,9 @@ class WriteRunner:
     def _done(self, record: WriteRecord, step: WriteStep, effect: Effect, ticket_id: str | None, *, outcome: str) -> None:
         step.state = "done"
         step.effect = effect
+        order = step.payload.get("status_order")
+        if order is not None and ticket_id is not None and outcome != "superseded":
+            self.store.status_landed(record.connection, ticket_id, int(order), record.id)
         claim_ticket = ticket_id if step.name != "alert" else split_ref(record.target or "")[1]
         if step.name == "create" and effect.vendor_id:
             record.result_ref = make_ref(record.connection, effect.vendor_id)
@@ -372,7 +443,7 @@ class WriteRunner:
         record.attempts.append(Attempt(at=now(), step=step.name, outcome=outcome, status=status, error=error))
 
     def _retry_or_dead(self, record: WriteRecord, exc: BaseException) -> NoReturn:
-        failures = sum(1 for a in record.attempts if a.outcome not in {"rate_limited", "sent", "reconciled"})
+        failures = sum(1 for a in record.attempts if a.outcome not in {"rate_limited", "sent", "reconciled", "superseded"})
         if failures >= self.gw.settings.gateway.max_attempts:
             self._dead(record, f"gave up after {failures} failed attempts: {self.gw.redactor.scrub(str(exc))}")
         delay = min(RETRY_MAX_SECONDS, self.gw.retry_base_seconds * 2 ** (failures - 1))
@@ -381,7 +452,10 @@ class WriteRunner:
             delay = max(delay, exc.retry_after)
         record.status = "queued"
         self.store.save(record, due=time.time() + delay)
-        enqueue_write(self.gw, record.id, at=datetime.now(timezone.utc) + timedelta(seconds=delay))
+        enqueue_write(
+            self.gw, record.id, connection=record.connection, workspace=record.workspace,
+            at=datetime.now(timezone.utc) + timedelta(seconds=delay),
+        )
         raise _Stop("retrying")
 
     def _dead(self, record: WriteRecord, reason: str) -> NoReturn:

@@ -89,6 +89,9 @@ class RateLimitPolicy(msgspec.Struct, frozen=True):
     concurrency: int | None = None
     # Share of each window the gateway allows itself, leaving headroom for other tools.
     headroom: float = 1.0
+    # Share of each window that reads may use: the rest stays free for writes, so a sync or a
+    # burst of detail views can never spend the budget interactive writes need.
+    read_share: float = 0.5
 
 
 class VendorInfo(msgspec.Struct, frozen=True):

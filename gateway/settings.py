@@ -37,6 +37,12 @@ class ConnectionConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     rate_limit: list[RateLimitConfig] | None = None
     concurrency: int | None = None
     rate_limit_headroom: float | None = None
+    # Share of each rate window that reads (sync, cache refreshes, detail views) may use; the
+    # rest is kept for writes. Default: the vendor plugin's.
+    read_share: float | None = None
+    # Writes of this connection running at once, at most (a hanging vendor holds no more
+    # workers than this). Default: the vendor's concurrency, else ``gateway.writes_per_connection``.
+    max_running: int | None = None
     attachment_cap_mb: float | None = None
     timeout_seconds: float = 30.0
     webhook_secret_env: str | None = None
@@ -86,6 +92,8 @@ class GatewayConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     max_attempts: int = 8
     # First retry delay; doubles per failure (with jitter) up to two minutes.
     retry_base_seconds: float = 1.0
+    # Writes of one connection running at once, unless the connection says otherwise.
+    writes_per_connection: int = 2
 
 
 class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -109,6 +117,8 @@ def hash_key(key: str) -> str:
 
 
 def _check(settings: Settings) -> None:
+    if settings.gateway.writes_per_connection < 1:
+        raise ConfigError("gateway.writes_per_connection: must be at least 1")
     seen: set[str] = set()
     for w_index, workspace in enumerate(settings.workspaces):
         where = f"workspaces[{w_index}]"
@@ -121,6 +131,10 @@ def _check(settings: Settings) -> None:
             if conn.id in seen:
                 raise ConfigError(f"{at}.id: connection id {conn.id!r} is used twice")
             seen.add(conn.id)
+            if conn.read_share is not None and not 0 < conn.read_share <= 1:
+                raise ConfigError(f"{at}.read_share: {conn.read_share} must be more than 0 and at most 1")
+            if conn.max_running is not None and conn.max_running < 1:
+                raise ConfigError(f"{at}.max_running: must be at least 1")
             if not conn.base_url.startswith(("http://", "https://")):
                 raise ConfigError(f"{at}.base_url: {conn.base_url!r} must be an http(s) URL")
             for name, env in conn.secrets.items():

@@ -29,6 +29,7 @@ import rq
 from gateway import context
 from gateway.core import Gateway
 from gateway.errors import VendorError, VendorRateLimited
+from gateway.locks import try_lock
 from gateway.models import Capability, Ticket, TicketQuery, make_ref
 from gateway.store import TicketStore
 
@@ -121,11 +122,20 @@ def schedule(gw: Gateway, connection: str, *, at: float | None = None) -> None:
 def fetch_soon(
     gw: Gateway, connection: str, ticket_id: str, action: str = "updated", *, at: float | None = None
 ) -> None:
-    """Fetch one ticket again as soon as a worker is free of writes (webhooks, landed writes)."""
+    """Fetch one ticket again as soon as a worker is free of writes (webhooks, landed writes).
+
+    Fetches of one ticket are coalesced: while one is waiting to run, asking again adds none
+    (the waiting fetch will see the newer state). A delayed fetch (a deferral) always runs."""
     if at is None or at <= time.time():
+        if action != "deleted" and not gw.redis.set(_pending_key(connection, ticket_id), action, nx=True, ex=JOB_OPTIONS["job_timeout"]):
+            return
         rq.Queue(EVENTS_QUEUE, connection=gw.redis).enqueue(fetch_ticket, connection, ticket_id, action, **JOB_OPTIONS)
     else:
         gw.redis.zadd(DELAYED, {f"fetch|{connection}|{action}|{uuid.uuid4().hex[:8]}|{ticket_id}": at})
+
+
+def _pending_key(connection: str, ticket_id: str) -> str:
+    return f"sync:{connection}:fetching:{ticket_id}"
 
 
 def promote_due(gw: Gateway) -> int:
@@ -200,6 +210,7 @@ class Syncer:
     def fetch(self, connection: str, ticket_id: str, action: str = "updated") -> str:
         conn = self.gw.connection(connection)
         ref = make_ref(connection, ticket_id)
+        self.gw.redis.delete(_pending_key(connection, ticket_id))  # a change from now on fetches again
         reset = self._context()
         try:
             ticket = None if action == "deleted" else self.gw.call(connection, "gateway_ticket_get", ticket_id=ticket_id)
@@ -220,8 +231,8 @@ class Syncer:
         """Advance the connection's sync by one page; schedule the next step."""
         gw = self.gw
         conn = gw.connection(connection)
-        lock = gw.redis.set(f"sync:{connection}:lock", "1", nx=True, ex=int(conn.timeout_seconds * 2 + 10))
-        if not lock:
+        lock = try_lock(gw.redis, f"sync:{connection}:lock", conn.timeout_seconds * 2 + 10)
+        if lock is None:
             return "busy"
         poll = _poll_seconds(gw, connection)
         gw.redis.set(f"sync:{connection}:alive", "1", ex=int(poll * 3 + 60))
@@ -243,7 +254,7 @@ class Syncer:
         finally:
             context.current.reset(reset)
             save_state(gw, connection, state)
-            gw.redis.delete(f"sync:{connection}:lock")
+            lock.release()
         schedule(gw, connection, at=time.time() + delay if delay else None)
         return outcome
 

@@ -38,6 +38,8 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 DEFAULT_RETRY_AFTER = 30.0
 # An API read waits at most this long for rate budget before answering 503.
 MAX_READ_WAIT = 10.0
+# A hook's second and later calls wait at most this long for budget, rather than waste the first.
+MAX_FOLLOW_UP_WAIT = 2.0
 
 
 @functools.cache
@@ -132,15 +134,24 @@ class VendorHTTP:
                 )
             ctx.prepaid = False
         else:
-            wait = runtime.limiter.reserve(self.connection.id, policy, book=ctx.book_ahead)
+            # A hook whose first call went out books its later ones and waits briefly for them:
+            # deferring now would throw away the calls it already made (ConnectWise's ticket
+            # read is two calls).
+            follow_up = ctx.requests > 0
+            if ctx.defer_on_limit and not follow_up:
+                limit = None if ctx.book_ahead else 0.0  # a worker defers to its booked slot
+            else:
+                limit = MAX_FOLLOW_UP_WAIT if follow_up and ctx.defer_on_limit else MAX_READ_WAIT
+            wait = runtime.limiter.reserve(self.connection.id, policy, max_wait=limit, read=ctx.write_id is None)
             if wait > 0:
-                if ctx.defer_on_limit or wait > MAX_READ_WAIT:
+                if limit is None or wait > limit:
                     raise VendorRateLimited(
                         f"{self.connection.id} is at its rate limit",
                         connection=self.connection.id,
                         retry_after=wait,
+                        booked=limit is None,
                     )
-                time.sleep(wait)
+                time.sleep(wait)  # an API read, or a hook's later call: booked, and short
         if policy.concurrency:
             token = runtime.limiter.acquire_slot(
                 self.connection.id, policy.concurrency, self.connection.timeout_seconds + 5
@@ -151,6 +162,7 @@ class VendorHTTP:
                     f"{self.connection.id} has {policy.concurrency} calls in flight",
                     connection=self.connection.id,
                     retry_after=0.05,
+                    booked=True,
                 )
             return token
         return None
@@ -190,6 +202,7 @@ class VendorHTTP:
             attributes=attributes,
         ) as span:
             try:
+                ctx.requests += 1
                 response = self._send(method, path, kwargs)
             except VendorError as exc:
                 span.set_status(Status(StatusCode.ERROR, str(exc)))

@@ -3,7 +3,8 @@
 A ``SimpleWorker`` runs jobs in its own process (no fork per job: about 3.5x the job rate of
 rq's forking worker here); a hung job is ended by rq's job timeout, and a dead process is
 restarted by the supervisor (``gateway worker --processes N``). The housekeeping thread
-promotes delayed runs (``jobs.promote_due``) every 20 ms and sweeps for lost writes every 10 s.
+promotes delayed sync steps every 20 ms and sweeps for lost writes every 10 s; write runs come
+from the fair scheduler (``gateway.scheduler``), which promotes its own delayed runs.
 """
 
 from __future__ import annotations
@@ -16,9 +17,14 @@ import signal
 import threading
 import time
 
+from typing import Any
+
 import redis
 import rq
 from rq import SimpleWorker
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
+from rq.worker import WorkerStatus
 
 from gateway import jobs, sync
 from gateway.core import WRITE_QUEUE, Gateway
@@ -27,16 +33,76 @@ log = logging.getLogger("gateway.worker")
 
 
 class GatewayWorker(SimpleWorker):
-    """rq's ``SimpleWorker`` without its pub/sub command channel: processes are managed by
-    ``supervise`` (signals), not by rq commands, and with redis-py 8 that channel's thread
-    times out and logs connection errors every few seconds; its teardown also waits a second
-    on every burst, which ``drain`` does many times."""
+    """rq's ``SimpleWorker`` that takes write runs from the fair scheduler.
+
+    Write runs are rq jobs, but they wait per connection in ``gateway.scheduler`` rather than in
+    an rq list: ``dequeue_job_and_maintain_ttl`` asks the scheduler first, then rq's lists in
+    order (the ``writes`` list only holds jobs requeued with rq's own tools; then ticket
+    fetches, sync pages), and when nothing is ready blocks on the scheduler's bell and those
+    lists together, until the next delayed or parked run is due.
+
+    It also runs without rq's pub/sub command channel: processes are managed by ``supervise``
+    (signals), and with redis-py 8 that channel's thread times out and logs connection errors
+    every few seconds.
+    """
+
+    gateway: Gateway | None = None
+    # Longest a worker blocks before looking again (heartbeats, shutdown, clock drift).
+    MAX_BLOCK = 1.0
 
     def subscribe(self) -> None:
         return None
 
     def unsubscribe(self) -> None:
         return None
+
+    def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None) -> Any:
+        gw = self.gateway
+        if gw is None:
+            return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+        # rq's own lists still count: ticket fetches and sync pages, and a write job that an
+        # operator requeued from rq's failed registry (it finds its write's state and acts on it).
+        others = list(self._ordered_queues)
+        other_keys = [q.key for q in others]
+        by_key = {q.key: q for q in others}
+        self.set_state(WorkerStatus.IDLE)
+        idle_since = time.monotonic()
+        last_beat = 0.0
+        while True:
+            if time.monotonic() - last_beat > 5.0:
+                last_beat = time.monotonic()
+                self.heartbeat()
+                if self.should_run_maintenance_tasks:
+                    self.run_maintenance_tasks()
+            picked = gw.scheduler.pick()
+            if picked.run_id is not None:
+                job = self._fetch(picked.run_id)
+                if job is not None:
+                    return job, gw.queue
+                gw.scheduler.finish(picked.connection or "", picked.run_id)
+                continue
+            if others:
+                found = self.queue_class.dequeue_any(others, None, connection=self.connection,
+                                                     job_class=self.job_class, serializer=self.serializer)
+                if found is not None:
+                    return found
+            if timeout is None:  # burst: nothing is ready now
+                return None
+            waited = time.monotonic() - idle_since
+            if max_idle_time is not None and waited >= max_idle_time:
+                return None
+            block = self.MAX_BLOCK if picked.wake_in is None else min(self.MAX_BLOCK, picked.wake_in)
+            popped = gw.scheduler.wait_for_work(block, other_keys)
+            if popped is not None and popped[0] in by_key:
+                job = self._fetch(popped[1])
+                if job is not None:
+                    return job, by_key[popped[0]]
+
+    def _fetch(self, job_id: str) -> Job | None:
+        try:
+            return self.job_class.fetch(job_id, connection=self.connection, serializer=self.serializer)
+        except NoSuchJobError:
+            return None
 
 
 class Housekeeping(threading.Thread):
@@ -52,7 +118,6 @@ class Housekeeping(threading.Thread):
         last_sweep = last_keepalive = 0.0
         while not self.stopping.is_set():
             try:
-                jobs.promote_due(self.gw)
                 sync.promote_due(self.gw)
                 if time.monotonic() - last_keepalive > 5.0:
                     last_keepalive = time.monotonic()
@@ -78,6 +143,7 @@ def run_worker(gw: Gateway, *, burst: bool = False, name: str | None = None) -> 
             # Order matters: rq takes from the first non-empty queue, so writes always go first.
             worker = GatewayWorker([WRITE_QUEUE, sync.EVENTS_QUEUE, sync.SYNC_QUEUE], connection=gw.redis,
                                    name=f"{name}-{attempt}" if name and attempt else name)
+            worker.gateway = gw
             try:
                 worker.work(burst=burst, logging_level="WARNING", with_scheduler=False)
                 return
@@ -95,20 +161,20 @@ def run_worker(gw: Gateway, *, burst: bool = False, name: str | None = None) -> 
 def drain(gw: Gateway, *, timeout: float = 60.0, idle_grace: float = 0.0) -> bool:
     """Run every write to completion in this process (tests and benchmarks).
 
-    Loops: promote due delayed runs, run queued jobs (writes, then the ticket fetches they
-    trigger), sleep until the next delayed run. Sync polling is not run here.
-    Returns True when no write is left unfinished, False on timeout.
+    Loops: run what the scheduler and the events queue have ready (writes, then the ticket
+    fetches they trigger), sleep until the next delayed or parked run. Sync polling is not run
+    here. Returns True when no write is left unfinished, False on timeout.
     """
     jobs.bind(gw)
     worker = GatewayWorker([WRITE_QUEUE, sync.EVENTS_QUEUE], connection=gw.redis)
+    worker.gateway = gw
     events = rq.Queue(sync.EVENTS_QUEUE, connection=gw.redis)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        jobs.promote_due(gw)
         worker.work(burst=True, logging_level="WARNING", with_scheduler=False)
-        if gw.writes.active_count() == 0 and gw.queue.count == 0 and events.count == 0 and jobs.next_due_in(gw) is None:
+        wait = gw.scheduler.next_due_in()
+        if gw.writes.active_count() == 0 and events.count == 0 and not gw.scheduler.has_ready():
             return True
-        wait = jobs.next_due_in(gw)
         if wait is None:
             jobs.sweep(gw, older_than=max(idle_grace, 0.0))
             wait = 0.05

@@ -8,12 +8,16 @@ A write is stored in Redis *before* the API answers 202. Keys:
 - ``chain:{connection}:{ticket}``: write ids of one ticket in acceptance order. Only the head
   runs; when it finishes (or dead-letters) the next one is enqueued. This keeps a reply and a
   later status change from landing reversed, whatever order rq promotes jobs in.
+- ``writes:open:{connection}``: a connection's unfinished writes by acceptance time.
 - ``writes:active``: a sorted set of unfinished writes by last activity, which the sweeper
   walks to re-enqueue any write whose job was lost (crash between accept and enqueue, a worker
   killed mid-job, a Redis restart).
 - ``deadletters:{workspace}``: dead-lettered write ids by time.
 - ``claimed:{connection}:{ticket}:{step}``: vendor ids already produced by some write, so
   reconciliation never credits one write with another's effect.
+- ``status:order:{connection}:{ticket}`` / ``status:landed:...``: status writes are numbered at
+  accept; the highest number that reached the vendor is kept, so a retried older status write
+  is skipped instead of moving the ticket back.
 """
 
 from __future__ import annotations
@@ -27,7 +31,9 @@ from typing import Any, Literal
 import msgspec
 import redis
 
+from gateway.locks import OwnedLock, try_lock
 from gateway.models import Effect
+from gateway.scheduler import SCHEDULER_LIB
 
 WriteStatus = Literal["queued", "running", "succeeded", "dead", "discarded"]
 StepState = Literal["pending", "sending", "done"]
@@ -113,9 +119,10 @@ class Accepted(msgspec.Struct, frozen=True):
 _enc = msgspec.json.Encoder()
 _dec = msgspec.json.Decoder(WriteRecord)
 
-# Accept atomically: claim the dedup key, store the record, join the ticket's chain.
-# Returns {"new", is_head} or {"existing", write id, body hash}.
-_ACCEPT = """
+# Accept atomically: claim the dedup key, store the record, join the ticket's chain and, when
+# the write heads its chain and a run was prepared (ARGV[6..9]), queue that run in the fair
+# scheduler: the caller's 202 costs one round trip. Returns {"new", is_head} or {"existing", id}.
+_ACCEPT = SCHEDULER_LIB + """
 local existing = redis.call('GET', KEYS[1])
 if existing then
   return {'existing', existing}
@@ -124,7 +131,17 @@ redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. ARGV[2], 'EX', ARGV[3])
 redis.call('SET', KEYS[2], ARGV[4])
 local length = redis.call('RPUSH', KEYS[3], ARGV[1])
 redis.call('ZADD', KEYS[4], ARGV[5], ARGV[1])
-if length == 1 then return {'new', 'head'} end
+redis.call('ZADD', KEYS[5], ARGV[5], ARGV[1])
+if length == 1 then
+  if ARGV[6] and ARGV[6] ~= '' then
+    local conn = ARGV[7]
+    redis.call('HSET', P .. 'wsof', conn, ARGV[8])
+    redis.call('HSET', P .. 'cap', conn, ARGV[9])
+    enlist(conn, ARGV[6], false)
+    if activate(conn, tonumber(ARGV[5])) == 1 then ring() end
+  end
+  return {'new', 'head'}
+end
 return {'new', 'waiting'}
 """
 
@@ -136,6 +153,20 @@ if head == ARGV[1] then
 end
 return redis.call('LINDEX', KEYS[1], 0)
 """
+
+
+# Keep the highest status order that landed on a ticket, with its write id.
+_LANDED = """
+local current = redis.call('GET', KEYS[1])
+if current and tonumber(string.match(current, '^(%d+)')) >= tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. ARGV[2], 'EX', ARGV[3])
+return 1
+"""
+
+
+def open_key(connection: str) -> str:
+    """Unfinished writes of one connection, scored by acceptance time (status pages)."""
+    return f"writes:open:{connection}"
 
 
 def body_hash(body: Any) -> str:
@@ -151,25 +182,49 @@ class WriteStore:
         self.idempotency_seconds = idempotency_seconds
         self._accept = client.register_script(_ACCEPT)
         self._advance = client.register_script(_ADVANCE)
+        self._landed = client.register_script(_LANDED)
 
     @staticmethod
     def new_id() -> str:
         return "w_" + uuid.uuid4().hex
 
-    def accept(self, record: WriteRecord) -> Accepted:
-        """Store a new write unless its dedup key is taken (atomically, in one script)."""
+    def accept(self, record: WriteRecord, *, run: tuple[str, int] | None = None,
+               pipe: redis.client.Pipeline | None = None) -> Accepted | None:
+        """Store a new write unless its dedup key is taken (atomically, in one script).
+
+        ``run`` is ``(run id, connection cap)`` of an rq job already saved for the write's first
+        run: queued in the scheduler in the same script when the write heads its chain. With
+        ``pipe`` the script is only queued on the pipeline: read its answer with ``accepted``.
+        """
         keys = [
             f"dedup:{record.workspace}:{record.dedup_key}",
             f"write:{record.id}",
             f"chain:{record.chain}",
             "writes:active",
+            open_key(record.connection),
         ]
-        args = [record.id, record.body_hash, self.idempotency_seconds, _enc.encode(record), time.time()]
-        kind, value = self._accept(keys=keys, args=args)
+        args: list[Any] = [record.id, record.body_hash, self.idempotency_seconds, _enc.encode(record), time.time()]
+        if run is not None:
+            args += [run[0], record.connection, record.workspace, run[1]]
+        answer = self._accept(keys=keys, args=args, client=pipe)
+        return None if pipe is not None else self.accepted(record, answer)
+
+    @staticmethod
+    def accepted(record: WriteRecord, answer: list[bytes]) -> Accepted:
+        """Read the accept script's answer for ``record``."""
+        kind, value = answer
         if kind == b"existing":
             existing_id, existing_hash = value.decode().split(" ", 1)
             return Accepted(existing_id, new=False, head=False, same_body=existing_hash == record.body_hash)
         return Accepted(record.id, new=True, head=value == b"head", same_body=True)
+
+    def dedup(self, workspace: str, dedup_key: str) -> tuple[str, str] | None:
+        """The write id and body hash holding a dedup key, if any."""
+        raw = self.redis.get(f"dedup:{workspace}:{dedup_key}")
+        if not raw:
+            return None
+        write_id, digest = raw.decode().split(" ", 1)
+        return write_id, digest
 
     def get(self, write_id: str) -> WriteRecord | None:
         raw = self.redis.get(f"write:{write_id}")
@@ -183,6 +238,7 @@ class WriteStore:
             pipe.set(f"write:{record.id}", _enc.encode(record))
             if record.terminal:
                 pipe.zrem("writes:active", record.id)
+                pipe.zrem(open_key(record.connection), record.id)
                 pipe.expire(f"write:{record.id}", self.idempotency_seconds * 7)
             else:
                 pipe.zadd("writes:active", {record.id: max(time.time(), due or 0)})
@@ -209,20 +265,27 @@ class WriteStore:
         nxt = self._advance(keys=[f"chain:{chain}"], args=[write_id])
         return nxt.decode() if nxt else None
 
+    def open_writes(self, connection: str) -> tuple[int, float | None]:
+        """How many writes of ``connection`` are unfinished, and when the oldest was accepted."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zcard(open_key(connection))
+        pipe.zrange(open_key(connection), 0, 0, withscores=True)
+        count, oldest = pipe.execute()
+        return int(count), (oldest[0][1] if oldest else None)
+
     def rejoin(self, record: WriteRecord) -> bool:
         """Put a retried dead letter at the end of its chain; True if it is now the head."""
+        self.redis.zadd(open_key(record.connection), {record.id: time.time()}, nx=True)
         return int(self.redis.rpush(f"chain:{record.chain}", record.id)) == 1
 
-    def lock(self, write_id: str, seconds: int) -> str | None:
-        token = uuid.uuid4().hex
-        if self.redis.set(f"lock:write:{write_id}", token, nx=True, ex=seconds):
-            return token
-        return None
+    def lock(self, write_id: str, seconds: int) -> OwnedLock | None:
+        """The write's lock (one run at a time), or ``None`` when another run holds it."""
+        return try_lock(self.redis, f"lock:write:{write_id}", seconds)
 
-    def unlock(self, write_id: str, token: str) -> None:
-        key = f"lock:write:{write_id}"
-        if self.redis.get(key) == token.encode():
-            self.redis.delete(key)
+    @staticmethod
+    def unlock(write_id: str, lock: OwnedLock) -> None:
+        """Release the write's lock; one that lapsed and was taken by another run is left alone."""
+        lock.release()
 
     def is_locked(self, write_id: str) -> bool:
         return bool(self.redis.exists(f"lock:write:{write_id}"))
@@ -234,6 +297,29 @@ class WriteStore:
 
     def active_count(self) -> int:
         return int(self.redis.zcard("writes:active"))
+
+    # -- status order ----------------------------------------------------------------------
+
+    def next_status_order(self, connection: str, ticket: str) -> int:
+        """The acceptance number of a new status write to the ticket."""
+        key = f"status:order:{connection}:{ticket}"
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, self.idempotency_seconds * 7)
+            return int(pipe.execute()[0])
+
+    def status_landed(self, connection: str, ticket: str, order: int, write_id: str) -> None:
+        """Record that status write number ``order`` reached the vendor (keeps the highest)."""
+        self._landed(keys=[f"status:landed:{connection}:{ticket}"],
+                     args=[order, write_id, self.idempotency_seconds * 7])
+
+    def status_superseded(self, connection: str, ticket: str, order: int) -> str | None:
+        """The id of a later status write to the ticket that already landed, if any."""
+        raw = self.redis.get(f"status:landed:{connection}:{ticket}")
+        if not raw:
+            return None
+        landed, write_id = raw.decode().split(" ", 1)
+        return write_id if int(landed) > order else None
 
     def claimed(self, connection: str, ticket: str | None, step: str) -> frozenset[str]:
         members = self.redis.smembers(f"claimed:{connection}:{ticket}:{step}")

@@ -6,7 +6,7 @@ import pytest
 import redis
 from gateway_connectwise.simulator import ConnectWiseSimulator
 
-from gateway import jobs
+from gateway import jobs, scheduler
 from gateway.testing.conformance import Env, build_env
 from gateway.testing.simulator import Faults
 
@@ -69,7 +69,8 @@ def test_writes_to_one_ticket_reach_the_vendor_in_acceptance_order(cw: Env) -> N
 def test_a_write_whose_job_was_lost_is_found_by_the_sweeper(cw: Env, redis_client: redis.Redis) -> None:
     ticket = cw.sim.sample_ticket_id()
     write_id = cw.post(f"/v1/tickets/{cw.ref(ticket)}/replies", {"text": "lost job"}).json()["write_id"]
-    cw.gw.queue.empty()  # as if the API died between storing the write and enqueueing it
+    # As if its queued run were lost (a Redis restart without persistence of that key).
+    redis_client.delete(f"{scheduler.PREFIX}list:{cw.ref(ticket).split(':')[0]}")
     assert jobs.sweep(cw.gw, older_than=0) == 1
     cw.drain()
     assert cw.write(write_id)["status"] == "succeeded"
@@ -159,3 +160,24 @@ def test_retries_run_out_into_a_dead_letter_with_every_attempt(cw: Env) -> None:
     failures = [a for a in write["attempts"] if a["outcome"] == "unavailable"]
     assert len(failures) == cw.gw.settings.gateway.max_attempts
     assert all(a["status"] == 503 for a in failures)
+
+
+def test_a_retried_old_status_change_does_not_move_the_ticket_back(cw: Env) -> None:
+    ticket = cw.sim.sample_ticket_id()
+    older, newer = [s for s in cw.sim.valid_status_ids(ticket) if s != cw.sim.ticket_status_id(ticket)][:2]
+    cw.sim.set_faults(Faults(error_rate=1.0, error_status=400, methods=["PATCH"]))
+    old_write = cw.post(f"/v1/tickets/{cw.ref(ticket)}/status", {"status_id": older}).json()["write_id"]
+    cw.drain()
+    assert cw.write(old_write)["status"] == "dead"
+    cw.sim.set_faults(Faults())
+    new_write = cw.post(f"/v1/tickets/{cw.ref(ticket)}/status", {"status_id": newer}).json()["write_id"]
+    cw.drain()
+    assert cw.sim.ticket_status_id(ticket) == newer
+    # The operator retries the old dead letter after the newer status landed.
+    assert cw.post(f"/v1/admin/dead-letters/{old_write}/retry").status_code == 202
+    cw.drain()
+    assert cw.sim.ticket_status_id(ticket) == newer, "the retry moved the ticket back"
+    write = cw.write(old_write)
+    assert write["status"] == "succeeded"
+    assert write["attempts"][-1]["outcome"] == "superseded"
+    assert new_write in write["steps"][0]["effect"]["detail"]

@@ -12,7 +12,7 @@ FIVE_PER_SECOND = RateLimitPolicy(windows=(RateLimitWindow(5, 1.0),))
 
 
 def test_a_window_allows_its_limit_then_books_the_next_slot(redis_client: redis.Redis) -> None:
-    limiter = RateLimiter(redis_client)
+    limiter = RateLimiter(redis_client, guard=0.0)
     waits = [limiter.reserve("c1", FIVE_PER_SECOND) for _ in range(7)]
     assert waits[:5] == [0.0] * 5
     # The sixth and seventh are booked one second after the first and second calls.
@@ -38,8 +38,8 @@ def test_asking_without_booking_spends_nothing(redis_client: redis.Redis) -> Non
     limiter = RateLimiter(redis_client)
     for _ in range(5):
         limiter.reserve("c3", FIVE_PER_SECOND)
-    first = limiter.reserve("c3", FIVE_PER_SECOND, book=False)
-    second = limiter.reserve("c3", FIVE_PER_SECOND, book=False)
+    first = limiter.reserve("c3", FIVE_PER_SECOND, max_wait=0)
+    second = limiter.reserve("c3", FIVE_PER_SECOND, max_wait=0)
     assert abs(first - second) < 0.05
 
 
@@ -73,7 +73,7 @@ def test_concurrency_slots_cap_calls_in_flight(redis_client: redis.Redis) -> Non
 
 
 def test_booked_slots_drain_at_the_configured_rate(redis_client: redis.Redis) -> None:
-    limiter = RateLimiter(redis_client)
+    limiter = RateLimiter(redis_client, guard=0.0)
     policy = RateLimitPolicy(windows=(RateLimitWindow(10, 1.0),))
     waits = [limiter.reserve("c8", policy) for _ in range(50)]
     # 50 calls at 10 per second: the last is booked about 4 seconds out, never sooner.
@@ -112,3 +112,27 @@ def test_a_prepaid_slot_does_not_jump_a_429_pause(redis_client: redis.Redis) -> 
     finally:
         context.current.reset(token)
         http.close()
+
+
+def test_the_guard_books_each_window_a_little_longer_than_the_vendor_counts(redis_client: redis.Redis) -> None:
+    """Calls arrive at the vendor a few ms after they are booked, unevenly: booking "five in any
+    second" exactly let a sixth land inside the vendor's second. The guard keeps a margin."""
+    limiter = RateLimiter(redis_client, guard=0.03)
+    first_booked = time.time()
+    waits = [limiter.reserve("g1", FIVE_PER_SECOND) for _ in range(5)]
+    sixth = limiter.reserve("g1", FIVE_PER_SECOND)
+    asked = time.time()
+    assert waits == [0.0] * 5
+    # The sixth slot is 1.03 s after the first call, not 1.0 s.
+    assert 1.03 - 0.001 <= (asked + sixth) - first_booked <= 1.03 + (asked - first_booked) + 0.001
+
+
+def test_reads_stop_at_their_share_and_leave_the_rest_to_writes(redis_client: redis.Redis) -> None:
+    limiter = RateLimiter(redis_client, guard=0.0)
+    policy = RateLimitPolicy(windows=(RateLimitWindow(10, 60.0),), read_share=0.3)
+    reads = [limiter.reserve("s1", policy, read=True, max_wait=0) for _ in range(6)]
+    assert reads[:3] == [0.0] * 3 and all(wait > 50 for wait in reads[3:])
+    writes = [limiter.reserve("s1", policy, max_wait=0) for _ in range(8)]
+    assert writes[:7] == [0.0] * 7 and writes[7] > 50
+    used = limiter.budget_used("s1", policy)[0]
+    assert (used["reads"], used["writes"], used["read_limit"]) == (3, 7, 3)

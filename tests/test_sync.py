@@ -168,7 +168,8 @@ def test_a_reply_posted_during_a_backfill_waits_at_most_one_sync_call(redis_clie
     sim.seed_demo()
     for i in range(4000):  # nine pages of 500 at three calls a second: a backfill of ~3 seconds
         sim.add_ticket(f"bulk ticket {i}")
-    envs = build_env(sim, redis_client, rate_limit=[{"requests": 3, "per_seconds": 1.0}])
+    # read_share 1: sync may use the whole budget, and the reply still waits for one call at most.
+    envs = build_env(sim, redis_client, rate_limit=[{"requests": 3, "per_seconds": 1.0}], read_share=1.0)
     env = next(envs)
     try:
         ticket = sim.sample_ticket_id()
@@ -176,16 +177,18 @@ def test_a_reply_posted_during_a_backfill_waits_at_most_one_sync_call(redis_clie
         accepted: list[str] = []
 
         def post_reply_soon() -> None:
-            time.sleep(1.2)
+            # Once the backfill is under way (two pages in), with more pages to come.
+            while sync.load_state(env.gw, "conf").pages < 2 and time.monotonic() < deadline:
+                time.sleep(0.02)
             accepted.append(env.post(f"/v1/tickets/{env.ref(ticket)}/replies", {"text": "during backfill"}).json()["write_id"])
 
+        deadline = time.monotonic() + 60
         poster = threading.Thread(target=post_reply_soon)
         poster.start()
         jobs.bind(env.gw)
         worker = GatewayWorker(["writes", sync.EVENTS_QUEUE, sync.SYNC_QUEUE], connection=env.gw.redis)
-        deadline = time.monotonic() + 60
+        worker.gateway = env.gw
         while time.monotonic() < deadline and not (accepted and env.write(accepted[0])["status"] == "succeeded"):
-            jobs.promote_due(env.gw)
             sync.promote_due(env.gw)
             worker.work(burst=True, logging_level="WARNING", max_jobs=5)
             time.sleep(0.01)

@@ -63,3 +63,18 @@ def test_advancing_a_write_that_is_not_the_head_changes_nothing(redis_client: re
     store.accept(second)
     assert store.advance(second) == first.id
     assert store.chain_head("c:1") == first.id
+
+
+def test_a_lapsed_lock_taken_by_another_run_is_neither_released_nor_extended_by_the_first(redis_client: redis.Redis) -> None:
+    store = WriteStore(redis_client)
+    first = store.lock("w_lapse", 1)
+    assert first is not None
+    redis_client.delete("lock:write:w_lapse")  # the first run's lock lapsed...
+    second = store.lock("w_lapse", 30)  # ...and another run took it
+    assert second is not None
+    store.unlock("w_lapse", first)
+    assert first.extend(30) is False
+    assert store.is_locked("w_lapse"), "the first run freed the second run's lock"
+    assert store.lock("w_lapse", 30) is None
+    store.unlock("w_lapse", second)
+    assert not store.is_locked("w_lapse")

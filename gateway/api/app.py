@@ -12,6 +12,7 @@ Routes (all JSON, all under bearer API keys except ``/health`` and ``/schema``):
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import anyio
@@ -41,6 +42,7 @@ from gateway.api.problems import ApiError, handle, not_found, problem_responses
 from gateway.api.schemas import (
     AlertActionBody,
     BrokenPluginView,
+    BudgetWindow,
     ConnectionView,
     Health,
     PluginList,
@@ -50,6 +52,7 @@ from gateway.api.schemas import (
     TicketCreateBody,
     TimeEntryBody,
     WriteAccepted,
+    WriteBacklog,
 )
 from gateway.core import Gateway
 from gateway.jobs import enqueue_write
@@ -103,8 +106,21 @@ def list_connections(request: Request) -> list[ConnectionView]:
             conn.attachment_cap_bytes, round(gw.limiter.paused_for(conn.id), 3),
             gw.limiter.calls_in_window(conn.id, 60),
             sync.status(gw, conn.id) if conn.id in synced else None,
+            _backlog(gw, conn.id),
+            [msgspec.convert(w, BudgetWindow) for w in gw.limiter.budget_used(conn.id, conn.rate_limit)],
         ))
     return views
+
+
+def _backlog(gw: Gateway, connection_id: str) -> WriteBacklog:
+    unfinished, oldest = gw.writes.open_writes(connection_id)
+    load = gw.scheduler.load(connection_id)
+    return WriteBacklog(
+        unfinished=unfinished, queued=load.queued, delayed=load.delayed, running=load.running,
+        max_running=gw.connection_cap(connection_id),
+        oldest_age_seconds=round(time.time() - oldest, 3) if oldest else None,
+        parked_seconds=load.parked_for,
+    )
 
 
 @get("/v1/connections/{connection_id:str}/ticket-form", operation_id="getTicketForm", sync_to_thread=True)
@@ -201,6 +217,9 @@ async def _reply_body(request: Request, gw: Gateway, cap: int | None, vendor: st
         raw = await request.body()
         body = _convert(msgspec.json.decode(raw) if raw else None, ReplyCreate)
         uploads = []
+    if not body.text.strip():
+        raise ApiError(422, "Reply text is empty", "text must contain more than white space: the PSA would refuse it",
+                       "send the reply's text", field="text")
     for upload in uploads:
         if cap is not None and len(upload.data) > cap:
             raise ApiError(
@@ -230,7 +249,14 @@ async def create_reply(request: Request, ref: FromPath[str]) -> WriteAccepted:
     body, uploads = await _reply_body(request, gw, conn.attachment_cap_bytes, conn.vendor)
     key = idempotency_key(request)
 
+    request_body = msgspec.to_builtins(body)
+    request_body["attachments"] = [{"filename": u.filename, "size": len(u.data)} for u in uploads]
+
     def accept() -> WriteAccepted:
+        resent = intake.replay(gw, workspace=principal.workspace, kind="reply", target=ref, request=request_body,
+                               idempotency_key=key, uploads=uploads)
+        if resent is not None:
+            return accepted(gw, resent)
         gw.vendors.require(conn.vendor, Capability.INTERNAL_NOTE if body.internal else Capability.REPLY)
         if uploads:
             gw.vendors.require(conn.vendor, Capability.ATTACHMENT)
@@ -252,8 +278,6 @@ async def create_reply(request: Request, ref: FromPath[str]) -> WriteAccepted:
         ]
         if status_id is not None and not together:
             steps.append(WriteStep("status", {"status_id": status_id}))
-        request_body = msgspec.to_builtins(body)
-        request_body["attachments"] = [{"filename": u.filename, "size": len(u.data)} for u in uploads]
         submitted = intake.submit(
             gw, workspace=principal.workspace, connection=connection_id, kind="reply", target=ref,
             steps=steps, request=request_body, idempotency_key=key, uploads=uploads,
@@ -270,12 +294,15 @@ def change_status(request: Request, ref: FromPath[str], data: JSONBody[StatusUpd
     gw = gateway_of(request)
     connection_id, _ = own_ref(gw, principal, ref)
     gw.vendors.require(gw.connection(connection_id).vendor, Capability.STATUS)
+    key, body = idempotency_key(request), msgspec.to_builtins(data)
+    resent = intake.replay(gw, workspace=principal.workspace, kind="status", target=ref, request=body, idempotency_key=key)
+    if resent is not None:
+        return accepted(gw, resent)
     ticket = owned_ticket(gw, principal, ref)
     intake.check_status(gw, ticket, data.status_id)
     submitted = intake.submit(
         gw, workspace=principal.workspace, connection=connection_id, kind="status", target=ref,
-        steps=[WriteStep("status", {"status_id": data.status_id})], request=msgspec.to_builtins(data),
-        idempotency_key=idempotency_key(request),
+        steps=[WriteStep("status", {"status_id": data.status_id})], request=body, idempotency_key=key,
     )
     return accepted(gw, submitted)
 
@@ -287,11 +314,16 @@ def create_time_entry(request: Request, ref: FromPath[str], data: JSONBody[TimeE
     gw = gateway_of(request)
     connection_id, _ = own_ref(gw, principal, ref)
     gw.vendors.require(gw.connection(connection_id).vendor, Capability.TIME_ENTRY)
+    key, payload = idempotency_key(request), msgspec.to_builtins(data)
+    resent = intake.replay(gw, workspace=principal.workspace, kind="time_entry", target=ref, request=payload,
+                           idempotency_key=key)
+    if resent is not None:
+        return accepted(gw, resent)
+    intake.check_time_entry(data.started_at, data.minutes)
     owned_ticket(gw, principal, ref)
-    payload = msgspec.to_builtins(data)
     submitted = intake.submit(
         gw, workspace=principal.workspace, connection=connection_id, kind="time_entry", target=ref,
-        steps=[WriteStep("time_entry", payload)], request=payload, idempotency_key=idempotency_key(request),
+        steps=[WriteStep("time_entry", payload)], request=payload, idempotency_key=key,
     )
     return accepted(gw, submitted)
 
@@ -303,6 +335,11 @@ def create_ticket(request: Request, data: JSONBody[TicketCreateBody]) -> WriteAc
     gw = gateway_of(request)
     own_connection(gw, principal, data.connection, f"connection {data.connection}")
     gw.vendors.require(gw.connection(data.connection).vendor, Capability.CREATE_TICKET)
+    key, body = idempotency_key(request), msgspec.to_builtins(data)
+    resent = intake.replay(gw, workspace=principal.workspace, kind="create_ticket", target=None, request=body,
+                           idempotency_key=key)
+    if resent is not None:
+        return accepted(gw, resent)
     form = intake.cached_form(gw, data.connection)
     problems = []
     for field in form.fields:
@@ -326,7 +363,7 @@ def create_ticket(request: Request, data: JSONBody[TicketCreateBody]) -> WriteAc
                "fields": data.fields, "related": list(related)}
     submitted = intake.submit(
         gw, workspace=principal.workspace, connection=data.connection, kind="create_ticket", target=None,
-        steps=[WriteStep("create", payload)], request=msgspec.to_builtins(data), idempotency_key=idempotency_key(request),
+        steps=[WriteStep("create", payload)], request=body, idempotency_key=key,
     )
     return accepted(gw, submitted)
 
@@ -343,7 +380,7 @@ def alert_action(request: Request, ref: FromPath[str], data: JSONBody[AlertActio
     submitted = intake.submit(
         gw, workspace=principal.workspace, connection=connection_id, kind="alert_action", target=ref,
         steps=[WriteStep("alert", {"action": data.action})], request=msgspec.to_builtins(data),
-        idempotency_key=idempotency_key(request),
+        idempotency_key=idempotency_key(request),  # an alert action needs no vendor read to accept
     )
     return accepted(gw, submitted)
 
@@ -422,8 +459,8 @@ def retry_dead_letter(request: Request, write_id: FromPath[str]) -> WriteAccepte
     principal = authorize(request, ADMIN)
     gw = gateway_of(request)
     record = _own_dead_letter(gw, principal, write_id, "retried")
-    token = gw.writes.lock(record.id, 30)
-    if token is None:
+    lock = gw.writes.lock(record.id, 30)
+    if lock is None:
         raise ApiError(409, "Write is busy", f"write {write_id} is being worked on", "retry in a moment")
     try:
         record.status = "queued"
@@ -432,10 +469,10 @@ def retry_dead_letter(request: Request, write_id: FromPath[str]) -> WriteAccepte
         gw.writes.save(record)
         head = gw.writes.rejoin(record)
     finally:
-        gw.writes.unlock(record.id, token)
+        gw.writes.unlock(record.id, lock)
     _audit_admin(gw, principal, "retry", record)
     if head:
-        enqueue_write(gw, record.id)
+        enqueue_write(gw, record.id, connection=record.connection, workspace=record.workspace)
     return WriteAccepted(record.id, record.status, record.dedup_key)
 
 
@@ -475,7 +512,9 @@ ROUTES = [
 def create_app(gateway: Gateway, *, extra_routes: list[Any] | None = None) -> Litestar:
     """Build the API around an assembled ``Gateway`` (the caller owns and closes it)."""
 
-    otel = OpenTelemetryPlugin(OpenTelemetryConfig(tracer_provider=gateway.tracer_provider))
+    # One span per request (it carries the audit attributes): no span per ASGI receive/send.
+    otel = OpenTelemetryPlugin(OpenTelemetryConfig(tracer_provider=gateway.tracer_provider,
+                                                   exclude_spans=["receive", "send"]))
     handlers = [*ROUTES, *customers.ROUTES, *queue.ROUTES, *(extra_routes or [])]
     for handler in handlers:
         # Declare the problem answers every route can give, so the OpenAPI document is complete.

@@ -63,6 +63,4 @@ def idempotency_key(request: Request) -> str | None:
 
 def accepted(gw: Gateway, submitted: intake.Submitted) -> WriteAccepted:
     """The 202 body for a stored write."""
-    record = gw.writes.get(submitted.write_id)
-    assert record is not None
-    return WriteAccepted(record.id, record.status, record.dedup_key, duplicate=not submitted.created)
+    return WriteAccepted(submitted.write_id, submitted.status, submitted.dedup_key, duplicate=not submitted.created)

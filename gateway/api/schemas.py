@@ -80,6 +80,28 @@ class PluginList(msgspec.Struct):
     broken: list[BrokenPluginView]
 
 
+class WriteBacklog(msgspec.Struct):
+    """A connection's writes as the scheduler sees them."""
+
+    unfinished: int  # accepted and not yet succeeded, dead or discarded (waiting in chains too)
+    queued: int  # runs ready for a worker
+    delayed: int  # runs waiting for a retry's backoff
+    running: int  # runs a worker is on now (at most ``max_running``)
+    max_running: int
+    oldest_age_seconds: float | None  # since the oldest unfinished write was accepted
+    parked_seconds: float | None  # how long the connection's runs are held (429 pause, budget)
+
+
+class BudgetWindow(msgspec.Struct):
+    """Calls booked in one rate window, by reads and by writes; reads stop at ``read_limit``."""
+
+    requests: int
+    per_seconds: float
+    reads: int
+    writes: int
+    read_limit: int
+
+
 class ConnectionView(msgspec.Struct, omit_defaults=True):
     id: str
     vendor: str
@@ -90,6 +112,8 @@ class ConnectionView(msgspec.Struct, omit_defaults=True):
     paused_seconds: float = 0.0
     calls_last_minute: int = 0
     sync: SyncStatus | None = None  # PSA connections: where the ticket store's sync stands
+    writes: WriteBacklog | None = None
+    budget: list[BudgetWindow] = []
 
 
 class Health(msgspec.Struct):
