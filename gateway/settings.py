@@ -86,6 +86,8 @@ class GatewayConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     max_attempts: int = 8
     # First retry delay; doubles per failure (with jitter) up to two minutes.
     retry_base_seconds: float = 1.0
+    # Audit retention: the newest records kept in each workspace's audit chain (0: keep all).
+    audit_keep_records: int = 200_000
 
 
 class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -109,6 +111,8 @@ def hash_key(key: str) -> str:
 
 
 def _check(settings: Settings) -> None:
+    if settings.gateway.audit_keep_records < 0:
+        raise ConfigError("gateway.audit_keep_records: must be 0 (keep all) or more")
     seen: set[str] = set()
     for w_index, workspace in enumerate(settings.workspaces):
         where = f"workspaces[{w_index}]"
