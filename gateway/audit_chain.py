@@ -45,7 +45,7 @@ GENESIS = "0" * 64
 PAGE = 5000
 LOOKAHEAD = 1000  # how far past a gap the verifier looks for a record that was moved
 KEEP_RECORDS = GatewayConfig().audit_keep_records  # default retention per chain
-_APPEND_TRIES = 100
+_APPEND_TRIES = 1000  # each lost try means another writer's append landed
 
 
 def chain_key(workspace: str) -> str:
@@ -225,18 +225,22 @@ class ChainReport(msgspec.Struct, omit_defaults=True):
     last_seq: int | None = None
     trimmed_before: int | None = None  # retention cut the chain before this seq
     checkpoint: str | None = None  # what the checkpoint check concluded
+    note: str | None = None  # why the walk could not finish (then not ok, though nothing is broken)
     broken: ChainBreak | None = None
 
     @property
     def ok(self) -> bool:
-        return self.broken is None
+        return self.broken is None and self.note is None
 
     def describe(self) -> str:
         span = f"seq {self.first_seq}..{self.last_seq}" if self.records else "no records"
         trimmed = f", trimmed by retention before seq {self.trimmed_before}" if self.trimmed_before else ""
         cp = f"; checkpoint: {self.checkpoint}" if self.checkpoint else ""
+        cp += f"; {self.note}" if self.note else ""
         if self.broken:
             return f"audit chain {self.workspace}: BROKEN at {self.broken.describe()}{cp}"
+        if self.note:
+            return f"audit chain {self.workspace}: NOT VERIFIED past seq {self.last_seq}{cp}"
         return f"audit chain {self.workspace}: {self.records} records verified ({span}{trimmed}){cp}"
 
 
@@ -371,6 +375,10 @@ class _Pages:
         self._fill(count)
         return list(islice(self._buffer, count))
 
+    def now(self) -> _Page:
+        """The head and the newest record's seq as they are now (no records)."""
+        return self._fetch("+inf", 0, "")
+
 
 def verify(
     client: redis.Redis, workspace: str, checkpoint: Checkpoint | None = None, *, copies: str | None = None
@@ -409,7 +417,7 @@ def verify(
                 _name_from_copy(client, copies, report.broken, expected_prev)
             if report.broken.what == "removed" and _trimmed_past(client, workspace, expected_seq):
                 report.broken = None
-                report.checkpoint = "retention trimmed the chain while it was being verified: run again"
+                report.note = "retention trimmed the chain past the verifier while it read: run again"
             break
         if report.records == 0:
             report.first_seq = record.seq
@@ -427,9 +435,20 @@ def verify(
         elif expected_prev != head_digest:
             report.broken = ChainBreak(head_seq, "edited", "the newest record no longer matches the head's digest",
                                        *_trace_span(previous))
+        else:
+            report.broken = _past_the_head(pages.now())
     if checkpoint is not None and report.broken is None:
         report.broken = _check_checkpoint(report, checkpoint, checkpoint_digest, head_seq)
     return report
+
+
+def _past_the_head(now: _Page) -> ChainBreak | None:
+    """Records past the head (appends since the snapshot move the head with them): the head was
+    rewound or removed and rebuilt."""
+    head = now.head_seq or 0
+    if now.newest_score is None or now.newest_score <= head:
+        return None
+    return ChainBreak(head, "edited", f"the head was rewound: records up to seq {int(now.newest_score)} lie past it")
 
 
 def _trace_span(record: _Record | None) -> tuple[str | None, str | None]:

@@ -215,8 +215,12 @@ def test_concurrent_appends_from_threads_and_processes_still_verify(redis_client
     processes = [spawn.Process(target=_append_from_a_process, args=(redis_server.url, 40, f"p{i}")) for i in range(3)]
     for worker in [*threads, *processes]:
         worker.start()
+    during = []  # verifying while the appends go on sees no break either
+    while any(w.is_alive() for w in threads) or any(p.is_alive() for p in processes):
+        during.append(audit_chain.verify(redis_client, "acme"))
     for worker in [*threads, *processes]:
         worker.join(timeout=120)
+    assert during and [r.describe() for r in during if not r.ok] == []
     assert all(p.exitcode == 0 for p in processes)
     total = 40 * (4 + 3 + 3)
     assert redis_client.zcard(audit_chain.chain_key("acme")) == total
@@ -259,6 +263,13 @@ def test_a_missing_head_is_a_break(redis_client: redis.Redis, cli) -> None:  # t
     assert code == 1 and "BROKEN at seq 6 removed: the chain's head (audit:head:acme) is missing" in out
 
 
+def test_a_head_rewound_over_records_left_in_place_is_a_break(redis_client: redis.Redis, cli) -> None:  # type: ignore[no-untyped-def]
+    emit(redis_client, 9)
+    redis_client.hset(audit_chain.head_key("acme"), mapping={"seq": 6, "digest": audit_chain.digest(member(redis_client, 6))})
+    code, out = cli("audit", "verify")
+    assert code == 1 and "BROKEN at seq 6 edited: the head was rewound: records up to seq 9 lie past it" in out
+
+
 def test_verification_pages_through_chains_longer_than_one_page(redis_client: redis.Redis, cli, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setattr(audit_chain, "PAGE", 7)
     emit(redis_client, 60)
@@ -272,3 +283,12 @@ def test_verification_pages_through_chains_longer_than_one_page(redis_client: re
     redis_client.zrem(audit_chain.chain_key("acme"), b)
     code, out = cli("audit", "verify")
     assert code == 1 and f"BROKEN at seq 43 {ids(b)} removed: seq 43 missing" in out
+
+
+def test_an_unreadable_checkpoint_file_is_refused_plainly(redis_client: redis.Redis, cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    emit(redis_client, 2)
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"workspace": "acme"}')
+    assert cli("audit", "verify", "--checkpoint", str(bad))[0] == 2
+    assert cli("audit", "verify", "--checkpoint", str(tmp_path / "missing.json"))[0] == 2
+    assert cli("audit", "checkpoint", "--workspace", "nobody")[0] == 2
