@@ -292,3 +292,12 @@ def test_an_unreadable_checkpoint_file_is_refused_plainly(redis_client: redis.Re
     assert cli("audit", "verify", "--checkpoint", str(bad))[0] == 2
     assert cli("audit", "verify", "--checkpoint", str(tmp_path / "missing.json"))[0] == 2
     assert cli("audit", "checkpoint", "--workspace", "nobody")[0] == 2
+
+
+def test_a_negative_retention_is_refused_at_start_up() -> None:
+    from gateway.errors import ConfigError
+    from gateway.settings import parse_settings
+
+    assert parse_settings("[gateway]\naudit_keep_records = 0\n").gateway.audit_keep_records == 0
+    with pytest.raises(ConfigError, match="gateway.audit_keep_records"):
+        parse_settings("[gateway]\naudit_keep_records = -1\n")
