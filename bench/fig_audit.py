@@ -102,7 +102,7 @@ def measure(client: redis.Redis, count: int) -> Figure:
         note=f"for {count:,} records",
         baseline=round(hashed, 4),
         baseline_label="hashlib sha256 of the same bytes",
-        target=15.0,
+        target=10.0,
         comparison="<=",
         details={
             "records": count,

@@ -285,99 +285,93 @@ class _Record:
         return (ids.trace_id, ids.span_id) if ids else (None, None)
 
 
-# KEYS: chain, head, anchor. ARGV: min score, offset, count, max score ('': the head's seq).
-# One page of the chain as one string (records joined by newlines, which record JSON never
-# holds raw), with the head and anchor read at the same instant: a reply that costs the client
-# one parse, however many records it carries.
-_PAGE = """
-local head = redis.call('HMGET', KEYS[2], 'seq', 'digest')
-local anchor = redis.call('HMGET', KEYS[3], 'seq', 'prev')
-local max = ARGV[4]
-if max == '' then max = head[1] or '+inf' end
-local page = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], max, 'WITHSCORES', 'LIMIT', ARGV[2], ARGV[3])
-local members, last, at_last = {}, '', 0
-for i = 1, #page, 2 do
-  members[#members + 1] = page[i]
-  if page[i + 1] == last then at_last = at_last + 1 else last, at_last = page[i + 1], 1 end
-end
-local newest = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')[2] or ''
-return {head[1] or '', head[2] or '', anchor[1] or '', anchor[2] or '',
-        table.concat(members, string.char(10)), #members, last, at_last, newest}
-"""
+class _Snapshot(msgspec.Struct):
+    """A chain's head, trim anchor and newest record's seq, read at one instant."""
 
-
-class _Page(msgspec.Struct):
     head_seq: int | None
     head_digest: str | None
     anchor_seq: int | None
     anchor_prev: str | None
-    records: list[bytes]
-    last_score: float | None
-    at_last: int  # members with the last score in this page
-    newest_score: float | None
+    newest_seq: float | None
 
 
-def _optional(value: bytes) -> str | None:
-    return value.decode() if value else None
+def _int(value: bytes | None) -> int | None:
+    return int(value) if value is not None else None
+
+
+def _str(value: bytes | None) -> str | None:
+    return value.decode() if value is not None else None
 
 
 class _Pages:
-    """A chain's records in score order up to ``max_score``, ``PAGE`` at a time, with a
-    look-ahead. Paging is by score (not rank), so retention trimming the front while we read
-    shifts nothing; members sharing a score (only after tampering) are skipped by count."""
+    """A chain's records in score order up to the head, ``PAGE`` at a time, with a look-ahead.
+    Paging is by score (not rank), so retention trimming the front while we read shifts
+    nothing; members sharing a score (only after tampering) are skipped by count."""
 
     def __init__(self, client: redis.Redis, workspace: str) -> None:
         self.client = client
-        self.keys = [chain_key(workspace), head_key(workspace), anchor_key(workspace)]
-        self._script = client.register_script(_PAGE)
-        self._buffer: deque[_Record] = deque()
+        self.key = chain_key(workspace)
+        self.workspace = workspace
+        self._buffer: deque[bytes] = deque()
         self._score: float | None = None
         self._offset = 0
         self._done = False
-        self.first = self._fetch("-inf", 0, "")  # head, anchor and first page at one instant
-        self.max_score = self.first.head_seq if self.first.head_seq is not None else 0
-        self._take(self.first)
+        with client.pipeline(transaction=True) as pipe:  # the first page with the head it ends at
+            self._snapshot_into(pipe)
+            pipe.zrangebyscore(self.key, "-inf", "+inf", start=0, num=PAGE, withscores=True)
+            *state, first = pipe.execute()
+        self.first = self._snapshot(state)
+        self.max_score = self.first.head_seq or 0
+        below = [(raw, score) for raw, score in first if score <= self.max_score]
+        self._take(below, done=len(below) < len(first))
 
-    def _fetch(self, low: str, offset: int, high: str) -> _Page:
-        seq, head, anchor_seq, anchor_prev, blob, count, last, at_last, newest = self._script(
-            keys=self.keys, args=[low, offset, PAGE, high])
-        records = blob.split(b"\n") if count else []
-        if len(records) != count:  # a record holding a raw newline (edited): fetch exactly
-            records = self.client.zrangebyscore(self.keys[0], low, high or "+inf", start=offset, num=PAGE)
-        return _Page(
-            int(seq) if seq else None, _optional(head), int(anchor_seq) if anchor_seq else None,
-            _optional(anchor_prev), records, float(last) if last else None, int(at_last),
-            float(newest) if newest else None,
-        )
+    def _snapshot_into(self, pipe: redis.client.Pipeline) -> None:
+        pipe.hmget(head_key(self.workspace), ["seq", "digest"])
+        pipe.hmget(anchor_key(self.workspace), ["seq", "prev"])
+        pipe.zrange(self.key, -1, -1, withscores=True)
 
-    def _take(self, page: _Page) -> None:
-        if len(page.records) < PAGE:
-            self._done = True
-        if page.last_score is not None:
-            same = page.last_score == self._score
-            self._offset = self._offset + page.at_last if same else page.at_last
-            self._score = page.last_score
-        self._buffer.extend(_Record(raw) for raw in page.records)
+    @staticmethod
+    def _snapshot(state: list[list]) -> _Snapshot:  # type: ignore[type-arg]
+        (seq, head), (anchor_seq, anchor_prev), newest = state
+        return _Snapshot(_int(seq), _str(head), _int(anchor_seq), _str(anchor_prev),
+                         newest[0][1] if newest else None)
+
+    def now(self) -> _Snapshot:
+        """The head, anchor and newest seq as they are now."""
+        with self.client.pipeline(transaction=True) as pipe:
+            self._snapshot_into(pipe)
+            return self._snapshot(pipe.execute())
+
+    def _take(self, page: list[tuple[bytes, float]], *, done: bool = False) -> None:
+        self._done = done or len(page) < PAGE
+        if page:
+            last = page[-1][1]
+            at_last = 0
+            for _, score in reversed(page):
+                if score != last:
+                    break
+                at_last += 1
+            self._offset = self._offset + at_last if last == self._score else at_last
+            self._score = last
+        self._buffer.extend([raw for raw, _ in page])
 
     def _fill(self, wanted: int) -> None:
         while len(self._buffer) < wanted and not self._done and self._score is not None:
-            self._take(self._fetch(repr(self._score), self._offset, repr(self.max_score)))
+            self._take(self.client.zrangebyscore(self.key, self._score, self.max_score, start=self._offset,
+                                                 num=PAGE, withscores=True))
 
-    def __iter__(self) -> Iterator[_Record]:
+    def __iter__(self) -> Iterator[bytes]:
         while True:
             self._fill(1)
             if not self._buffer:
                 return
-            yield self._buffer.popleft()
+            while self._buffer:  # a page at a time, without a fill check per record
+                yield self._buffer.popleft()
 
     def peek(self, count: int) -> list[_Record]:
         """Up to ``count`` records after the one last yielded."""
         self._fill(count)
-        return list(islice(self._buffer, count))
-
-    def now(self) -> _Page:
-        """The head and the newest record's seq as they are now (no records)."""
-        return self._fetch("+inf", 0, "")
+        return [_Record(raw) for raw in islice(self._buffer, count)]
 
 
 def verify(
@@ -396,22 +390,31 @@ def verify(
     if snapshot.anchor_seq is not None:
         report.trimmed_before = expected_seq
     if head_seq is None or head_digest is None:
-        if snapshot.newest_score is not None:
-            seq = int(snapshot.newest_score)
+        if snapshot.newest_seq is not None:
+            seq = int(snapshot.newest_seq)
             report.broken = ChainBreak(seq + 1, "removed", f"the chain's head ({head_key(workspace)}) is missing "
                                        f"while records up to seq {seq} remain")
         elif checkpoint is not None:
             report.broken = ChainBreak(1, "removed", f"the chain is gone; the checkpoint of {checkpoint.time} "
                                        f"vouched for seq {checkpoint.seq}")
         return report
+    first_seq = expected_seq
     previous: _Record | None = None
-    checkpoint_digest = expected_prev if checkpoint and checkpoint.seq == expected_seq - 1 else None
-    for record in pages:
-        if record.seq is None or record.prev is None:
-            report.broken = ChainBreak(expected_seq, "edited", "the record in this place is no longer a readable "
-                                       "chain record", *_trace_span(previous))
-            break
-        if record.seq != expected_seq or record.prev != expected_prev:
+    previous_raw: bytes | None = None
+    checkpoint_seq = checkpoint.seq if checkpoint else None
+    checkpoint_digest = expected_prev if checkpoint_seq == expected_seq - 1 else None
+    link = expected_prev.encode()
+    sha256 = hashlib.sha256
+    # The hot loop: an intact record starts with exactly the seq and link it should carry.
+    for raw in pages:
+        if not raw.startswith(b'{"seq":%d,"prev":"%s",' % (expected_seq, link)):
+            record = _Record(raw)
+            previous = _Record(previous_raw) if previous_raw is not None else None
+            expected_prev = link.decode()
+            if record.seq is None or record.prev is None:
+                report.broken = ChainBreak(expected_seq, "edited", "the record in this place is no longer a "
+                                           "readable chain record", *_trace_span(previous))
+                break
             report.broken = _classify(record, previous, expected_seq, expected_prev, pages, head_seq, head_digest)
             if report.broken.what == "removed" and copies:
                 _name_from_copy(client, copies, report.broken, expected_prev)
@@ -419,16 +422,14 @@ def verify(
                 report.broken = None
                 report.note = "retention trimmed the chain past the verifier while it read: run again"
             break
-        if report.records == 0:
-            report.first_seq = record.seq
-        report.records += 1
-        report.last_seq = record.seq
-        expected_seq = record.seq + 1
-        expected_prev = digest(record.raw)
-        if checkpoint is not None and record.seq == checkpoint.seq:
-            checkpoint_digest = expected_prev
-        previous = record
+        link = sha256(raw).hexdigest().encode()
+        if expected_seq == checkpoint_seq:
+            checkpoint_digest = link.decode()
+        expected_seq += 1
+        previous_raw = raw
     else:
+        expected_prev = link.decode()
+        previous = _Record(previous_raw) if previous_raw is not None else None
         if expected_seq <= head_seq:
             report.broken = ChainBreak(expected_seq, "removed", f"seq {expected_seq}..{head_seq} are missing from "
                                        f"the end (the head is seq {head_seq})", *_trace_span(previous))
@@ -437,18 +438,20 @@ def verify(
                                        *_trace_span(previous))
         else:
             report.broken = _past_the_head(pages.now())
+    if expected_seq > first_seq:
+        report.records, report.first_seq, report.last_seq = expected_seq - first_seq, first_seq, expected_seq - 1
     if checkpoint is not None and report.broken is None:
         report.broken = _check_checkpoint(report, checkpoint, checkpoint_digest, head_seq)
     return report
 
 
-def _past_the_head(now: _Page) -> ChainBreak | None:
+def _past_the_head(now: _Snapshot) -> ChainBreak | None:
     """Records past the head (appends since the snapshot move the head with them): the head was
     rewound or removed and rebuilt."""
     head = now.head_seq or 0
-    if now.newest_score is None or now.newest_score <= head:
+    if now.newest_seq is None or now.newest_seq <= head:
         return None
-    return ChainBreak(head, "edited", f"the head was rewound: records up to seq {int(now.newest_score)} lie past it")
+    return ChainBreak(head, "edited", f"the head was rewound: records up to seq {int(now.newest_seq)} lie past it")
 
 
 def _trace_span(record: _Record | None) -> tuple[str | None, str | None]:
@@ -463,6 +466,8 @@ def _classify(
     seq = record.seq
     assert seq is not None
     ids = record.trace_span
+    if seq == expected_seq and record.prev == expected_prev:
+        return ChainBreak(seq, "edited", "its stored form was rewritten", *ids)
     if seq == expected_seq:
         # In place, but its link does not match: either the record before was edited (then this
         # record is intact and the next one links to it) or this record's link itself was.
