@@ -2,7 +2,8 @@
 
 Order matters on a two-core machine: the figures that need workers run first (3, 6, 1, 2), the
 workers' memory is read, the workers stop, the queue is read (5), Redis is emptied, and the
-API's write path is measured alone (4).
+API's write path is measured alone (4); the audit chain's verification (8) needs only Redis and
+runs last.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import fig_api_cost, fig_fairness, fig_isolation, fig_memory, fig_overhead, fig_queue, fig_ratelimit
+from bench import fig_api_cost, fig_audit, fig_fairness, fig_isolation, fig_memory, fig_overhead, fig_queue, fig_ratelimit
 from bench.context import Context, Options
 from bench.report import Figure, machine, write_results
 from bench.rig import Rig, free_port
@@ -113,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         rig.redis.flushall()  # type: ignore[union-attr]
         record("api_cost", fig_api_cost.run)
         record("memory", fig_memory.run)
+        record("audit_verify", fig_audit.run)
     except _SetupFailed:
         code = 1
     finally:

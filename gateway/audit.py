@@ -5,10 +5,15 @@ write jobs, admin actions) as an ``AuditRecord``, indexed by write id and by tic
 so ``GET /v1/admin/audit`` can read them back. It is attached with a ``SimpleSpanProcessor``:
 the record is in Redis before the call returns, so a crash cannot lose it. With
 ``OTEL_EXPORTER_OTLP_ENDPOINT`` set the same spans also go out over OTLP.
+
+Each record also joins its workspace's hash chain (``gateway.audit_chain``), in the same
+atomic step, so ``gateway audit verify`` can show whether any record was edited, removed or
+reordered since.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from datetime import datetime, timezone
@@ -26,11 +31,15 @@ from opentelemetry.sdk.trace.export import (
     SpanExportResult,
 )
 
+from gateway.audit_chain import KEEP_RECORDS, UNSCOPED, AuditChain, ChainContended
 from gateway.redact import Redactor
 
 AUDIT_ALL = "audit:all"
 KEEP_SECONDS = 14 * 24 * 3600
 KEEP_GLOBAL = 200_000
+INDEXES = (("gateway.write_id", "audit:write:"), ("gateway.ticket", "audit:ticket:"))
+
+log = logging.getLogger(__name__)
 
 
 class AuditRecord(msgspec.Struct, omit_defaults=True):
@@ -71,30 +80,26 @@ def _record(span: ReadableSpan, redactor: Redactor) -> AuditRecord:
 
 
 class RedisAuditExporter(SpanExporter):
-    """Keeps gateway spans in Redis, indexed for read-back; ignores framework-only spans."""
+    """Keeps gateway spans in Redis, chained per workspace and indexed for read-back; ignores
+    framework-only spans."""
 
-    def __init__(self, client: redis.Redis, redactor: Redactor) -> None:
+    def __init__(self, client: redis.Redis, redactor: Redactor, *, keep_records: int = KEEP_RECORDS) -> None:
         self.redis = client
         self.redactor = redactor
+        self.chain = AuditChain(client, keep_records=keep_records)
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        with self.redis.pipeline(transaction=False) as pipe:
-            for span in spans:
-                if not (span.attributes or {}).get("gateway.kind"):
-                    continue
-                record = _record(span, self.redactor)
-                data = _encoder.encode(record)
-                pipe.lpush(AUDIT_ALL, data)
-                pipe.ltrim(AUDIT_ALL, 0, KEEP_GLOBAL - 1)
-                for attr, prefix in (("gateway.write_id", "audit:write:"), ("gateway.ticket", "audit:ticket:")):
-                    value = record.attributes.get(attr)
-                    if value:
-                        key = prefix + str(value)
-                        pipe.rpush(key, data)
-                        pipe.expire(key, KEEP_SECONDS)
+        for span in spans:
+            if not (span.attributes or {}).get("gateway.kind"):
+                continue
+            record = _record(span, self.redactor)
+            indexes = [prefix + str(record.attributes[attr]) for attr, prefix in INDEXES if record.attributes.get(attr)]
+            workspace = str(record.attributes.get("gateway.workspace") or UNSCOPED)
             try:
-                pipe.execute()
-            except redis.RedisError:
+                self.chain.append(workspace, _encoder.encode(record), newest_first=AUDIT_ALL,
+                                  newest_first_cap=KEEP_GLOBAL, indexes=indexes, index_ttl=KEEP_SECONDS)
+            except (redis.RedisError, ChainContended) as exc:
+                log.warning("audit record %s/%s not stored: %s", record.trace_id, record.span_id, exc)
                 return SpanExportResult.FAILURE
         return SpanExportResult.SUCCESS
 
@@ -115,10 +120,13 @@ def read_audit(
     return [_decoder.decode(r) for r in raw]
 
 
-def build_tracer_provider(client: redis.Redis, redactor: Redactor, service: str) -> TracerProvider:
-    """A tracer provider that audits to Redis, and to OTLP when the endpoint is configured."""
+def build_tracer_provider(
+    client: redis.Redis, redactor: Redactor, service: str, *, keep_records: int = KEEP_RECORDS
+) -> TracerProvider:
+    """A tracer provider that audits to Redis (each chain trimmed to ``keep_records``, 0: keep
+    all), and to OTLP when the endpoint is configured."""
     provider = TracerProvider(resource=Resource.create({"service.name": service}))
-    provider.add_span_processor(SimpleSpanProcessor(RedisAuditExporter(client, redactor)))
+    provider.add_span_processor(SimpleSpanProcessor(RedisAuditExporter(client, redactor, keep_records=keep_records)))
     if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 

@@ -1,5 +1,5 @@
-"""The ``gateway`` command: ``serve``, ``worker``, ``demo``, ``simulator``, ``hash-key`` and
-``plugin new``."""
+"""The ``gateway`` command: ``serve``, ``worker``, ``demo``, ``simulator``, ``hash-key``,
+``plugin new`` and ``audit verify`` / ``audit checkpoint``."""
 
 from __future__ import annotations
 
@@ -123,6 +123,52 @@ def _plugin_new(args: argparse.Namespace) -> None:
     print(next_steps(plugin))
 
 
+def _audit_client(args: argparse.Namespace) -> redis.Redis:
+    return redis.Redis.from_url(redis_url_for(load_settings(args.config)))
+
+
+def _audit_checkpoint(args: argparse.Namespace) -> None:
+    from gateway import audit_chain
+
+    client = _audit_client(args)
+    workspaces = [args.workspace] if args.workspace else audit_chain.chains(client)
+    checkpoints = [c for c in (audit_chain.checkpoint(client, w) for w in workspaces) if c is not None]
+    if args.workspace and not checkpoints:
+        print(f"gateway audit checkpoint: workspace {args.workspace!r} has no audit records", file=sys.stderr)
+        raise SystemExit(2)
+    data = audit_chain.write_checkpoints(Path(args.out) if args.out else None, checkpoints)
+    if args.out:
+        print(f"wrote {len(checkpoints)} checkpoint(s) to {args.out}")
+    else:
+        sys.stdout.write(data.decode())
+
+
+def _audit_verify(args: argparse.Namespace) -> None:
+    from gateway import audit, audit_chain
+
+    client = _audit_client(args)
+    checkpoints = {}
+    if args.checkpoint:
+        try:
+            checkpoints = {c.workspace: c for c in audit_chain.read_checkpoints(Path(args.checkpoint))}
+        except (OSError, ValueError) as exc:  # msgspec's decode errors are ValueErrors
+            print(f"gateway audit verify: cannot read checkpoint {args.checkpoint}: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
+    if args.workspace:
+        workspaces = [args.workspace]
+    else:
+        workspaces = sorted(set(audit_chain.chains(client)) | set(checkpoints))
+    broken = 0
+    for workspace in workspaces:
+        report = audit_chain.verify(client, workspace, checkpoints.get(workspace), copies=audit.AUDIT_ALL)
+        print(report.describe(), flush=True)
+        broken += not report.ok
+    if not workspaces:
+        print("no audit records")
+    if broken:
+        raise SystemExit(1)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="gateway", description=__doc__)
     parser.add_argument("--config", default=None, help="TOML config file (default: $GATEWAY_CONFIG)")
@@ -168,6 +214,26 @@ def main(argv: list[str] | None = None) -> None:
     new.add_argument("--into", default="plugins", help="folder to create KIND_VENDOR/ in (default: ./plugins)")
     new.add_argument("--template", default=None, help="the template folder (default: this source tree's plugins/_template)")
     new.set_defaults(func=_plugin_new)
+
+    audit = sub.add_parser("audit", help="verify the audit hash chains; export checkpoints")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    verify = audit_sub.add_parser(
+        "verify", help="report the first audit record edited, removed or reordered (exit 1 if any)",
+        description="Walk each workspace's audit chain (or one) and name the first record that was edited, "
+        "removed or reordered. With --checkpoint, also prove the chain still holds the records the checkpoint "
+        "vouched for, which catches a cut tail. Exit status 1 when a chain is broken.",
+    )
+    verify.add_argument("--workspace", default=None, help="verify this workspace's chain only (default: every chain)")
+    verify.add_argument("--checkpoint", default=None, metavar="FILE", help="a file written by 'gateway audit checkpoint'")
+    verify.set_defaults(func=_audit_verify)
+    export = audit_sub.add_parser(
+        "checkpoint", help="export each chain's head (workspace, seq, digest, time) as JSON",
+        description="Write the head of each audit chain (or one) as JSON; keep it outside Redis and pass it "
+        "to 'gateway audit verify --checkpoint' later.",
+    )
+    export.add_argument("--workspace", default=None, help="this workspace's chain only (default: every chain)")
+    export.add_argument("--out", default=None, metavar="FILE", help="write here (default: standard output)")
+    export.set_defaults(func=_audit_checkpoint)
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -48,7 +48,9 @@ class Gateway:
         self.vendors = Vendors(self.plugins)
         self.redactor = Redactor(secret_values(settings))
         install_log_redaction(self.redactor)
-        self.tracer_provider = audit.build_tracer_provider(redis_client, self.redactor, service)
+        self.tracer_provider = audit.build_tracer_provider(
+            redis_client, self.redactor, service, keep_records=settings.gateway.audit_keep_records
+        )
         self.tracer = audit.tracer(self.tracer_provider)
         self.limiter = RateLimiter(redis_client)
         self.runtime = Runtime(redis_client, self.limiter, self.redactor, self.tracer)

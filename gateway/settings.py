@@ -94,6 +94,8 @@ class GatewayConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     retry_base_seconds: float = 1.0
     # Writes of one connection running at once, unless the connection says otherwise.
     writes_per_connection: int = 2
+    # Audit retention: the newest records kept in each workspace's audit chain (0: keep all).
+    audit_keep_records: int = 200_000
 
 
 class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -119,6 +121,8 @@ def hash_key(key: str) -> str:
 def _check(settings: Settings) -> None:
     if settings.gateway.writes_per_connection < 1:
         raise ConfigError("gateway.writes_per_connection: must be at least 1")
+    if settings.gateway.audit_keep_records < 0:
+        raise ConfigError("gateway.audit_keep_records: must be 0 (keep all) or more")
     seen: set[str] = set()
     for w_index, workspace in enumerate(settings.workspaces):
         where = f"workspaces[{w_index}]"

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 
 from bench.bare_app import create_bare_app
 from bench.load import LoadSpec, http_post, start_load
@@ -85,10 +86,21 @@ def test_the_quick_benchmark_prints_every_figure_and_writes_its_results(tmp_path
     results = json.loads(out.read_text())
     names = {f["name"] for f in results["figures"]}
     assert {"rate_limit_utilisation", "rate_limit_429s", "isolation", "write_overhead_p50", "write_overhead_p99",
-            "api_cost", "memory_api", "memory_worker"} <= names
+            "api_cost", "memory_api", "memory_worker", "audit_verify"} <= names
     assert not [f["line"] for f in results["figures"] if f["error"]]
     for figure in results["figures"]:
         assert figure["line"] in run.stdout
         if not figure["skipped"]:
             assert "target" in figure["line"]
     assert results["machine"]["nproc"] >= 1
+
+
+def test_the_audit_figure_verifies_a_seeded_chain_against_hashing_it(redis_client: redis.Redis) -> None:
+    from bench import fig_audit
+    from gateway import audit_chain
+
+    figure = fig_audit.measure(redis_client, 2000)
+    assert figure.error is None and figure.details["records"] == 2000
+    assert figure.value and figure.baseline and figure.ratio
+    assert figure.line().startswith("audit_verify: ")
+    assert redis_client.zcard(audit_chain.chain_key(fig_audit.WORKSPACE)) == 0  # it cleans up
