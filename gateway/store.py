@@ -147,8 +147,9 @@ return 1
 # ARGV: ws, sort ('u'|'c'), desc (1|0), limit, cursor score, cursor ref, ranges (4: cmin cmax umin umax),
 #       text, facets ('0' none, '1' counted over the filter, '2' the running counts), ndims,
 #       then per dim: name, nvalues, values...
-# Returns: more (1|0), total (-1: not asked), facets JSON ('' : not asked), then ref, score and
-# the ticket's JSON for each ticket of the page.
+# Returns: more (1|0), total (-1: not asked), facets JSON ('': not asked), the last ticket's ref
+# and score (for the cursor), and the page's tickets as stored, comma-separated: the inside of a
+# JSON array (one reply to parse, not one per ticket).
 _QUERY = _LUA_RECORD + """
 local ws = ARGV[1]
 local p = 'ix:' .. ws .. ':'
@@ -184,7 +185,7 @@ local drivers = {}
 if by_name.status or by_name.sname or by_name.cat or by_name.conn or by_name.vendor then
   local names = {'status', 'sname', 'cat', 'conn', 'vendor'}
   local all = redis.call('HGETALL', p .. 'sd')
-  local keys, seen = {}, {}
+  local keys, matched, missed = {}, {}, {}
   for i = 1, #all, 2 do
     local c = {struct.unpack(COMBO, all[i])}
     local ok = true
@@ -192,30 +193,42 @@ if by_name.status or by_name.sname or by_name.cat or by_name.conn or by_name.ven
       local d = by_name[name]
       if d and not d.set[c[j]] then ok = false; break end
     end
-    if ok and not seen[c[1]] then seen[c[1]] = true; keys[#keys + 1] = p .. 'st:' .. c[1] end
+    if ok and not matched[c[1]] then matched[c[1]] = true; keys[#keys + 1] = p .. 'st:' .. c[1] end
+    if not ok then missed[c[1]] = true end
   end
-  drivers[#drivers + 1] = keys
+  -- exact when no status it walks also holds tickets of a combination the filter refuses
+  local exact = true
+  for status in pairs(matched) do if missed[status] then exact = false end end
+  drivers[#drivers + 1] = {keys = keys, covers = names, exact = exact}
 end
 if by_name.customer and not by_name.customer.set[''] then
   local keys = {}
   for _, v in ipairs(by_name.customer.values) do keys[#keys + 1] = p .. 'cu:' .. v end
-  drivers[#drivers + 1] = keys
+  drivers[#drivers + 1] = {keys = keys, covers = {'customer'}, exact = true}
 end
-local keys, total_keys = nil, nil
+local keys, total_keys, driver = nil, nil, nil
 for _, candidate in ipairs(drivers) do
-  local n = total_of(candidate)
-  if keys == nil or n < total_keys then keys, total_keys = candidate, n end
+  local n = total_of(candidate.keys)
+  if keys == nil or n < total_keys then keys, total_keys, driver = candidate.keys, n, candidate end
 end
 local ordered = true
 if keys == nil then
   keys = {p .. (sort == 'u' and 'updated' or 'created')}
 elseif sort == 'c' then
-  if total_keys > 20000 then keys = {p .. 'created'} else ordered = false end
+  if total_keys > 20000 then keys, driver = {p .. 'created'}, nil else ordered = false end
+end
+-- a walk of an index that answers every filter exactly reads only the page's records' JSON
+local must_check = text ~= '' or cmin > -math.huge or cmax < math.huge or umin > -math.huge or umax < math.huge
+if not must_check then
+  local covered = {}
+  if driver and driver.exact then for _, name in ipairs(driver.covers) do covered[name] = true end end
+  for _, d in ipairs(dims) do if not covered[d.name] then must_check = true end end
 end
 
-local function check(rec)
+local function check(rec, need_fields)
   local flen, blen = parts(rec)
   if not flen then return nil end
+  if not (must_check or want_all or need_fields) then return true, flen, blen end
   local f = {struct.unpack(FIELDS, rec, 14)}
   if f[1] < cmin or f[1] > cmax or f[2] < umin or f[2] > umax then return nil end
   if text ~= '' and not string.find(f[13], text, 1, true) then return nil end
@@ -252,7 +265,8 @@ if ordered then
   if cur_score and not want_all then
     if desc then top = math.min(hi, cur_score) else bottom = math.max(lo, cur_score) end
   end
-  local CHUNK = 128
+  -- the first read of each index is one page's worth; later ones grow (ties, refused tickets)
+  local first_chunk = math.min(limit + 1, 256)
   local sources = {}
   for i, k in ipairs(keys) do
     local rank = 0
@@ -261,20 +275,21 @@ if ordered then
     elseif not desc and bottom > -math.huge then
       rank = redis.call('ZCOUNT', k, '-inf', '(' .. fmt(bottom))
     end
-    sources[i] = {key = k, rank = rank, buf = {}, at = 1, done = false}
+    sources[i] = {key = k, rank = rank, buf = {}, at = 1, done = false, chunk = first_chunk}
   end
   -- the next (ref, score) of a source in sort order, or nil once it has no more in range
   local function head(s)
     if s.at > #s.buf then
       if s.done then return nil end
       if desc then
-        s.buf = redis.call('ZREVRANGE', s.key, s.rank, s.rank + CHUNK - 1, 'WITHSCORES')
+        s.buf = redis.call('ZREVRANGE', s.key, s.rank, s.rank + s.chunk - 1, 'WITHSCORES')
       else
-        s.buf = redis.call('ZRANGE', s.key, s.rank, s.rank + CHUNK - 1, 'WITHSCORES')
+        s.buf = redis.call('ZRANGE', s.key, s.rank, s.rank + s.chunk - 1, 'WITHSCORES')
       end
       s.at = 1
       s.rank = s.rank + #s.buf / 2
-      if #s.buf < CHUNK * 2 then s.done = true end
+      if #s.buf < s.chunk * 2 then s.done = true end
+      s.chunk = math.min(s.chunk * 2, 1024)
       if #s.buf == 0 then return nil end
     end
     if s.score == nil then
@@ -320,7 +335,7 @@ else
   local found = {}
   for _, k in ipairs(keys) do
     for _, ref in ipairs(redis.call('ZRANGE', k, 0, -1)) do
-      local f = check(redis.call('GET', 'tk:' .. ref))
+      local f = check(redis.call('GET', 'tk:' .. ref), true)
       if f then
         if want_all then count_facets(f) end
         local score = sort == 'u' and f[2] or f[1]
@@ -353,11 +368,11 @@ if facet_mode ~= '0' then
   -- cjson writes an empty table as an object; Python reads it as one
   facets_json = cjson.encode(counts)
 end
-local out = {more and 1 or 0, facet_mode ~= '0' and total or -1, facets_json}
-for _, item in ipairs(page) do
-  out[#out + 1] = item[1]; out[#out + 1] = item[2]; out[#out + 1] = item[3]
-end
-return out
+local bodies = {}
+for i, item in ipairs(page) do bodies[i] = item[3] end
+local last = page[#page] or {'', ''}
+return {more and 1 or 0, facet_mode ~= '0' and total or -1, facets_json, last[1], last[2],
+        table.concat(bodies, ',')}
 """
 
 
@@ -401,9 +416,9 @@ class QueryResult:
 
 @dataclass
 class RawPage:
-    """A page as stored: each ticket's JSON, ready to splice into an answer."""
+    """A page as stored: its tickets' JSON, comma-separated, ready to splice into an array."""
 
-    tickets: list[bytes]
+    tickets: bytes
     next_cursor: str | None
     facets: dict[str, dict[str, int]] | None = None
     total: int | None = None
@@ -463,6 +478,7 @@ def _record_parts(raw: bytes | None) -> tuple[bytes, bytes] | None:
 
 _ticket_encoder = msgspec.json.Encoder()
 _ticket_decoder = msgspec.json.Decoder(Ticket)
+_tickets_decoder = msgspec.json.Decoder(list[Ticket])
 _change_decoder = msgspec.json.Decoder(StatusChange)
 _facets_decoder = msgspec.json.Decoder(dict[str, dict[str, int]])
 
@@ -596,22 +612,21 @@ class TicketStore:
         ]
         for name, values in dims:
             args += [name, len(values), *[_key(v) for v in values]]
-        reply = self._query(args=args)
-        more, total, facets_json, rows = reply[0], reply[1], reply[2], reply[3:]
-        bodies = rows[2::3]
+        more, total, facets_json, last_ref, last_score, tickets = self._query(args=args)
         next_cursor = None
-        if more and rows:
-            next_cursor = encode_cursor(rows[-2].decode(), rows[-3].decode(), key, desc)
+        if more and last_ref:
+            next_cursor = encode_cursor(last_score.decode(), last_ref.decode(), key, desc)
         counts = None
         if facets:
             found = _facets_decoder.decode(facets_json) if facets_json else {}
             counts = {f: {k: v for k, v in found.get(f, {}).items() if k != "" and v > 0} for f in FACETS}
-        return RawPage(bodies, next_cursor, counts, int(total) if facets else None)
+        return RawPage(tickets, next_cursor, counts, int(total) if facets else None)
 
     def query(self, workspace: str, flt: TicketFilter, **options: Any) -> QueryResult:
         """``page`` with its tickets decoded (same options)."""
         raw = self.page(workspace, flt, **options)
-        return QueryResult([_ticket_decoder.decode(b) for b in raw.tickets], raw.next_cursor, raw.facets, raw.total)
+        tickets = _tickets_decoder.decode(b"[" + raw.tickets + b"]")
+        return QueryResult(tickets, raw.next_cursor, raw.facets, raw.total)
 
     def drop_old_format(self, batch: int = 1000) -> int:
         """Delete what the store's previous format left (records, fields, histories, indexes and

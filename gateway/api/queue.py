@@ -119,7 +119,7 @@ _encode = msgspec.json.Encoder().encode
 def page_json(page: RawPage) -> bytes:
     """``TicketPage``'s JSON with the tickets spliced in as the store holds them (the same
     bytes msgspec would write for the struct: its fields in order, defaults left out)."""
-    parts = [b'{"tickets":[', b",".join(page.tickets), b"]"]
+    parts = [b'{"tickets":[', page.tickets, b"]"]
     if page.next_cursor is not None:
         parts += [b',"next_cursor":', _encode(page.next_cursor)]
     if page.total is not None:
