@@ -46,6 +46,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="sample the API and workers in each measured window; write bench/profiles.md")
     parser.add_argument("--out", type=Path, default=HERE / "results.json")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, config)")
+    parser.add_argument("--only", type=lambda v: set(v.split(",")), default=None, metavar="NAMES",
+                        help=f"run only these steps (comma-separated: {', '.join(STEPS)}); "
+                             "'growth' alone starts only Redis and the API")
+    parser.add_argument("--sizes", type=lambda v: tuple(int(n) for n in v.split(",")), default=None,
+                        help="ticket counts for the growth figures (default 10000, or 10000,100000,1000000 in a full run)")
     args = parser.parse_args(argv)
     _restrict_cpus(args.cpus)
 
@@ -65,7 +70,13 @@ def main(argv: list[str] | None = None) -> int:
 
     timings: dict[str, float] = {}
 
+    only = args.only
+    if only and not only <= set(STEPS):
+        parser.error(f"--only takes {', '.join(STEPS)}")
+
     def record(name: str, step: Callable[[Context], list[Figure]]) -> None:
+        if only and name not in only:
+            return
         began = time.monotonic()
         try:
             results = step(ctx)
@@ -82,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         began = time.monotonic()
         gc.disable()  # setup makes 100,000 simulated tickets: no collector passes meanwhile
         try:
-            setup(ctx)
+            setup(ctx, light=bool(only) and only <= {"growth"})
         except Exception as exc:
             traceback.print_exc()
             figure = Figure(name="setup", error=f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
@@ -98,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
         record("write_overhead", fig_overhead.run)
         rig.wait_quiet()
         record("freshness", fig_queue.run_freshness)
-        fig_isolation.measure_idle(ctx)
+        if not only or "isolation" in only:
+            fig_isolation.measure_idle(ctx)
         record("rate_limit_utilisation", fig_ratelimit.run)
         # Each landed write makes its ticket be fetched again within the connection's budget; at
         # 20 calls a second figure 1's 2,000 fetches take over ten minutes (two calls each, and a
@@ -111,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         rig.stop_workers()
         record("queue_reads", fig_queue.run_reads)
         fig_memory.measure_api(ctx)
+        fig_memory.measure_store(ctx)
+        record("growth", lambda c: fig_queue.run_growth(c, args.sizes))
         rig.redis.flushall()  # type: ignore[union-attr]
         record("api_cost", fig_api_cost.run)
         record("memory", fig_memory.run)
@@ -145,15 +159,26 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
+STEPS = ("write_overhead", "freshness", "rate_limit_utilisation", "isolation", "queue_reads", "growth",
+         "api_cost", "memory")
+
+
 class _SetupFailed(Exception):
     """The rig did not come up; the figures cannot run."""
 
 
-def setup(ctx: Context) -> None:
-    """Redis, simulators, config, then the API and worker processes (started together)."""
+def setup(ctx: Context, *, light: bool = False) -> None:
+    """Redis, simulators, config, then the API and worker processes (started together).
+    ``light``: Redis and the API only (the growth figures bring their own tickets)."""
     rig, options = ctx.rig, ctx.options
     quick = options.quick
     rig.start_redis()
+    if light:
+        fig_queue.add_vendors(rig, quick, per_psa=0, freshness=False)  # the connections the queries name
+        rig.write_config()
+        rig.start_api()
+        rig.wait_ready()
+        return
     rig.add_vendor(fig_ratelimit.CONNECTION, rate=options.rate,
                    tickets=fig_ratelimit.writes_for(quick))
     rig.add_vendor(fig_isolation.BUSY, rate=options.rate, tickets=fig_isolation.backlog_for(quick))

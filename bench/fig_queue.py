@@ -26,10 +26,11 @@ from typing import Any
 from bench.context import Context
 from bench.load import LoadSpec, http_get, start_load
 from bench.report import Figure, percentile, summary_ms
-from bench.rig import Rig, free_port, wait_http
+from bench.rig import Rig, free_port, stop, wait_http
 
 SKIP = "needs the unified queue"
 QUEUE_CONNECTIONS = ("q-cw", "q-at", "q-halo")
+WORKSPACE = "bench"
 FRESH_HOOK, FRESH_POLL = "fresh-hook", "fresh-poll"
 WORDS = ["printer", "vpn", "email", "laptop", "backup"]
 # Simulated tickets are all created "now": with the default two-minute overlap, every 30-second
@@ -51,8 +52,9 @@ def poll_seconds(quick: bool) -> float:
     return 3.0 if quick else 10.0
 
 
-def add_vendors(rig: Rig, quick: bool) -> None:
-    """The three PSAs of figure 5 and the two ConnectWise connections of figure 6."""
+def add_vendors(rig: Rig, quick: bool, *, per_psa: int | None = None, freshness: bool = True) -> None:
+    """The three PSAs of figure 5 (``per_psa`` tickets each) and the two ConnectWise connections
+    of figure 6 (unless ``freshness`` is false)."""
     from gateway_autotask.simulator import AutotaskSimulator
     from gateway_connectwise.simulator import ConnectWiseSimulator
     from gateway_halopsa.simulator import HaloSimulator
@@ -63,7 +65,7 @@ def add_vendors(rig: Rig, quick: bool) -> None:
         sim.seed_demo()
     halo.rate_limit_requests = 10_000_000  # the benchmark measures reads, not the vendors' limits
     at.hourly_threshold = 10_000_000
-    for i in range(tickets_per_psa(quick)):
+    for i in range(tickets_per_psa(quick) if per_psa is None else per_psa):
         cw.add_ticket(f"{rng.choice(WORDS)} cw {i}")
         at.add_ticket(title=f"{rng.choice(WORDS)} at {i}", status=rng.choice([1, 5, 7, 8]))
         halo.add_ticket(f"{rng.choice(WORDS)} halo {i}", status_id=rng.choice([1, 2, 9]))
@@ -71,7 +73,7 @@ def add_vendors(rig: Rig, quick: bool) -> None:
         # Filled by the backfill; hourly pulls keep the simulators (in the benchmark's own
         # process) from filtering 33,000 tickets in the middle of other figures' timings.
         rig.add_sim(name, sim, rate=None, poll_overlap_seconds=OVERLAP, poll_seconds=3600.0)
-    for name in (FRESH_HOOK, FRESH_POLL):
+    for name in (FRESH_HOOK, FRESH_POLL) if freshness else ():
         vendor = rig.add_vendor(name, rate=None, tickets=0)
         vendor.table["poll_seconds"] = poll_seconds(quick)
         vendor.table["poll_overlap_seconds"] = OVERLAP
@@ -88,99 +90,195 @@ def run_reads(ctx: Context) -> list[Figure]:
 
     rig = ctx.rig
     gw = rig.prep_gateway()
-    workspace = "bench"
     tickets = []
     cursor = None
     while True:  # every ticket the gateway's store holds, through its own query
-        page = gw.store.query(workspace, TicketFilter(), limit=500, cursor=cursor)
+        page = gw.store.query(WORKSPACE, TicketFilter(), limit=500, cursor=cursor)
         tickets += page.tickets
         cursor = page.next_cursor
         if not cursor:
             break
     ctx.shared["store_tickets"] = len(tickets)
     db = str(rig.workdir / "tickets.sqlite")
-    sqlite_app.build(db, tickets, workspace)
+    sqlite_app.build(db, tickets, WORKSPACE)
     ctx.shared["sqlite_bytes"] = os.path.getsize(db)
+    reads = measure_reads(ctx, db, _queries(tickets), count=70 if ctx.quick else 600,
+                          rounds=1 if ctx.quick else 2, profile="queue reads (figure 5)")
+    return reads.figures("", {"tickets": len(tickets)})
+
+
+class Reads:
+    """Latencies of the same queries through the gateway and through SQLite."""
+
+    def __init__(self) -> None:
+        self.latencies: dict[str, list[float]] = {"gateway": [], "sqlite": []}
+        self.statuses: dict[str, Counter[int]] = {"gateway": Counter(), "sqlite": Counter()}
+        self.mismatches: list[str] = []
+        self.labels: list[str] = []
+        self.lua = [0, 0]  # Lua script calls and the microseconds Redis spent running them
+        self.count = 0
+
+    def figures(self, suffix: str, details: dict[str, Any]) -> list[Figure]:
+        per_query = {}
+        for index, label in enumerate(self.labels):
+            per_query[label] = {
+                name: round(percentile(values[index::len(self.labels)], 50) * 1000, 2)
+                for name, values in self.latencies.items()
+            }
+        details = {
+            **details,
+            "p50_ms_by_query": per_query,
+            "gateway": summary_ms(self.latencies["gateway"]),
+            "sqlite": summary_ms(self.latencies["sqlite"]),
+            "statuses": {k: dict(v) for k, v in self.statuses.items()},
+            # Redis runs one script at a time: this is the part of each read spent inside Redis.
+            "redis_script_ms_per_read": round(self.lua[1] / 1000 / max(1, self.lua[0]), 3),
+            "requests_per_server": self.count,
+            "concurrency": 1,
+        }
+        figures = []
+        for pct in (50, 99):
+            figures.append(Figure(
+                name=f"queue_reads_p{pct}{suffix}",
+                value=round(percentile(self.latencies["gateway"], pct) * 1000, 3),
+                unit="ms",
+                baseline=round(percentile(self.latencies["sqlite"], pct) * 1000, 3),
+                baseline_label="indexed SQLite behind Litestar",
+                target=1.0,
+                details=details,
+            ))
+        if self.mismatches:
+            figures.append(Figure(name=f"queue_reads_agree{suffix}",
+                                  error=f"different tickets for: {', '.join(self.mismatches)}"))
+        return figures
+
+
+def measure_reads(ctx: Context, db: str, queries: list[tuple[str, dict[str, Any], int]], *, count: int,
+                  rounds: int, profile: str | None = None) -> Reads:
+    """Serve ``db`` from the SQLite endpoint, check that both sides answer every query with the
+    same tickets, then time ``count`` requests a side per round, one at a time."""
+    rig = ctx.rig
     port = free_port()
     server = rig.spawn_other("sqlite", "--db", db, "--port", str(port))
-    wait_http(f"http://127.0.0.1:{port}/v1/tickets?limit=1", server, time.monotonic() + 60)
-
-    queries = _queries(tickets)
-    gateway_paths, sqlite_paths, mismatches = [], [], []
-    with ctx.http(rig.api_url) as api, ctx.http(f"http://127.0.0.1:{port}") as lite:
-        api.headers.update(rig.headers)
-        for label, params, page in queries:
-            paths = []
-            for client in (api, lite):
-                path = "/v1/tickets?" + urllib.parse.urlencode(params, doseq=True)
-                body = client.get(path).json()
-                for _ in range(page - 1):
-                    path = "/v1/tickets?" + urllib.parse.urlencode(
-                        [*_pairs(params), ("cursor", body["next_cursor"])], doseq=True)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/v1/tickets?limit=1", server, time.monotonic() + 60)
+        reads = Reads()
+        reads.labels = [label for label, _, _ in queries]
+        reads.count = count * rounds
+        gateway_paths, sqlite_paths = [], []
+        with ctx.http(rig.api_url) as api, ctx.http(f"http://127.0.0.1:{port}") as lite:
+            api.headers.update(rig.headers)
+            for label, params, page in queries:
+                paths = []
+                for client in (api, lite):
+                    path = "/v1/tickets?" + urllib.parse.urlencode(params, doseq=True)
                     body = client.get(path).json()
-                paths.append((path, [t["ref"] for t in body["tickets"]]))
-            (g_path, g_refs), (s_path, s_refs) = paths
-            if g_refs != s_refs:
-                mismatches.append(label)
-            gateway_paths.append(g_path)
-            sqlite_paths.append(s_path)
+                    for _ in range(page - 1):
+                        path = "/v1/tickets?" + urllib.parse.urlencode(
+                            [*_pairs(params), ("cursor", body["next_cursor"])], doseq=True)
+                        body = client.get(path).json()
+                    paths.append((path, [t["ref"] for t in body["tickets"]]))
+                (g_path, g_refs), (s_path, s_refs) = paths
+                if g_refs != s_refs:
+                    reads.mismatches.append(label)
+                gateway_paths.append(g_path)
+                sqlite_paths.append(s_path)
+        for round_no in range(rounds):
+            for name, target, paths, headers in (
+                ("gateway", rig.api_port, gateway_paths, rig.headers),
+                ("sqlite", port, sqlite_paths, {}),
+            ):
+                requests = [http_get("127.0.0.1", target, p, headers) for p in paths]
+                if profile and name == "gateway" and round_no == 0:
+                    ctx.profile_start()
+                scripts_before = _script_stats(rig)
+                result = start_load(LoadSpec("127.0.0.1", target, requests, concurrency=1, count=count)).result()
+                if name == "gateway":
+                    calls, usec = (a - b for a, b in zip(_script_stats(rig), scripts_before))
+                    reads.lua[0] += calls
+                    reads.lua[1] += usec
+                if profile and name == "gateway" and round_no == 0:
+                    ctx.profile_stop(profile)
+                reads.latencies[name] += result.latencies
+                reads.statuses[name].update(result.statuses)
+        return reads
+    finally:
+        stop(server)
+        rig.others.remove(server)
 
-    count = 70 if ctx.quick else 600
-    rounds = 1 if ctx.quick else 2
-    latencies: dict[str, list[float]] = {"gateway": [], "sqlite": []}
-    statuses: dict[str, Counter[int]] = {"gateway": Counter(), "sqlite": Counter()}
-    lua = [0, 0]  # Lua script calls and the microseconds Redis spent running them
-    for round_no in range(rounds):
-        for name, target, paths, headers in (
-            ("gateway", rig.api_port, gateway_paths, rig.headers),
-            ("sqlite", port, sqlite_paths, {}),
-        ):
-            requests = [http_get("127.0.0.1", target, p, headers) for p in paths]
-            if name == "gateway" and round_no == 0:
-                ctx.profile_start()
-            scripts_before = _script_stats(rig)
-            result = start_load(LoadSpec("127.0.0.1", target, requests, concurrency=1, count=count)).result()
-            if name == "gateway":
-                calls, usec = (a - b for a, b in zip(_script_stats(rig), scripts_before))
-                lua[0] += calls
-                lua[1] += usec
-            if name == "gateway" and round_no == 0:
-                ctx.profile_stop("queue reads (figure 5)")
-            latencies[name] += result.latencies
-            statuses[name].update(result.statuses)
-    per_query = {}
-    for index, (label, _, _) in enumerate(queries):
-        per_query[label] = {
-            name: round(percentile(values[index::len(queries)], 50) * 1000, 2) for name, values in latencies.items()
-        }
-    details = {
-        "tickets": len(tickets),
-        "p50_ms_by_query": per_query,
-        "queries": [f"{label}: {path}" for (label, _, _), path in zip(queries, gateway_paths)],
-        "same_results": not mismatches,
-        "mismatched_queries": mismatches,
-        "gateway": summary_ms(latencies["gateway"]),
-        "sqlite": summary_ms(latencies["sqlite"]),
-        "statuses": {k: dict(v) for k, v in statuses.items()},
-        # Redis runs one script at a time: this is the part of each read spent inside Redis.
-        "redis_script_ms_per_read": round(lua[1] / 1000 / max(1, lua[0]), 3),
-        "requests_per_server": count * rounds,
-        "concurrency": 1,
-    }
-    figures = []
-    for pct in (50, 99):
+
+# --------------------------------------------------------------------------- growth (figure 5b)
+
+
+def growth_sizes(quick: bool) -> tuple[int, ...]:
+    return (10_000,) if quick else (10_000, 100_000, 1_000_000)
+
+
+def _size_label(size: int) -> str:
+    return f"{size // 1_000_000}m" if size % 1_000_000 == 0 else f"{size // 1000}k"
+
+
+def run_growth(ctx: Context, sizes: tuple[int, ...] | None = None) -> list[Figure]:
+    """Figure 5 at 10,000, 100,000 and 1,000,000 tickets (10,000 with ``--quick``): the store is
+    emptied, then filled through its own write path (``TicketStore.upsert_many``) with generated
+    tickets shaped like the simulators' (``bench.tickets``), and each size is read through the
+    API against SQLite holding the same tickets. Also the store's bytes per ticket at each size
+    against SQLite's (``memory_store_<size>``)."""
+    if not queue_ready():
+        return [Figure(name="queue_reads_growth", skipped=SKIP)]
+    from bench import sqlite_app
+    from bench.tickets import generated, sample, stream
+
+    rig = ctx.rig
+    gw = rig.prep_gateway()
+    drop_store(rig)
+    empty = _used_memory(rig)
+    figures: list[Figure] = []
+    loaded = 0
+    queries = _queries(sample(20_000))
+    for size in sizes or growth_sizes(ctx.quick):
+        began = time.monotonic()
+        for start in range(loaded, size, 1000):
+            gw.store.upsert_many(generated(start, min(size, start + 1000)), WORKSPACE)
+        load_s = time.monotonic() - began
+        loaded = size
+        store_bytes = _used_memory(rig) - empty
+        db = str(rig.workdir / f"growth-{size}.sqlite")
+        began = time.monotonic()
+        sqlite_app.build(db, stream(0, size), WORKSPACE)
+        build_s = time.monotonic() - began
+        sqlite_bytes = os.path.getsize(db)
+        label = _size_label(size)
+        reads = measure_reads(ctx, db, queries, count=70 if ctx.quick else 300, rounds=1 if ctx.quick else 2)
+        details = {"tickets": size, "store_load_s": round(load_s, 1), "sqlite_build_s": round(build_s, 1)}
+        figures += reads.figures(f"_{label}", details)
         figures.append(Figure(
-            name=f"queue_reads_p{pct}",
-            value=round(percentile(latencies["gateway"], pct) * 1000, 3),
-            unit="ms",
-            baseline=round(percentile(latencies["sqlite"], pct) * 1000, 3),
-            baseline_label="indexed SQLite behind Litestar",
-            target=1.0,
-            details=details,
+            name=f"memory_store_{label}", value=round(store_bytes / size), unit="B/ticket",
+            note=f"Redis, {size} tickets", baseline=round(sqlite_bytes / size),
+            baseline_label="SQLite file with its indexes", target=1.5,
+            details={"redis_bytes": store_bytes, "sqlite_bytes": sqlite_bytes, "tickets": size},
         ))
-    if mismatches:
-        figures.append(Figure(name="queue_reads_agree", error=f"different tickets for: {', '.join(mismatches)}"))
+        os.remove(db)
     return figures
+
+
+def drop_store(rig: Rig) -> int:
+    """Delete every key of the ticket store (any format); return how many."""
+    dropped = 0
+    for pattern in ("tk:*", "tf:*", "th:*", "ix:*", "cnt:*"):
+        batch: list[bytes] = []
+        for key in rig.redis.scan_iter(match=pattern, count=1000):  # type: ignore[union-attr]
+            batch.append(key)
+            if len(batch) >= 1000:
+                dropped += int(rig.redis.unlink(*batch))  # type: ignore[union-attr]
+                batch = []
+        if batch:
+            dropped += int(rig.redis.unlink(*batch))  # type: ignore[union-attr]
+    return dropped
+
+
+def _used_memory(rig: Rig) -> int:
+    return int(rig.redis.info("memory")["used_memory"])  # type: ignore[union-attr]
 
 
 def _script_stats(rig: Rig) -> tuple[int, int]:
@@ -202,7 +300,7 @@ def _queries(tickets: list[Any]) -> list[tuple[str, dict[str, Any], int]]:
     """A mix of what a dispatcher asks, with values that occur in the data."""
     from gateway.store import index_fields
 
-    fields = [index_fields(t, "bench") for t in tickets]
+    fields = [index_fields(t, WORKSPACE) for t in tickets]
     categories = [c for c, _ in Counter(f["cat"] for f in fields).most_common()]
     customers = [c for c, _ in Counter(f["customer"] for f in fields if f["customer"]).most_common()]
     at_categories = [c for c, _ in Counter(f["cat"] for f in fields if f["conn"] == "q-at").most_common()]

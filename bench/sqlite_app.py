@@ -42,16 +42,21 @@ def build(path: str, tickets: Iterable[Any], workspace: str) -> int:
     db = sqlite3.connect(path)
     db.executescript(SCHEMA)
     encoder = msgspec.json.Encoder()
-    rows = []
-    for ticket in tickets:
-        fields = index_fields(ticket, workspace)
-        rows.append((ticket.ref, fields["conn"], fields["vendor"], fields["cat"], fields["customer"],
-                     fields["summary"], float(fields["updated"]), encoder.encode(ticket)))
-    db.executemany("INSERT INTO tickets VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    count = 0
+
+    def rows() -> Iterable[tuple[Any, ...]]:
+        nonlocal count
+        for ticket in tickets:  # streamed: a million tickets need not be in memory at once
+            fields = index_fields(ticket, workspace)
+            count += 1
+            yield (ticket.ref, fields["conn"], fields["vendor"], fields["cat"], fields["customer"],
+                   fields["summary"], float(fields["updated"]), encoder.encode(ticket))
+
+    db.executemany("INSERT INTO tickets VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows())
     db.commit()
     db.execute("ANALYZE")
     db.close()
-    return len(rows)
+    return count
 
 
 def _cursor(updated: float, ref: str) -> str:

@@ -2,23 +2,34 @@
 
 It is a cache of the PSAs: wiping it and resyncing rebuilds it. Keys, per workspace ``ws``:
 
-- ``tk:{ref}``: the canonical ``Ticket`` (JSON), as served.
-- ``tf:{ref}``: a hash of the fields filters and facets read (lower-cased where they match text).
-- ``ix:{ws}:all:u`` / ``ix:{ws}:all:c``: every ticket, scored by updated / created time.
-- ``ix:{ws}:{dim}:{value}:u``: the tickets with that value, scored by updated time, for each
-  filter dimension (``DIMENSIONS``). A query walks the most selective index in sort order and
-  checks the other filters per ticket: the same plan an SQL engine runs on an index, here in
-  one Lua script so a page costs one round trip.
-- ``cnt:{ws}:{dim}``: counts per value, for unfiltered facets.
-- ``th:{ref}``: status changes the store has seen, newest first.
+- ``tk:{ref}``: the ticket's record, one string: a version byte, the filter fields (times as
+  doubles, values length-prefixed), the ``Ticket`` JSON exactly as a page serves it, and the
+  status changes the store has seen, newest first (``RECORD``). A page splices the JSON.
+- ``ix:{ws}:updated`` / ``ix:{ws}:created``: every ticket, scored by updated / created time.
+- ``ix:{ws}:st:{connection}:{status id}``: the tickets in that status, scored by updated time.
+  Status, status name, category, connection and vendor filters walk these: ``ix:{ws}:sd``
+  counts the tickets of each (status, name, category, connection, vendor) combination seen, so
+  a query knows which status indexes hold its category or vendor.
+- ``ix:{ws}:cu:{customer ref}``: the customer's tickets, scored by updated time.
+- ``cnt:{ws}:facet:{dim}``: counts per value, for unfiltered facets.
 
-``upsert`` and ``delete`` are single scripts, so a ticket is never half-indexed.
+These are the indexes the SQLite baseline has (updated; category; customer; connection and
+vendor by category): each index entry costs a Redis sorted-set node (about 115 bytes), so
+assignee, priority, board, text and dates are checked per ticket on the walk of the most
+selective index, as an SQL engine checks a WHERE clause on its index walk. A query is one Lua
+script, one round trip, that answers the page's JSON.
+
+``upsert`` and ``delete`` are single scripts, so a ticket is never half-indexed. Records of the
+format before this one (JSON in ``tk:``, fields in ``tf:``, history in ``th:``, per-dimension
+indexes) are never read: ``drop_old_format`` removes them once, and a resync rebuilds the store.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import math
+import struct
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -30,84 +41,118 @@ from gateway.models import StatusChange, Ticket, TicketStatus
 
 DIMENSIONS = ("status", "sname", "cat", "customer", "assignee", "conn", "vendor", "priority", "board")
 FACETS = ("status", "cat", "customer", "assignee")
+# The record's length-prefixed strings, in order (after the created and updated doubles).
+RECORD = ("ws", "status", "sname", "cat", "customer", "assignee", "conn", "vendor", "priority", "board", "summary")
+RECORD_VERSION = b"\x02"
+HISTORY_LIMIT = 100
+FORMAT_KEY = "tk:format"  # set once the old format's keys are gone
 
-_UPSERT = """
-local ref = ARGV[1]
-local ws = ARGV[2]
-local body = ARGV[3]
-local at = ARGV[4]
-local n = tonumber(ARGV[5])
-local tf = 'tf:' .. ref
-local old = redis.call('HGETALL', tf)
-local prev = {}
-for i = 1, #old, 2 do prev[old[i]] = old[i + 1] end
-local new = {}
-for i = 0, n - 1 do new[ARGV[6 + i * 2]] = ARGV[7 + i * 2] end
-local dims = {'status', 'sname', 'cat', 'customer', 'assignee', 'conn', 'vendor', 'priority', 'board'}
-if prev['ws'] and prev['ws'] ~= ws then
-  return redis.error_reply('ticket moved workspace')
+# Shared by the scripts: the record's layout (see ``_record``) and small helpers.
+_LUA_RECORD = """
+local FIELDS = '>dd' .. string.rep('I4c0', 11)
+local POS = {status = 4, sname = 5, cat = 6, customer = 7, assignee = 8, conn = 9, vendor = 10,
+             priority = 11, board = 12}
+local FACETS = {'status', 'cat', 'customer', 'assignee'}
+local COMBO = '>' .. string.rep('I4c0', 5)
+-- record: \\2, then lengths of fields, body, history (I4 each), then the three parts
+local function parts(rec)
+  if not rec or string.byte(rec, 1) ~= 2 then return nil end
+  return struct.unpack('>I4I4I4', rec, 2)
 end
-local changed_status = prev['status'] ~= nil and prev['status'] ~= new['status']
-for _, d in ipairs(dims) do
-  local was, now = prev[d], new[d]
-  if was ~= nil and was ~= '' and was ~= now then
-    redis.call('ZREM', 'ix:' .. ws .. ':' .. d .. ':' .. was .. ':u', ref)
-    if redis.call('HINCRBY', 'cnt:' .. ws .. ':' .. d, was, -1) <= 0 then
-      redis.call('HDEL', 'cnt:' .. ws .. ':' .. d, was)
-    end
-  end
-  if now ~= nil and now ~= '' then
-    redis.call('ZADD', 'ix:' .. ws .. ':' .. d .. ':' .. now .. ':u', new['updated'], ref)
-    if was ~= now then redis.call('HINCRBY', 'cnt:' .. ws .. ':' .. d, now, 1) end
-  end
+local function fields_of(rec)
+  local f = {struct.unpack(FIELDS, rec, 14)}
+  f[14] = nil
+  return f
 end
-redis.call('ZADD', 'ix:' .. ws .. ':all:u', new['updated'], ref)
-redis.call('ZADD', 'ix:' .. ws .. ':all:c', new['created'], ref)
-redis.call('DEL', tf)
-local flat = {}
-for k, v in pairs(new) do flat[#flat + 1] = k; flat[#flat + 1] = v end
-redis.call('HSET', tf, unpack(flat))
-redis.call('SET', 'tk:' .. ref, body)
-if changed_status then
-  redis.call('LPUSH', 'th:' .. ref, at)
-  redis.call('LTRIM', 'th:' .. ref, 0, 99)
-elseif prev['status'] == nil then
-  redis.call('LPUSH', 'th:' .. ref, at)
+local function lp(s) return struct.pack('>I4', #s) .. s end
+local function combo(f) return lp(f[4]) .. lp(f[5]) .. lp(f[6]) .. lp(f[9]) .. lp(f[10]) end
+local function dec(key, member)
+  if redis.call('HINCRBY', key, member, -1) <= 0 then redis.call('HDEL', key, member) end
 end
-return changed_status and 1 or 0
 """
 
-_DELETE = """
-local ref = ARGV[1]
-local tf = 'tf:' .. ref
-local old = redis.call('HGETALL', tf)
-if #old == 0 then
-  redis.call('DEL', 'tk:' .. ref)
-  return 0
+# ARGV: ref, ws, fields (packed), body (JSON), status seen (JSON), updated score, created score
+_UPSERT = _LUA_RECORD + """
+local ref, ws, fields, body, seen = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local su, sc = ARGV[6], ARGV[7]
+local key = 'tk:' .. ref
+local old = redis.call('GET', key)
+local new = {struct.unpack(FIELDS, fields)}
+new[14] = nil
+local prev, hist = nil, ''
+local flen, blen, hlen = parts(old)
+if flen then
+  prev = fields_of(old)
+  hist = string.sub(old, 14 + flen + blen, 13 + flen + blen + hlen)
+else
+  redis.call('DEL', 'tf:' .. ref, 'th:' .. ref)  -- the old format's, if any
 end
-local prev = {}
-for i = 1, #old, 2 do prev[old[i]] = old[i + 1] end
-local ws = prev['ws']
-local dims = {'status', 'sname', 'cat', 'customer', 'assignee', 'conn', 'vendor', 'priority', 'board'}
-for _, d in ipairs(dims) do
-  local was = prev[d]
-  if was ~= nil and was ~= '' then
-    redis.call('ZREM', 'ix:' .. ws .. ':' .. d .. ':' .. was .. ':u', ref)
-    if redis.call('HINCRBY', 'cnt:' .. ws .. ':' .. d, was, -1) <= 0 then
-      redis.call('HDEL', 'cnt:' .. ws .. ':' .. d, was)
-    end
+if prev and prev[3] ~= ws then
+  return redis.error_reply('ticket moved workspace')
+end
+local p = 'ix:' .. ws .. ':'
+redis.call('ZADD', p .. 'updated', su, ref)
+redis.call('ZADD', p .. 'created', sc, ref)
+if prev and prev[4] ~= new[4] then redis.call('ZREM', p .. 'st:' .. prev[4], ref) end
+redis.call('ZADD', p .. 'st:' .. new[4], su, ref)
+if prev and prev[7] ~= '' and prev[7] ~= new[7] then redis.call('ZREM', p .. 'cu:' .. prev[7], ref) end
+if new[7] ~= '' then redis.call('ZADD', p .. 'cu:' .. new[7], su, ref) end
+local was_combo, now_combo = prev and combo(prev), combo(new)
+if was_combo ~= now_combo then
+  if was_combo then dec(p .. 'sd', was_combo) end
+  redis.call('HINCRBY', p .. 'sd', now_combo, 1)
+end
+for _, dim in ipairs(FACETS) do
+  local was, now = prev and prev[POS[dim]], new[POS[dim]]
+  if was ~= now then
+    if was and was ~= '' then dec('cnt:' .. ws .. ':facet:' .. dim, was) end
+    if now ~= '' then redis.call('HINCRBY', 'cnt:' .. ws .. ':facet:' .. dim, now, 1) end
   end
 end
-redis.call('ZREM', 'ix:' .. ws .. ':all:u', ref)
-redis.call('ZREM', 'ix:' .. ws .. ':all:c', ref)
-redis.call('DEL', tf, 'tk:' .. ref, 'th:' .. ref)
+local changed = prev ~= nil and prev[4] ~= new[4]
+if changed or prev == nil then
+  hist = lp(seen) .. hist
+  local pos, count = 1, 0
+  while pos <= #hist and count < %(limit)d do
+    pos = pos + 4 + struct.unpack('>I4', hist, pos)
+    count = count + 1
+  end
+  hist = string.sub(hist, 1, pos - 1)
+end
+redis.call('SET', key, '\\2' .. struct.pack('>I4I4I4', #fields, #body, #hist) .. fields .. body .. hist)
+return changed and 1 or 0
+""" % {"limit": HISTORY_LIMIT}
+
+_DELETE = _LUA_RECORD + """
+local ref = ARGV[1]
+local key = 'tk:' .. ref
+local old = redis.call('GET', key)
+redis.call('DEL', key, 'tf:' .. ref, 'th:' .. ref)
+if not parts(old) then return 0 end
+local prev = fields_of(old)
+local ws = prev[3]
+local p = 'ix:' .. ws .. ':'
+redis.call('ZREM', p .. 'updated', ref)
+redis.call('ZREM', p .. 'created', ref)
+redis.call('ZREM', p .. 'st:' .. prev[4], ref)
+if prev[7] ~= '' then redis.call('ZREM', p .. 'cu:' .. prev[7], ref) end
+dec(p .. 'sd', combo(prev))
+for _, dim in ipairs(FACETS) do
+  local was = prev[POS[dim]]
+  if was ~= '' then dec('cnt:' .. ws .. ':facet:' .. dim, was) end
+end
 return 1
 """
 
 # ARGV: ws, sort ('u'|'c'), desc (1|0), limit, cursor score, cursor ref, ranges (4: cmin cmax umin umax),
-#       text, facets (1|0), ndims, then per dim: name, nvalues, values...
-_QUERY = """
+#       text, facets ('0' none, '1' counted over the filter, '2' the running counts), ndims,
+#       then per dim: name, nvalues, values...
+# Returns: more (1|0), total (-1: not asked), facets JSON ('': not asked), the last ticket's ref
+# and score (for the cursor), and the page's tickets as stored, comma-separated: the inside of a
+# JSON array (one reply to parse, not one per ticket).
+_QUERY = _LUA_RECORD + """
 local ws = ARGV[1]
+local p = 'ix:' .. ws .. ':'
 local sort = ARGV[2]
 local desc = ARGV[3] == '1'
 local limit = tonumber(ARGV[4])
@@ -115,35 +160,82 @@ local cur_score = ARGV[5] ~= '' and tonumber(ARGV[5]) or nil
 local cur_ref = ARGV[6]
 local cmin, cmax, umin, umax = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
 local text = ARGV[11]
-local want_facets = ARGV[12] == '1'
-local ndims = tonumber(ARGV[13])
-local dims = {}
+local facet_mode = ARGV[12]
+local want_all = facet_mode == '1'  -- facets count the whole filter: walk all of it
+local dims, by_name = {}, {}
 local pos = 14
-for i = 1, ndims do
-  local name = ARGV[pos]
-  local nv = tonumber(ARGV[pos + 1])
-  local values, set = {}, {}
-  for j = 1, nv do values[j] = ARGV[pos + 1 + j]; set[ARGV[pos + 1 + j]] = true end
+for i = 1, tonumber(ARGV[13]) do
+  local name, nv = ARGV[pos], tonumber(ARGV[pos + 1])
+  local set = {}
+  for j = 1, nv do set[ARGV[pos + 1 + j]] = true end
   pos = pos + 2 + nv
-  local total = 0
-  for _, v in ipairs(values) do total = total + redis.call('ZCARD', 'ix:' .. ws .. ':' .. name .. ':' .. v .. ':u') end
-  dims[i] = {name = name, values = values, set = set, total = total}
+  dims[i] = {name = name, pos = POS[name], set = set, values = {unpack(ARGV, pos - nv, pos - 1)}}
+  by_name[name] = dims[i]
 end
-local facet_names = {'status', 'cat', 'customer', 'assignee'}
-local fields = {'created', 'updated', 'summary'}
-for _, d in ipairs(dims) do fields[#fields + 1] = d.name end
-for _, f in ipairs(facet_names) do fields[#fields + 1] = f end
 
-local function check(ref, skip)
-  local v = redis.call('HMGET', 'tf:' .. ref, unpack(fields))
-  if not v[1] then return nil end
-  local created, updated = tonumber(v[1]), tonumber(v[2])
-  if created < cmin or created > cmax or updated < umin or updated > umax then return nil end
-  if text ~= '' and not string.find(v[3], text, 1, true) then return nil end
-  for i, d in ipairs(dims) do
-    if d ~= skip and not d.set[v[3 + i] or ''] then return nil end
+local function fmt(x) return string.format('%.17g', x) end
+
+-- the indexes that hold every match: a status-driven or customer-driven set, else everything
+local function total_of(keys)
+  local n = 0
+  for _, k in ipairs(keys) do n = n + redis.call('ZCARD', k) end
+  return n
+end
+local drivers = {}
+if by_name.status or by_name.sname or by_name.cat or by_name.conn or by_name.vendor then
+  local names = {'status', 'sname', 'cat', 'conn', 'vendor'}
+  local all = redis.call('HGETALL', p .. 'sd')
+  local keys, matched, missed = {}, {}, {}
+  for i = 1, #all, 2 do
+    local c = {struct.unpack(COMBO, all[i])}
+    local ok = true
+    for j, name in ipairs(names) do
+      local d = by_name[name]
+      if d and not d.set[c[j]] then ok = false; break end
+    end
+    if ok and not matched[c[1]] then matched[c[1]] = true; keys[#keys + 1] = p .. 'st:' .. c[1] end
+    if not ok then missed[c[1]] = true end
   end
-  return v
+  -- exact when no status it walks also holds tickets of a combination the filter refuses
+  local exact = true
+  for status in pairs(matched) do if missed[status] then exact = false end end
+  drivers[#drivers + 1] = {keys = keys, covers = names, exact = exact}
+end
+if by_name.customer and not by_name.customer.set[''] then
+  local keys = {}
+  for _, v in ipairs(by_name.customer.values) do keys[#keys + 1] = p .. 'cu:' .. v end
+  drivers[#drivers + 1] = {keys = keys, covers = {'customer'}, exact = true}
+end
+local keys, total_keys, driver = nil, nil, nil
+for _, candidate in ipairs(drivers) do
+  local n = total_of(candidate.keys)
+  if keys == nil or n < total_keys then keys, total_keys, driver = candidate.keys, n, candidate end
+end
+local ordered = true
+if keys == nil then
+  keys = {p .. (sort == 'u' and 'updated' or 'created')}
+elseif sort == 'c' then
+  if total_keys > 20000 then keys, driver = {p .. 'created'}, nil else ordered = false end
+end
+-- a walk of an index that answers every filter exactly reads only the page's records' JSON
+local must_check = text ~= '' or cmin > -math.huge or cmax < math.huge or umin > -math.huge or umax < math.huge
+if not must_check then
+  local covered = {}
+  if driver and driver.exact then for _, name in ipairs(driver.covers) do covered[name] = true end end
+  for _, d in ipairs(dims) do if not covered[d.name] then must_check = true end end
+end
+
+local function check(rec, need_fields)
+  local flen, blen = parts(rec)
+  if not flen then return nil end
+  if not (must_check or want_all or need_fields) then return true, flen, blen end
+  local f = {struct.unpack(FIELDS, rec, 14)}
+  if f[1] < cmin or f[1] > cmax or f[2] < umin or f[2] > umax then return nil end
+  if text ~= '' and not string.find(f[13], text, 1, true) then return nil end
+  for _, d in ipairs(dims) do
+    if not d.set[f[d.pos]] then return nil end
+  end
+  return f, flen, blen
 end
 
 local function after_cursor(score, ref)
@@ -154,68 +246,86 @@ local function after_cursor(score, ref)
   return score > cur_score or (score == cur_score and ref > cur_ref)
 end
 
--- choose the driver: the global sort index, or the most selective single-value index
-local driver, driver_key = nil, 'ix:' .. ws .. ':all:' .. sort
-for _, d in ipairs(dims) do
-  if driver == nil or d.total < driver.total then driver = d end
-end
-local ordered = true
-if driver ~= nil then
-  if #driver.values == 1 and sort == 'u' then
-    driver_key = 'ix:' .. ws .. ':' .. driver.name .. ':' .. driver.values[1] .. ':u'
-  elseif driver.total <= 20000 then
-    ordered = false
-  else
-    driver = nil
-  end
-end
-
-local page, scanned = {}, 0
-local more = false
-local counts = {}
-local total = 0
-local function count_facets(v)
+local page, more, counts, total = {}, false, {}, 0
+for _, name in ipairs(FACETS) do counts[name] = {} end
+local function count_facets(f)
   total = total + 1
-  for i, f in ipairs(facet_names) do
-    local value = v[3 + #dims + i] or ''
-    local c = counts[f]
-    if c == nil then c = {}; counts[f] = c end
+  for _, name in ipairs(FACETS) do
+    local c, value = counts[name], f[POS[name]]
     c[value] = (c[value] or 0) + 1
   end
 end
+local function body_of(rec, flen, blen) return string.sub(rec, 14 + flen, 13 + flen + blen) end
 
 if ordered then
-  local lo, hi = '-inf', '+inf'
-  if sort == 'u' then lo, hi = ARGV[9], ARGV[10] else lo, hi = ARGV[7], ARGV[8] end
-  -- facets count the whole filter, so they scan from the top; a bare page starts at the cursor
-  local bound = (cur_score and not want_facets) and tostring(cur_score) or nil
-  local offset = 0
-  local chunk = 256
-  local done = false
-  while not done do
-    local batch
-    if desc then
-      batch = redis.call('ZREVRANGEBYSCORE', driver_key, bound or hi, lo, 'WITHSCORES', 'LIMIT', offset, chunk)
-    else
-      batch = redis.call('ZRANGEBYSCORE', driver_key, bound or lo, hi, 'WITHSCORES', 'LIMIT', offset, chunk)
+  local lo, hi
+  if sort == 'u' then lo, hi = umin, umax else lo, hi = cmin, cmax end
+  -- facets count the whole filter, so they walk from the top; a bare page starts at the cursor
+  local top, bottom = hi, lo
+  if cur_score and not want_all then
+    if desc then top = math.min(hi, cur_score) else bottom = math.max(lo, cur_score) end
+  end
+  -- the first read of each index is one page's worth; later ones grow (ties, refused tickets)
+  local first_chunk = math.min(limit + 1, 256)
+  local sources = {}
+  for i, k in ipairs(keys) do
+    local rank = 0
+    if desc and top < math.huge then
+      rank = redis.call('ZCOUNT', k, '(' .. fmt(top), '+inf')
+    elseif not desc and bottom > -math.huge then
+      rank = redis.call('ZCOUNT', k, '-inf', '(' .. fmt(bottom))
     end
-    if #batch == 0 then break end
-    offset = offset + #batch / 2
-    for i = 1, #batch, 2 do
-      local ref, score = batch[i], tonumber(batch[i + 1])
-      local later = after_cursor(score, ref)
-      if later or want_facets then
-        scanned = scanned + 1
-        local v = check(ref, driver)
-        if v then
-          if want_facets then count_facets(v) end
-          if later then
-            if #page < limit then
-              page[#page + 1] = {ref, score}
-            else
-              more = true
-              if not want_facets then done = true; break end
-            end
+    sources[i] = {key = k, rank = rank, buf = {}, at = 1, done = false, chunk = first_chunk}
+  end
+  -- the next (ref, score) of a source in sort order, or nil once it has no more in range
+  local function head(s)
+    if s.at > #s.buf then
+      if s.done then return nil end
+      if desc then
+        s.buf = redis.call('ZREVRANGE', s.key, s.rank, s.rank + s.chunk - 1, 'WITHSCORES')
+      else
+        s.buf = redis.call('ZRANGE', s.key, s.rank, s.rank + s.chunk - 1, 'WITHSCORES')
+      end
+      s.at = 1
+      s.rank = s.rank + #s.buf / 2
+      if #s.buf < s.chunk * 2 then s.done = true end
+      s.chunk = math.min(s.chunk * 2, 1024)
+      if #s.buf == 0 then return nil end
+    end
+    if s.score == nil then
+      s.score = tonumber(s.buf[s.at + 1])
+      if (desc and s.score < lo) or (not desc and s.score > hi) then
+        s.done = true; s.buf = {}; s.score = nil
+        return nil
+      end
+    end
+    return s.buf[s.at], s.score
+  end
+  while true do
+    local best, best_ref, best_score = nil, nil, nil
+    for _, s in ipairs(sources) do
+      local ref, score = head(s)
+      if ref and (best == nil or (desc and (score > best_score or (score == best_score and ref > best_ref)))
+                  or (not desc and (score < best_score or (score == best_score and ref < best_ref)))) then
+        best, best_ref, best_score = s, ref, score
+      end
+    end
+    if best == nil then break end
+    local score_text = best.buf[best.at + 1]
+    best.at = best.at + 2
+    best.score = nil
+    local later = after_cursor(best_score, best_ref)
+    if later or want_all then
+      local rec = redis.call('GET', 'tk:' .. best_ref)
+      local f, flen, blen = check(rec)
+      if f then
+        if want_all then count_facets(f) end
+        if later then
+          if #page < limit then
+            page[#page + 1] = {best_ref, score_text, body_of(rec, flen, blen)}
+          else
+            more = true
+            if not want_all then break end
           end
         end
       end
@@ -223,19 +333,13 @@ if ordered then
   end
 else
   local found = {}
-  local seen = {}
-  for _, value in ipairs(driver.values) do
-    local members = redis.call('ZRANGE', 'ix:' .. ws .. ':' .. driver.name .. ':' .. value .. ':u', 0, -1)
-    for _, ref in ipairs(members) do
-      if not seen[ref] then
-        seen[ref] = true
-        scanned = scanned + 1
-        local v = check(ref, driver)
-        if v then
-          local score = sort == 'u' and tonumber(v[2]) or tonumber(v[1])
-          if after_cursor(score, ref) then found[#found + 1] = {ref, score} end
-          if want_facets then count_facets(v) end
-        end
+  for _, k in ipairs(keys) do
+    for _, ref in ipairs(redis.call('ZRANGE', k, 0, -1)) do
+      local f = check(redis.call('GET', 'tk:' .. ref), true)
+      if f then
+        if want_all then count_facets(f) end
+        local score = sort == 'u' and f[2] or f[1]
+        if after_cursor(score, ref) then found[#found + 1] = {ref, score} end
       end
     end
   end
@@ -244,20 +348,31 @@ else
     if desc then return a[2] > b[2] end
     return a[2] < b[2]
   end)
-  for i = 1, math.min(limit, #found) do page[i] = found[i] end
+  for i = 1, math.min(limit, #found) do
+    local rec = redis.call('GET', 'tk:' .. found[i][1])
+    local flen, blen = parts(rec)
+    page[i] = {found[i][1], fmt(found[i][2]), body_of(rec, flen, blen)}
+  end
   more = #found > limit
 end
 
-local out_page = {}
-for i, item in ipairs(page) do out_page[i] = {item[1], tostring(item[2])} end
-local out = {page = out_page, more = more, scanned = scanned}
-if want_facets then
-  -- the cursor's own position is excluded from facets only on later pages; facets are
-  -- for the whole filter, so recount from the start when paging
-  out.facets = counts
-  out.total = total
+local facets_json = ''
+if facet_mode == '2' then
+  for _, name in ipairs(FACETS) do
+    local pairs_ = redis.call('HGETALL', 'cnt:' .. ws .. ':facet:' .. name)
+    for i = 1, #pairs_, 2 do counts[name][pairs_[i]] = tonumber(pairs_[i + 1]) end
+  end
+  total = redis.call('ZCARD', p .. 'updated')
 end
-return cjson.encode(out)
+if facet_mode ~= '0' then
+  -- cjson writes an empty table as an object; Python reads it as one
+  facets_json = cjson.encode(counts)
+end
+local bodies = {}
+for i, item in ipairs(page) do bodies[i] = item[3] end
+local last = page[#page] or {'', ''}
+return {more and 1 or 0, facet_mode ~= '0' and total or -1, facets_json, last[1], last[2],
+        table.concat(bodies, ',')}
 """
 
 
@@ -299,6 +414,16 @@ class QueryResult:
     total: int | None = None
 
 
+@dataclass
+class RawPage:
+    """A page as stored: its tickets' JSON, comma-separated, ready to splice into an array."""
+
+    tickets: bytes
+    next_cursor: str | None
+    facets: dict[str, dict[str, int]] | None = None
+    total: int | None = None
+
+
 def _ts(value: datetime | None) -> float:
     return value.timestamp() if value else 0.0
 
@@ -333,8 +458,29 @@ def index_fields(ticket: Ticket, workspace: str) -> dict[str, str]:
     }
 
 
+def _packed_fields(fields: dict[str, str]) -> bytes:
+    """The record's filter fields: created and updated as doubles, then ``RECORD``'s strings."""
+    out = [struct.pack(">dd", float(fields["created"]), float(fields["updated"]))]
+    for name in RECORD:
+        value = fields[name].encode()
+        out += [struct.pack(">I", len(value)), value]
+    return b"".join(out)
+
+
+def _record_parts(raw: bytes | None) -> tuple[bytes, bytes] | None:
+    """The body (ticket JSON) and history of a record, or None for none or an old-format one."""
+    if not raw or raw[:1] != RECORD_VERSION:
+        return None
+    flen, blen, hlen = struct.unpack_from(">III", raw, 1)
+    start = 13 + flen
+    return raw[start:start + blen], raw[start + blen:start + blen + hlen]
+
+
 _ticket_encoder = msgspec.json.Encoder()
 _ticket_decoder = msgspec.json.Decoder(Ticket)
+_tickets_decoder = msgspec.json.Decoder(list[Ticket])
+_change_decoder = msgspec.json.Decoder(StatusChange)
+_facets_decoder = msgspec.json.Decoder(dict[str, dict[str, int]])
 
 
 def encode_cursor(score: str, ref: str, sort: str, desc: bool) -> str:
@@ -342,15 +488,25 @@ def encode_cursor(score: str, ref: str, sort: str, desc: bool) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(name)
+
+
 def decode_cursor(cursor: str) -> tuple[str, str, str, bool]:
-    """Raise ``ValueError`` for a cursor this store did not make."""
+    """The cursor's score (a finite number, written exactly), ref, sort and direction.
+
+    Raise ``ValueError`` for anything this store did not make: not base64 or JSON, another
+    shape, a score that is not a finite number (``nan``, ``inf``), a ref that is not text."""
     try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        score, ref, sort, desc = json.loads(base64.urlsafe_b64decode(padded))
-        float(score)
-        if sort not in ("u", "c") or not isinstance(ref, str) or not isinstance(desc, bool):
+        if len(cursor) > 4096:
             raise ValueError
-        return score, ref, sort, desc
+        padded = cursor + "=" * (-len(cursor) % 4)
+        raw = base64.b64decode(padded, altchars=b"-_", validate=True)
+        score, ref, sort, desc = json.loads(raw, parse_constant=_refuse_constant)
+        value = float(score) if isinstance(score, str) else math.nan
+        if not math.isfinite(value) or not isinstance(ref, str) or sort not in ("u", "c") or not isinstance(desc, bool):
+            raise ValueError
+        return repr(value), ref, sort, desc
     except Exception:
         raise ValueError("not a cursor from this queue") from None
 
@@ -363,16 +519,18 @@ class TicketStore:
         self._upsert = client.register_script(_UPSERT)
         self._delete = client.register_script(_DELETE)
         self._query = client.register_script(_QUERY)
+        try:
+            self.drop_old_format_once()
+        except redis.RedisError:  # Redis not up yet: the next process to start does it
+            pass
 
     @staticmethod
     def _upsert_args(ticket: Ticket, workspace: str) -> list[Any]:
         slim = msgspec.structs.replace(ticket, thread=(), time_entries=(), status_history=(), attachments=())
         fields = index_fields(ticket, workspace)
-        seen = msgspec.json.encode(StatusChange(status=ticket.status, changed_at=ticket.updated_at)).decode()
-        args: list[Any] = [ticket.ref, workspace, _ticket_encoder.encode(slim), seen, len(fields)]
-        for name, value in fields.items():
-            args += [name, value]
-        return args
+        seen = msgspec.json.encode(StatusChange(status=ticket.status, changed_at=ticket.updated_at))
+        return [ticket.ref, workspace, _packed_fields(fields), _ticket_encoder.encode(slim), seen,
+                fields["updated"], fields["created"]]
 
     def upsert(self, ticket: Ticket, workspace: str) -> bool:
         """Store or replace a ticket (without its thread); True when its status changed."""
@@ -389,20 +547,30 @@ class TicketStore:
         return bool(self._delete(args=[ref]))
 
     def get(self, ref: str) -> Ticket | None:
-        raw = self.redis.get(f"tk:{ref}")
-        return _ticket_decoder.decode(raw) if raw else None
+        parts = _record_parts(self.redis.get(f"tk:{ref}"))
+        return _ticket_decoder.decode(parts[0]) if parts else None
 
     def status_history(self, ref: str) -> list[StatusChange]:
-        raw = self.redis.lrange(f"th:{ref}", 0, -1)
-        return [msgspec.json.decode(r, type=StatusChange) for r in raw]
+        parts = _record_parts(self.redis.get(f"tk:{ref}"))
+        history, changes, at = parts[1] if parts else b"", [], 0
+        while at < len(history):
+            (size,) = struct.unpack_from(">I", history, at)
+            changes.append(_change_decoder.decode(history[at + 4:at + 4 + size]))
+            at += 4 + size
+        return changes
 
     def count(self, workspace: str) -> int:
-        return int(self.redis.zcard(f"ix:{workspace}:all:u"))
+        return int(self.redis.zcard(f"ix:{workspace}:updated"))
 
     def refs_of_connection(self, workspace: str, connection: str) -> set[str]:
-        return {m.decode() for m in self.redis.zrange(f"ix:{workspace}:conn:{connection}:u", 0, -1)}
+        refs: set[str] = set()
+        for combo in self.redis.hkeys(f"ix:{workspace}:sd"):
+            status, _, _, conn, _ = _unpack_strings(combo, 5)
+            if conn == connection:
+                refs |= {m.decode() for m in self.redis.zrange(f"ix:{workspace}:st:{status}", 0, -1)}
+        return refs
 
-    def query(
+    def page(
         self,
         workspace: str,
         flt: TicketFilter,
@@ -412,11 +580,13 @@ class TicketStore:
         limit: int = 50,
         cursor: str | None = None,
         facets: bool = False,
-    ) -> QueryResult:
-        """One page of matching tickets in the requested order, plus facet counts if asked.
+    ) -> RawPage:
+        """One page of matching tickets in the requested order, as their stored JSON, plus
+        facet counts if asked: one script, one round trip.
 
         ``sort`` is ``updated``, ``created`` or ``age`` (oldest created first unless ``order``
-        says otherwise); ``cursor`` is the ``next_cursor`` of the page before.
+        says otherwise); ``cursor`` is the ``next_cursor`` of the page before. Raise
+        ``ValueError`` for a cursor this store did not make, or made for another order.
         """
         key = "c" if sort in ("created", "age") else "u"
         desc = order == "desc" if sort != "age" else order != "desc"
@@ -427,44 +597,76 @@ class TicketStore:
             cur_score, cur_ref, cur_sort, cur_desc = decode_cursor(cursor)
             if cur_sort != key or cur_desc != desc:
                 raise ValueError("the cursor belongs to another sort order")
+        dims = flt.dimensions()
+        unfiltered = not dims and not flt.text and not any(
+            (flt.created_after, flt.created_before, flt.updated_after, flt.updated_before)
+        )
+        facet_mode = "0" if not facets else "2" if unfiltered else "1"
         args: list[Any] = [
             workspace, key, "1" if desc else "0", limit, cur_score, cur_ref,
             repr(_ts(flt.created_after)) if flt.created_after else "-inf",
             repr(_ts(flt.created_before)) if flt.created_before else "+inf",
             repr(_ts(flt.updated_after)) if flt.updated_after else "-inf",
             repr(_ts(flt.updated_before)) if flt.updated_before else "+inf",
-            flt.text.lower(), "1" if facets else "0",
+            flt.text.lower(), facet_mode, len(dims),
         ]
-        dims = flt.dimensions()
-        unfiltered = not dims and not flt.text and not any(
-            (flt.created_after, flt.created_before, flt.updated_after, flt.updated_before)
-        )
-        if facets and unfiltered:
-            args[11] = "0"  # unfiltered facets come from the running counts below
-        args.append(len(dims))
         for name, values in dims:
             args += [name, len(values), *[_key(v) for v in values]]
-        result = json.loads(self._query(args=args))
-        page = result["page"] or []
-        if isinstance(page, dict):  # cjson encodes an empty table as an object
-            page = []
-        refs = [item[0] for item in page]
-        raw = self.redis.mget([f"tk:{r}" for r in refs]) if refs else []
-        tickets = [_ticket_decoder.decode(b) for b in raw if b]
-        next_cursor = encode_cursor(page[-1][1], page[-1][0], key, desc) if result["more"] and page else None
-        facet_counts = None
-        if facets and unfiltered:
-            facet_counts = {
-                f: {k.decode(): int(v) for k, v in self.redis.hgetall(f"cnt:{workspace}:{f}").items() if int(v) > 0}
-                for f in FACETS
-            }
-            return QueryResult(tickets, next_cursor, facet_counts, self.count(workspace))
+        more, total, facets_json, last_ref, last_score, tickets = self._query(args=args)
+        next_cursor = None
+        if more and last_ref:
+            next_cursor = encode_cursor(last_score.decode(), last_ref.decode(), key, desc)
+        counts = None
         if facets:
-            facet_counts = {f: {} for f in FACETS}
-            for name, values in (result.get("facets") or {}).items():
-                if isinstance(values, dict):
-                    facet_counts[name] = {k: int(v) for k, v in values.items() if k != ""}
-        return QueryResult(tickets, next_cursor, facet_counts, result.get("total"))
+            found = _facets_decoder.decode(facets_json) if facets_json else {}
+            counts = {f: {k: v for k, v in found.get(f, {}).items() if k != "" and v > 0} for f in FACETS}
+        return RawPage(tickets, next_cursor, counts, int(total) if facets else None)
+
+    def query(self, workspace: str, flt: TicketFilter, **options: Any) -> QueryResult:
+        """``page`` with its tickets decoded (same options)."""
+        raw = self.page(workspace, flt, **options)
+        tickets = _tickets_decoder.decode(b"[" + raw.tickets + b"]")
+        return QueryResult(tickets, raw.next_cursor, raw.facets, raw.total)
+
+    def drop_old_format(self, batch: int = 1000) -> int:
+        """Delete what the store's previous format left (records, fields, histories, indexes and
+        counts under their old names); return how many keys went. Safe to run at any time and
+        more than once: it recognises only the old format's keys."""
+        dropped = 0
+        old_dims = {*DIMENSIONS, "all"}
+        for pattern in ("tf:*", "th:*", "ix:*", "cnt:*", "tk:*"):
+            doomed: list[bytes] = []
+            for key in self.redis.scan_iter(match=pattern, count=batch):
+                parts = key.decode(errors="replace").split(":")
+                if pattern in ("tf:*", "th:*"):
+                    doomed.append(key)
+                elif pattern == "ix:*" and len(parts) >= 4 and parts[2] in old_dims and parts[-1] in ("u", "c"):
+                    doomed.append(key)
+                elif pattern == "cnt:*" and len(parts) == 3 and parts[2] in DIMENSIONS:
+                    doomed.append(key)
+                elif pattern == "tk:*" and self.redis.getrange(key, 0, 0) == b"{":
+                    doomed.append(key)
+                if len(doomed) >= batch:
+                    dropped += int(self.redis.unlink(*doomed))
+                    doomed = []
+            if doomed:
+                dropped += int(self.redis.unlink(*doomed))
+        self.redis.set(FORMAT_KEY, RECORD_VERSION)
+        return dropped
+
+    def drop_old_format_once(self) -> None:
+        """``drop_old_format`` unless it has run on this Redis (cheap to call at start-up)."""
+        if self.redis.get(FORMAT_KEY) != RECORD_VERSION:
+            self.drop_old_format()
+
+
+def _unpack_strings(raw: bytes, count: int) -> list[str]:
+    out, at = [], 0
+    for _ in range(count):
+        (size,) = struct.unpack_from(">I", raw, at)
+        out.append(raw[at + 4:at + 4 + size].decode())
+        at += 4 + size
+    return out
 
 
 def history_entry(status: TicketStatus, at: datetime | None = None) -> StatusChange:

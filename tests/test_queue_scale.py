@@ -111,3 +111,31 @@ def test_the_queue_over_three_psas_equals_a_scan_of_them(three_psas: Queue) -> N
 @pytest.mark.parametrize("three_psas", [33_334], indirect=True)
 def test_a_hundred_thousand_tickets_over_three_psas_equal_a_scan_of_them(three_psas: Queue) -> None:
     check_queue_against_the_psas(three_psas)
+
+
+def _cursor(payload: str) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize("three_psas", [20], indirect=True)
+def test_a_cursor_with_a_non_finite_or_forged_score_is_a_400_on_both_queue_routes(three_psas: Queue) -> None:
+    queue = three_psas
+    headers = {"Authorization": f"Bearer {queue.key}"}
+    first = queue.api.get("/v1/tickets", params={"limit": 2}, headers=headers).json()
+    good = first["next_cursor"]
+    ref = first["tickets"][-1]["ref"]
+    customer = next(t["customer"]["ref"] for t in queue.pages() if t.get("customer"))
+    bad = [
+        *(_cursor(f'["{s}", "{ref}", "u", true]') for s in ("nan", "NaN", "inf", "-inf", "Infinity", "1e999", "")),
+        *(_cursor(f'[{s}, "{ref}", "u", true]') for s in ("NaN", "Infinity", "-Infinity", "1e999", "1.5", "null")),
+        _cursor(f'["1.5", 7, "u", true]'), _cursor('["1.5", "x", "z", true]'), _cursor('["1.5", "x", "u", 1]'),
+        _cursor('{"a": 1}'), "not base64 at all!", good + "!!", "A" * 10_000,
+    ]
+    for path in ("/v1/tickets", f"/v1/customers/{customer}/tickets"):
+        for cursor in bad:
+            response = queue.api.get(path, params={"cursor": cursor}, headers=headers)
+            assert response.status_code == 400, (path, cursor[:80], response.status_code, response.text[:200])
+            assert response.json()["title"] == "Bad cursor"
+    assert queue.api.get("/v1/tickets", params={"limit": 2, "cursor": good}, headers=headers).status_code == 200

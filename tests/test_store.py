@@ -178,3 +178,41 @@ def test_a_cursor_from_another_sort_or_forged_is_refused(store: TicketStore) -> 
         store.query("w", TicketFilter(), sort="created", cursor=cursor)
     with pytest.raises(ValueError):
         store.query("w", TicketFilter(), cursor="garbage")
+
+
+def test_a_page_is_the_stored_json_spliced_exactly_as_the_struct_would_encode(store: TicketStore) -> None:
+    import msgspec
+
+    from gateway.api.queue import Facets, TicketPage, page_json
+
+    tickets = make_tickets(40, seed=11)
+    store.upsert_many(tickets, "w")
+    for flt, facets in ((TicketFilter(), True), (TicketFilter(connection=["cw"]), True), (TicketFilter(), False)):
+        raw = store.page("w", flt, limit=7, facets=facets)
+        decoded = store.query("w", flt, limit=7, facets=facets)
+        counts = msgspec.convert(decoded.facets, Facets) if decoded.facets is not None else None
+        expected = msgspec.json.encode(TicketPage(decoded.tickets, decoded.next_cursor, decoded.total, counts))
+        assert page_json(raw) == expected
+        assert [t.ref for t in decoded.tickets] == brute(tickets, flt, "updated", "desc")[:7]
+
+
+def test_leftovers_of_the_old_format_are_never_served_and_are_swept(store: TicketStore, redis_client: redis.Redis) -> None:
+    import msgspec
+
+    old, kept = make_tickets(2, seed=12)
+    # What the previous format wrote for a ticket: JSON record, field hash, history, indexes, counts.
+    redis_client.set(f"tk:{old.ref}", msgspec.json.encode(old))
+    redis_client.hset(f"tf:{old.ref}", mapping={"ws": "w", "cat": "new", "updated": "1"})
+    redis_client.lpush(f"th:{old.ref}", b"{}")
+    redis_client.zadd("ix:w:all:u", {old.ref: 1.0})
+    redis_client.zadd("ix:w:cat:new:u", {old.ref: 1.0})
+    redis_client.hset("cnt:w:cat", "new", 5)
+    store.upsert(kept, "w")
+    assert [t.ref for t in store.query("w", TicketFilter(), limit=10).tickets] == [kept.ref]
+    assert store.query("w", TicketFilter(), facets=True).total == 1
+    assert store.get(old.ref) is None and store.status_history(old.ref) == []
+    assert store.drop_old_format() == 6
+    assert not redis_client.exists(f"tk:{old.ref}", f"tf:{old.ref}", f"th:{old.ref}", "ix:w:all:u", "ix:w:cat:new:u", "cnt:w:cat")
+    assert store.get(kept.ref) == kept and store.count("w") == 1
+    store.upsert(old, "w")  # a resync stores it again, in the new format
+    assert sorted(t.ref for t in store.query("w", TicketFilter(), limit=10).tickets) == sorted([old.ref, kept.ref])
