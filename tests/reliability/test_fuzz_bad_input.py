@@ -12,7 +12,6 @@ reading the body; with one, nothing is a 5xx and no error is larger than a few k
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -29,9 +28,9 @@ from litestar.testing import TestClient
 
 from gateway.api.app import create_app
 from gateway.core import Gateway
-from gateway.store import encode_cursor
 from gateway.testing.harness import ALL_SCOPES, new_api_key, settings_from
 
+from hostile import BODY, CURSOR, HUGE_DIGITS, NON_FINITE, QUERY_VALUE, REFERENCE_IDS, nested
 from reliability_kit import SimHandle, gateway_tables, serve_psas
 
 HOSTILE = [
@@ -189,8 +188,6 @@ VALID_BODIES = {  # a body each write route accepts, so only the reference is wr
     "createReply": {"text": "x"}, "changeStatus": {"status_id": "1"}, "createTimeEntry": {"minutes": 5},
     "alertAction": {"action": "resolve"}, "ticketAlertAction": {"action": "resolve"},
 }
-FIELD_NAMES = ["text", "internal", "status_id", "minutes", "notes", "started_at", "member", "billable", "connection",
-               "summary", "description", "customer_id", "fields", "alert", "action"]
 
 
 def operations(api: TestClient) -> list[tuple[str, str, str, list[dict[str, Any]]]]:
@@ -208,16 +205,6 @@ def fill(template: str, values: dict[str, str]) -> str:
 
 def vendor_calls(served: dict[str, Any]) -> int:
     return sum(h.sim.stats["requests"] for h in served["handles"].values())
-
-
-def nested(depth: int, kind: str) -> bytes:
-    """A JSON body ``depth`` levels deep: arrays, objects, or a deep value inside a plausible body."""
-    if kind == "array":
-        return b"[" * depth + b"]" * depth
-    if kind == "object":
-        return b'{"a":' * depth + b"1" + b"}" * depth
-    half = depth // 2
-    return b'{"text": "x", "fields": {"f": ' + b'[{"k":' * half + b"0" + b"}]" * half + b"}}"
 
 
 def test_deeply_nested_bodies_are_a_400_naming_the_limit_and_need_a_key_first(served: dict[str, Any]) -> None:
@@ -302,29 +289,15 @@ def test_resync_is_refused_for_connections_that_keep_no_tickets(served: dict[str
     assert api.post("/v1/admin/connections/cw/resync", headers=headers).status_code == 202
 
 
-# Generated: hypothesis picks the route and the hostile values.
-HUGE_DIGITS = st.integers(4_301, 9_000).map(lambda n: "9" * n)
-NON_FINITE = st.sampled_from(["nan", "NaN", "-nan", "inf", "-inf", "Infinity", "-Infinity", "1e309", "-1e400"])
-HUGE_TEXT = st.integers(100_000, 1_000_000).map(lambda n: "x" * n)
-REFERENCE = st.one_of(st.tuples(st.sampled_from(CONNECTIONS), st.one_of(HUGE_DIGITS, NON_FINITE)).map(":".join),
-                      HUGE_DIGITS, NON_FINITE)
-CURSOR = st.one_of(NON_FINITE, st.builds(encode_cursor, NON_FINITE, st.just("cw:1"), st.sampled_from(["u", "c"]),
-                                         st.booleans()))
-QUERY_VALUE = st.one_of(NON_FINITE, HUGE_DIGITS, HUGE_TEXT.map(lambda s: s[:20_000]))  # httpx caps a URL at 64 kB
-# JSON tokens, raw: numbers past every integer limit and the non-finite words JSON does not have.
-TOKEN = st.one_of(HUGE_DIGITS, NON_FINITE, st.sampled_from(["1e400", "-0", '"nan"', '"inf"']),
-                  HUGE_TEXT.map(json.dumps), st.integers(65, 3_000).map(lambda d: nested(d, "array").decode()))
-FLAT_BODY = st.dictionaries(st.sampled_from(FIELD_NAMES), TOKEN, min_size=1, max_size=4).map(
-    lambda fields: ("{" + ", ".join(f'"{k}": {v}' for k, v in fields.items()) + "}").encode())
-BODY = st.one_of(FLAT_BODY, st.tuples(st.integers(65, 6_000), st.sampled_from(["array", "object", "mixed"])).map(
-    lambda a: nested(*a)))
+# Generated: hypothesis picks the route and the hostile values (strategies in hostile.py).
 
 
 def hostile_case(operation: tuple[str, str, str, list[dict[str, Any]]]) -> st.SearchStrategy[dict[str, Any]]:
     """A request to ``operation`` with every path parameter, some query parameters and (for a
     write) the body drawn from the hostile classes."""
     method, template, op, params = operation
-    path = {p["name"]: (REFERENCE if p["name"] in ("ref", "customer_id") else st.one_of(HUGE_DIGITS, NON_FINITE))
+    reference = st.one_of(st.tuples(st.sampled_from(CONNECTIONS), REFERENCE_IDS).map(":".join), REFERENCE_IDS)
+    path = {p["name"]: (reference if p["name"] in ("ref", "customer_id") else st.one_of(HUGE_DIGITS, NON_FINITE))
             for p in params if p["in"] == "path"}
     query = [p["name"] for p in params if p["in"] == "query"]
     return st.fixed_dictionaries({
