@@ -53,7 +53,7 @@ if TYPE_CHECKING:
         TimeEntryCreate,
         VendorInfo,
     )
-    from gateway.webhooks import WebhookEvent
+    from gateway.webhooks import WebhookDelivery, WebhookEvent
 
 PROJECT = "msp_gateway"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -258,7 +258,7 @@ def gateway_runbook_list(client: Any, customer_id: str) -> list[RunbookLink]:
 @hookspec(firstresult=True)
 def gateway_webhook_parse(
     client: Any, headers: dict[str, str], body: bytes, secret: str | None
-) -> list[WebhookEvent]:
+) -> WebhookDelivery | list[WebhookEvent]:
     """Verify and parse one inbound webhook delivery.
 
     :param headers: request headers, lower-cased names. :param body: the raw body, exactly as
@@ -266,6 +266,10 @@ def gateway_webhook_parse(
 
     Raise ``gateway.errors.BadSignature`` when the signature is missing or wrong. Return the
     changed records (``WebhookEvent``: entity, vendor id, action) for the gateway to fetch.
+    Where the vendor's payload names the delivery (an id that its retries repeat) or the time
+    it was sent, return a ``WebhookDelivery`` carrying them (new in 0.2): the gateway refuses
+    old deliveries and takes each id once. A plain list is deduplicated by the body's digest
+    for a short window.
     """
 
 

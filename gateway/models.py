@@ -10,6 +10,8 @@ which connection, and so which plugin, owns a record.
 from __future__ import annotations
 
 import enum
+import functools
+import re
 from datetime import datetime
 from typing import Any, Literal
 
@@ -33,6 +35,50 @@ def split_ref(ref: str) -> tuple[str, str]:
     if not sep or not connection_id or not vendor_id:
         raise BadReference(f"{ref!r} is not a reference of the form connection:vendor_id")
     return connection_id, vendor_id
+
+
+@functools.cache
+def _full_match(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+class IdShape(msgspec.Struct, frozen=True):
+    """What a vendor's record ids look like (``VendorInfo.id_shape``).
+
+    A reference whose id does not fit names no record at that vendor, so the gateway answers
+    404 without a vendor call, and a plugin's ``int()`` never meets a 5,000-digit number (past
+    Python's integer-string limit). ``pattern`` is matched in full; ``max_value`` bounds the ids
+    that are all digits (a vendor's int32 ids end at 2,147,483,647).
+    """
+
+    pattern: str = r"[^\x00-\x20/?#]{1,200}"
+    max_value: int | None = None
+
+    @classmethod
+    def numeric(cls, max_value: int, *, or_pattern: str = "") -> IdShape:
+        """Whole numbers from 0 to ``max_value`` in ASCII digits (and ``or_pattern`` besides:
+        NinjaOne names alerts by UUID and devices by number)."""
+        digits = f"[0-9]{{1,{len(str(max_value))}}}"
+        return cls(f"{digits}|{or_pattern}" if or_pattern else digits, max_value)
+
+    def admits(self, vendor_id: str) -> bool:
+        """Whether ``vendor_id`` can be an id at this vendor."""
+        if not isinstance(vendor_id, str) or not _full_match(self.pattern).fullmatch(vendor_id):
+            return False
+        if self.max_value is not None and vendor_id.isascii() and vendor_id.isdigit():
+            return int(vendor_id) <= self.max_value  # the pattern bounded its length
+        return True
+
+    def as_int(self, vendor_id: str | int) -> int | None:
+        """A numeric id as an ``int``, or ``None`` when ``vendor_id`` cannot be one here."""
+        text = str(vendor_id)
+        return int(text) if text.isascii() and text.isdigit() and self.admits(text) else None
+
+
+UUID_PATTERN = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+ANY_ID = IdShape()
+INT32_ID = IdShape.numeric(2**31 - 1)
+INT64_ID = IdShape.numeric(2**63 - 1)
 
 
 # --------------------------------------------------------------------------- vocabulary
@@ -109,6 +155,9 @@ class VendorInfo(msgspec.Struct, frozen=True):
     secret_settings: tuple[str, ...] = ()
     # Why a capability is absent, for the 501 a caller sees (NinjaOne: no acknowledge).
     unsupported: dict[Capability, str] = {}
+    # What the vendor's record ids look like: references whose id cannot be one are 404
+    # without a vendor call (new in 0.2; the default admits any short printable id).
+    id_shape: IdShape = ANY_ID
 
 
 # --------------------------------------------------------------------------- connections

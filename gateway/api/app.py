@@ -25,6 +25,7 @@ from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlu
 
 from gateway import audit, intake, links, sync
 from gateway.api import customers, queue
+from gateway.api.admission import Admission
 from gateway.api.auth import KeyRing, Principal
 from gateway.api.common import (
     ADMIN,
@@ -37,8 +38,9 @@ from gateway.api.common import (
     own_connection,
     own_ref,
     owned_ticket,
+    vendor_id_or_404,
 )
-from gateway.api.problems import ApiError, handle, not_found, problem_responses
+from gateway.api.problems import ApiError, clip, handle, not_found, problem_responses, quote
 from gateway.api.schemas import (
     AlertActionBody,
     BrokenPluginView,
@@ -63,7 +65,7 @@ from gateway.writes import WriteRecord, WriteStep, WriteView
 # --------------------------------------------------------------------------- meta
 
 
-@get("/health", operation_id="health", sync_to_thread=True)
+@get("/health", operation_id="health", sync_to_thread=True, opt={"public": True})
 def health(request: Request) -> Health:
     """Liveness and what is degraded: Redis reachability and plugins that failed to load."""
     gw = gateway_of(request)
@@ -178,6 +180,7 @@ def download_attachment(request: Request, ref: FromPath[str], attachment_id: Fro
     gw = gateway_of(request)
     connection_id, vendor_id = own_ref(gw, principal, ref)
     gw.vendors.require(gw.connection(connection_id).vendor, Capability.TICKET_READ)
+    vendor_id_or_404(gw, connection_id, attachment_id, f"attachment {clip(attachment_id)} on {clip(ref)}")
     found = gw.call(connection_id, "gateway_attachment_download", ticket_id=vendor_id, attachment_id=attachment_id)
     if found is None:
         raise not_found(f"attachment {attachment_id} on {ref}")
@@ -239,7 +242,7 @@ def _convert(value: Any, type_: type) -> Any:
 
 
 @post("/v1/tickets/{ref:str}/replies", operation_id="createReply", status_code=202,
-      request_max_body_size=128 * 1024 * 1024)
+      request_max_body_size=128 * 1024 * 1024, opt={"form": True})
 async def create_reply(request: Request, ref: FromPath[str]) -> WriteAccepted:
     """Queue a reply or internal note (JSON ``ReplyCreate`` or multipart with ``files``)."""
     principal = authorize(request, WRITE)
@@ -349,9 +352,9 @@ def create_ticket(request: Request, data: JSONBody[TicketCreateBody]) -> WriteAc
         if field.required and value in (None, ""):
             problems.append(f"{field.name} is required")
         elif value not in (None, "") and field.options and str(value) not in {o.id for o in field.options}:
-            problems.append(f"{field.name}={value!r} is not one of its options")
+            problems.append(f"{field.name}={quote(value)} is not one of its options")
     unknown = sorted(set(data.fields) - {f.name for f in form.fields})
-    problems += [f"{name} is not a field of this form" for name in unknown]
+    problems += [f"{clip(name)} is not a field of this form" for name in unknown]
     if problems:
         raise ApiError(422, "Ticket does not fit the PSA's form", "; ".join(problems),
                        f"see GET /v1/connections/{data.connection}/ticket-form", problems=problems)
@@ -515,6 +518,7 @@ def create_app(gateway: Gateway, *, extra_routes: list[Any] | None = None) -> Li
     # One span per request (it carries the audit attributes): no span per ASGI receive/send.
     otel = OpenTelemetryPlugin(OpenTelemetryConfig(tracer_provider=gateway.tracer_provider,
                                                    exclude_spans=["receive", "send"]))
+    openapi = OpenAPIConfig(title="MSP integration gateway", version="1", path="/schema")
     handlers = [*ROUTES, *customers.ROUTES, *queue.ROUTES, *(extra_routes or [])]
     for handler in handlers:
         # Declare the problem answers every route can give, so the OpenAPI document is complete.
@@ -523,7 +527,8 @@ def create_app(gateway: Gateway, *, extra_routes: list[Any] | None = None) -> Li
         route_handlers=handlers,
         state=State({"gateway": gateway, "keyring": KeyRing(gateway.settings), "redactor": gateway.redactor}),
         exception_handlers={Exception: handle},
-        openapi_config=OpenAPIConfig(title="MSP integration gateway", version="1", path="/schema"),
+        openapi_config=openapi,
+        middleware=[Admission(openapi.path)],  # the API key, then the body's depth, before any handler
         plugins=[otel],
         logging_config=None,  # the process configures logging (gateway.cli); Litestar must not
         debug=False,

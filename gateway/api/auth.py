@@ -30,7 +30,8 @@ class KeyRing:
                     workspace.id, key.name, frozenset(key.scopes)
                 )
 
-    def principal(self, request: Request, scope: str) -> Principal:
+    def authenticate(self, request: Request) -> Principal:
+        """The caller's key (401 without a valid one), whatever it may do."""
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
@@ -38,6 +39,11 @@ class KeyRing:
         principal = self._keys.get(hash_key(token.strip()))
         if principal is None:
             raise NotAuthorizedException("the API key is not valid")
+        return principal
+
+    def principal(self, request: Request, scope: str) -> Principal:
+        """The caller's key, checked for ``scope`` (401 without a valid key, 403 without it)."""
+        principal = self.authenticate(request)
         if scope not in principal.scopes:
             raise PermissionDeniedException(f"the API key lacks the {scope!r} scope")
         return principal

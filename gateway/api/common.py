@@ -6,7 +6,7 @@ from litestar import Request
 
 from gateway import intake
 from gateway.api.auth import Principal
-from gateway.api.problems import ApiError, not_found
+from gateway.api.problems import ApiError, clip, not_found
 from gateway.api.schemas import WriteAccepted
 from gateway.core import Gateway
 from gateway.models import Capability, Ticket, split_ref
@@ -37,10 +37,19 @@ def own_connection(gw: Gateway, principal: Principal, connection_id: str, what: 
 
 
 def own_ref(gw: Gateway, principal: Principal, ref: str, what: str = "ticket") -> tuple[str, str]:
-    """Split a reference the caller may use into ``(connection, vendor id)``."""
+    """Split a reference the caller may use into ``(connection, vendor id)``; 404 when the id
+    cannot be one at that vendor (``VendorInfo.id_shape``), before any vendor call."""
     connection_id, vendor_id = split_ref(ref)
-    own_connection(gw, principal, connection_id, f"{what} {ref}")
+    own_connection(gw, principal, connection_id, f"{what} {clip(ref)}")
+    vendor_id_or_404(gw, connection_id, vendor_id, f"{what} {clip(ref)}")
     return connection_id, vendor_id
+
+
+def vendor_id_or_404(gw: Gateway, connection_id: str, vendor_id: str, what: str) -> str:
+    """``vendor_id`` if it can name a record at the connection's vendor, else 404."""
+    if not gw.vendors.info(gw.connection(connection_id).vendor).id_shape.admits(vendor_id):
+        raise not_found(what)
+    return vendor_id
 
 
 def owned_ticket(gw: Gateway, principal: Principal, ref: str) -> Ticket:

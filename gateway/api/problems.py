@@ -24,6 +24,41 @@ class Problem(msgspec.Struct, omit_defaults=True):
     extra: dict[str, Any] = {}
 
 
+# How much of a caller's value an error may quote, and how long a whole detail may be: a 5 MB
+# field must not come back as a 10 MB error (the field is named; its value is cut).
+QUOTE_LIMIT = 200
+DETAIL_LIMIT = 1000
+LIST_LIMIT = 20
+
+
+def clip(text: str, limit: int = QUOTE_LIMIT) -> str:
+    """``text`` cut to about ``limit`` characters, keeping its start and its end (where msgspec
+    and Litestar name the field: ``... - at `$.action```)."""
+    if len(text) <= limit:
+        return text
+    head, tail = limit * 2 // 3, limit // 3
+    return f"{text[:head]}…[{len(text) - head - tail:,} characters cut]…{text[-tail:]}"
+
+
+def quote(value: Any, limit: int = QUOTE_LIMIT) -> str:
+    """A caller's value as an error quotes it: its ``repr``, cut to ``limit`` characters."""
+    return clip(repr(value), limit)
+
+
+def _clipped(value: Any) -> Any:
+    """Every string inside an error's ``extra`` cut, and long lists shortened."""
+    if isinstance(value, str):
+        return clip(value)
+    if isinstance(value, dict):
+        return {clip(str(k)): _clipped(v) for k, v in list(value.items())[:LIST_LIMIT]}
+    if isinstance(value, (list, tuple)):
+        kept = [_clipped(v) for v in value[:LIST_LIMIT]]
+        if len(value) > LIST_LIMIT:
+            kept.append(f"…and {len(value) - LIST_LIMIT:,} more")
+        return kept
+    return value
+
+
 class ApiError(Exception):
     def __init__(self, status: int, title: str, detail: str, action: str = "", **extra: Any) -> None:
         self.problem = Problem(status, title, detail, action, extra)
@@ -37,7 +72,7 @@ PROBLEM_STATUSES = {
     401: "No API key, or an unknown or revoked one",
     403: "The API key lacks the scope",
     404: "No such record in the key's workspace (another workspace's records look the same)",
-    409: "An admin action on a write in the wrong state",
+    409: "An admin action on a write in the wrong state; a resync of a connection that keeps no tickets",
     413: "A body or attachment over the limit (names the PSA's cap)",
     422: "A status or form value the PSA does not allow; an Idempotency-Key reused with another body",
     501: "The vendor lacks the capability",
@@ -62,6 +97,8 @@ def not_found(what: str) -> ApiError:
 
 
 def _respond(problem: Problem, headers: dict[str, str] | None = None) -> Response[Problem]:
+    problem = Problem(problem.status, clip(problem.title, QUOTE_LIMIT), clip(problem.detail, DETAIL_LIMIT),
+                      clip(problem.action, QUOTE_LIMIT), _clipped(problem.extra))
     return Response(problem, status_code=problem.status, media_type="application/problem+json", headers=headers)
 
 
@@ -74,9 +111,9 @@ def handle(request: Request, exc: Exception) -> Response[Problem]:
     if isinstance(exc, WriteRefused):
         return _respond(Problem(exc.status, exc.title, scrub(exc.detail), "fix the request and send it again", exc.extra))
     if isinstance(exc, (msgspec.DecodeError, msgspec.ValidationError)):
-        return _respond(Problem(400, "Invalid request", str(exc), "send a JSON body of the documented shape"))
+        return _respond(Problem(400, "Invalid request", clip(str(exc)), "send a JSON body of the documented shape"))
     if isinstance(exc, BadReference):
-        return _respond(Problem(400, "Bad reference", str(exc), "references look like connection:vendor_id"))
+        return _respond(Problem(400, "Bad reference", clip(str(exc)), "references look like connection:vendor_id"))
     if isinstance(exc, NotSupported):
         return _respond(Problem(501, "Not supported by this vendor", scrub(exc.reason), "this vendor cannot do it",
                                 {"vendor": exc.vendor, "capability": exc.capability}))
@@ -98,8 +135,11 @@ def handle(request: Request, exc: Exception) -> Response[Problem]:
         return _respond(Problem(403, "Forbidden", str(exc.detail), "use a key with the needed scope"))
     if isinstance(exc, ValidationException):
         errors = exc.extra if isinstance(exc.extra, list) else []
-        parts = [f"{e.get('key', 'body')}: {e.get('message', '')}" for e in errors if isinstance(e, dict)]
-        detail = "; ".join(parts) or str(exc.detail)
+        # Name each field and cut what is quoted of its value (the detail Litestar writes
+        # carries the whole URL, query string included).
+        parts = [f"{clip(str(e.get('key', 'body')))}: {clip(str(e.get('message', '')))}"
+                 for e in errors[:LIST_LIMIT] if isinstance(e, dict)]
+        detail = "; ".join(parts) or clip(str(exc.detail))
         return _respond(Problem(400, "Invalid request", detail, "fix the request body or parameters",
                                 {"errors": errors} if errors else {}))
     if isinstance(exc, HTTPException):

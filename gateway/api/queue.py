@@ -19,9 +19,9 @@ from litestar import Request, Response, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, QueryParameter, RawBody
 
-from gateway import customers, sync
+from gateway import customers, sync, webhooks
 from gateway.api.common import ADMIN, READ, authorize, gateway_of, own_connection
-from gateway.api.problems import ApiError, not_found
+from gateway.api.problems import ApiError, clip, not_found
 from gateway.errors import BadSignature, NotSupported
 from gateway.models import Capability, Ticket
 from gateway.store import RawPage, TicketFilter
@@ -50,7 +50,11 @@ class TicketPage(msgspec.Struct, omit_defaults=True):
 
 
 class WebhookAccepted(msgspec.Struct):
+    """``events``: the changed records the gateway will fetch. ``duplicate``: this delivery had
+    been taken already (a replay, or a vendor retry whose answer was lost); nothing is fetched."""
+
     events: int
+    duplicate: bool = False
 
 
 @dataclass
@@ -164,7 +168,7 @@ def list_customer_tickets(
 
 
 @post("/v1/webhooks/{connection_id:str}", operation_id="receiveWebhook", status_code=202, sync_to_thread=True,
-      request_max_body_size=5 * 1024 * 1024)
+      request_max_body_size=5 * 1024 * 1024, opt={"public": True})
 def receive_webhook(request: Request, connection_id: FromPath[str], body: RawBody) -> WebhookAccepted:
     """A vendor webhook. No API key: the vendor's signature (checked by the plugin against the
     connection's ``webhook_secret_env``) is the credential. The changed tickets are fetched."""
@@ -185,10 +189,21 @@ def receive_webhook(request: Request, connection_id: FromPath[str], body: RawBod
     except NotSupported:
         raise not_found(f"webhook endpoint {connection_id}") from None
     except ValueError as exc:
-        raise ApiError(400, "Unreadable webhook", str(exc)[:200], "send the vendor's documented payload") from None
+        raise ApiError(400, "Unreadable webhook", clip(str(exc)), "send the vendor's documented payload") from None
+    delivery = webhooks.as_delivery(events)
+    try:
+        first = webhooks.ReplayGuard(gw.redis).first_time(connection_id, delivery, body)
+    except webhooks.StaleDelivery as exc:
+        log.warning("refused a stale webhook for %s: %s", connection_id, exc)
+        raise ApiError(400, "Stale webhook delivery", str(exc), "deliveries are taken only while fresh") from None
+    if not first:
+        # Acknowledged, so a vendor retrying a delivery whose answer it lost stops retrying.
+        log.info("ignored a repeated webhook delivery for %s", connection_id)
+        return WebhookAccepted(0, duplicate=True)
+    shape = gw.vendors.info(conn.vendor).id_shape
     count = 0
-    for event in events or []:
-        if event.entity in ("ticket", "note"):
+    for event in delivery.events:
+        if event.entity in ("ticket", "note") and shape.admits(event.vendor_id):
             sync.fetch_soon(gw, connection_id, event.vendor_id, event.action if event.entity == "ticket" else "updated")
             count += 1
     return WebhookAccepted(count)
@@ -197,10 +212,17 @@ def receive_webhook(request: Request, connection_id: FromPath[str], body: RawBod
 @post("/v1/admin/connections/{connection_id:str}/resync", operation_id="resyncConnection", status_code=202,
       sync_to_thread=True)
 def resync_connection(request: Request, connection_id: FromPath[str]) -> dict[str, Any]:
-    """Drop a connection's tickets from the store and backfill them again (the store is a cache)."""
+    """Drop a PSA connection's tickets from the store and backfill them again (the store is a
+    cache). RMM and documentation connections keep no tickets: 409."""
     principal = authorize(request, ADMIN)
     gw = gateway_of(request)
     own_connection(gw, principal, connection_id, f"connection {connection_id}")
+    if connection_id not in sync.synced_connections(gw):
+        conn = gw.connection(connection_id)
+        kind = gw.vendors.info(conn.vendor).kind.value
+        raise ApiError(409, "Nothing to resync", f"{connection_id} is a {kind} connection ({conn.vendor}); "
+                       "resync rebuilds the ticket store, which holds only PSA connections' tickets",
+                       "resync a PSA connection", applies_to="psa")
     sync.resync(gw, connection_id)
     return {"connection": connection_id, "status": "resyncing"}
 

@@ -2,6 +2,12 @@
 oversize bodies, malformed JSON, wrong types, unknown references and hostile strings in every
 field, against each PSA. A hostile string in a free-text field is content, so 202 is right
 there; in a reference, an id or a picklist value it is a 4xx.
+
+Four classes are also *generated* across every route of the OpenAPI document, with a key and
+without one (hypothesis): bodies nested hundreds to thousands deep, vendor ids past Python's
+integer-string limit, non-finite numbers (``nan``, ``inf``) in cursors and numeric fields, and
+field values of a megabyte. Without a key every route but the public ones answers 401 before
+reading the body; with one, nothing is a 5xx and no error is larger than a few kilobytes.
 """
 
 from __future__ import annotations
@@ -9,14 +15,22 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import hypothesis
 import pytest
 import redis
+from gateway_atera.simulator import AteraSimulator
+from gateway_hudu.simulator import HuduSimulator
+from gateway_itglue.simulator import ITGlueSimulator
+from gateway_ninjaone.simulator import NinjaOneSimulator
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from litestar.testing import TestClient
 
 from gateway.api.app import create_app
 from gateway.core import Gateway
 from gateway.testing.harness import ALL_SCOPES, new_api_key, settings_from
 
+from hostile import BODY, CURSOR, HUGE_DIGITS, NON_FINITE, QUERY_VALUE, REFERENCE_IDS, nested
 from reliability_kit import SimHandle, gateway_tables, serve_psas
 
 HOSTILE = [
@@ -26,18 +40,25 @@ HOSTILE = [
 ]
 
 
+OTHER_TOOLS = {"ninja": NinjaOneSimulator, "atera": AteraSimulator, "hudu": HuduSimulator, "itglue": ITGlueSimulator}
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     from gateway.embedded_redis import EmbeddedRedis
 
     server = EmbeddedRedis(tmp_path_factory.mktemp("bad-input-redis")).start()
     handles = serve_psas()
+    for name, simulator in OTHER_TOOLS.items():  # RMM and docs connections: alert and customer routes
+        sim = simulator()
+        sim.seed_demo()
+        handles.append(SimHandle(name, sim, sim.serve_in_thread(), None))  # type: ignore[arg-type]
     key = new_api_key()
     gw = Gateway(settings_from(gateway_tables(handles, {key: ALL_SCOPES}, timeout_seconds=5.0)),
                  redis.Redis.from_url(server.url))
     try:
         with TestClient(create_app(gw)) as api:
-            yield {"api": api, "handles": {h.connection: h for h in handles},
+            yield {"api": api, "handles": {h.connection: h for h in handles}, "gw": gw,
                    "headers": {"Authorization": f"Bearer {key}"}}
     finally:
         gw.close()
@@ -157,3 +178,168 @@ def test_hostile_strings_in_every_field_are_content_or_a_clear_4xx(served: dict[
             raw = {**headers, "Idempotency-Key": value.encode("utf-8")}  # sent as raw UTF-8 bytes
             not_a_server_error(api.post(f"/v1/tickets/{ref}/replies", json={"text": "idem"}, headers=raw),
                                f"Idempotency-Key {value!r}")
+
+
+# --------------------------------------------------------------------------- every route, four classes
+
+PUBLIC_OPERATIONS = {"health", "receiveWebhook"}  # no API key: the webhook's signature is its credential
+CONNECTIONS = ["cw", "at", "halo", *OTHER_TOOLS]
+VALID_BODIES = {  # a body each write route accepts, so only the reference is wrong
+    "createReply": {"text": "x"}, "changeStatus": {"status_id": "1"}, "createTimeEntry": {"minutes": 5},
+    "alertAction": {"action": "resolve"}, "ticketAlertAction": {"action": "resolve"},
+}
+
+
+def operations(api: TestClient) -> list[tuple[str, str, str, list[dict[str, Any]]]]:
+    """Every operation of the OpenAPI document: (method, path template, operation id, parameters)."""
+    spec = api.get("/schema/openapi.json").json()
+    return [(method.upper(), path, op["operationId"], op.get("parameters", []))
+            for path, ops in spec["paths"].items() for method, op in ops.items()]
+
+
+def fill(template: str, values: dict[str, str]) -> str:
+    for name, value in values.items():
+        template = template.replace("{" + name + "}", value)
+    return template
+
+
+def vendor_calls(served: dict[str, Any]) -> int:
+    return sum(h.sim.stats["requests"] for h in served["handles"].values())
+
+
+def test_deeply_nested_bodies_are_a_400_naming_the_limit_and_need_a_key_first(served: dict[str, Any]) -> None:
+    api, headers = served["api"], served["headers"]
+    ref = f"cw:{served['handles']['cw'].sim.sample_ticket_id()}"
+    values = {"ref": ref, "write_id": "w_" + "0" * 32, "connection_id": "cw", "customer_id": "cw:250"}
+    posts = [(fill(path, values), op) for method, path, op, _ in operations(api) if method == "POST"]
+    assert len(posts) >= 9
+    for path, op in posts:
+        bodies = [(nested(1_000, "array"), "application/json"), (nested(5_000, "object"), "application/json"),
+                  (nested(3_000, "mixed"), "application/json"), (nested(65, "array"), "application/json"),
+                  (nested(2_000, "array"), "text/plain")]  # Litestar decodes JSON whatever the type says
+        for body, content_type in bodies:
+            keyed = api.post(path, content=body, headers={**headers, "content-type": content_type})
+            clear_4xx(keyed, f"{op} depth {body[:12]!r}")
+            assert keyed.status_code == 400 and "64 levels" in keyed.json()["detail"], (op, keyed.text[:200])
+            bare = api.post(path, content=body, headers={"content-type": content_type})
+            assert bare.status_code == (400 if op in PUBLIC_OPERATIONS else 401), (op, bare.text[:200])
+        # 64 levels is allowed: whatever the route says then, it is not about depth.
+        fine = api.post(path, content=nested(64, "array"), headers={**headers, "content-type": "application/json"})
+        assert "levels" not in fine.text, (op, fine.text[:200])
+
+
+def test_references_whose_id_cannot_exist_are_404_without_a_vendor_call(served: dict[str, Any]) -> None:
+    api, headers = served["api"], served["headers"]
+    ref_operations = [(m, p, op) for m, p, op, params in operations(api) if any(x["name"] == "ref" for x in params)]
+    assert len(ref_operations) >= 12
+    impossible = ["9" * 4_301, "9" * 20_000, "nan", "inf", "-1", "²", "١٢", "9" * 20]
+    int32 = ["2147483648", "1" + "0" * 10]  # past ConnectWise's, Halo's and NinjaOne's int32 ids
+    api.get("/v1/connections/cw/ticket-form", headers=headers)  # the form a new ticket is checked against, cached
+    before = vendor_calls(served)
+    for connection in CONNECTIONS:
+        for vendor_id in impossible + (int32 if connection in ("cw", "halo", "ninja") else []):
+            ref = f"{connection}:{vendor_id}"
+            for method, template, op in ref_operations:
+                path = fill(template, {"ref": ref, "attachment_id": "1"})
+                response = api.request(method, path, json=VALID_BODIES.get(op), headers=headers)
+                clear_4xx(response, f"{op} {ref[:30]}")
+                assert response.status_code in (400, 404), (op, ref[:30], response.status_code)
+            attachment = api.get(f"/v1/tickets/{connection}:1/attachments/{'9' * 5_000}", headers=headers)
+            assert attachment.status_code in (404, 501), attachment.text[:200]
+            clear_4xx(api.get("/v1/admin/audit", params={"ticket": ref}, headers=headers), f"audit {ref[:30]}")
+            linked = api.post("/v1/tickets", json={"connection": "cw", "summary": "x", "alert": ref,
+                                                   "fields": served["handles"]["cw"].sim.minimal_create_fields()},
+                              headers=headers)
+            clear_4xx(linked, f"create ticket linked to {ref[:30]}")
+    assert vendor_calls(served) == before, "an impossible id reached a vendor"
+
+
+def test_a_rejected_value_is_named_and_cut_never_echoed_whole(served: dict[str, Any]) -> None:
+    api, headers = served["api"], served["headers"]
+    ref = f"cw:{served['handles']['cw'].sim.sample_ticket_id()}"
+    huge = "x" * (5 * 1024 * 1024)
+    form = api.get("/v1/connections/cw/ticket-form", headers=headers).json()
+    picklist = next(f["name"] for f in form["fields"] if f.get("options") and f["name"] != "summary")
+    fields = {**served["handles"]["cw"].sim.minimal_create_fields(), picklist: huge}
+    cases = [
+        ("a 5 MB form field", "POST", "/v1/tickets", {"json": {"connection": "cw", "summary": "x", "fields": fields}}, picklist),
+        ("a 5 MB unknown field name", "POST", "/v1/tickets",
+         {"json": {"connection": "cw", "summary": "x", "fields": {huge: 1}}}, "is not a field"),
+        ("a 5 MB alert action", "POST", "/v1/alerts/ninja:1/actions", {"json": {"action": huge}}, "action"),
+        ("a 5 MB status id", "POST", f"/v1/tickets/{ref}/status", {"json": {"status_id": huge}}, "status_id"),
+        ("a 5 MB unknown body field", "POST", f"/v1/tickets/{ref}/status", {"json": {huge: 1}}, "unknown field"),
+        ("a 5 MB multipart status id", "POST", f"/v1/tickets/{ref}/replies",
+         {"data": {"text": "x", "status_id": huge}, "files": {"files": ("a.txt", b"a")}}, "status_id"),
+        ("a 60 kB query value", "GET", "/v1/tickets", {"params": {"sort": huge[:60_000]}}, "sort"),
+        ("a 60 kB reference", "GET", f"/v1/tickets/{huge[:60_000]}", {}, "reference"),
+    ]
+    for what, method, path, kwargs, named in cases:
+        response = api.request(method, path, headers=headers, **kwargs)
+        clear_4xx(response, what)
+        assert len(response.content) < 4_000, f"{what}: a {len(response.content):,}-byte error"
+        assert named in response.text, f"{what}: {response.text[:300]}"
+
+
+def test_resync_is_refused_for_connections_that_keep_no_tickets(served: dict[str, Any]) -> None:
+    api, headers = served["api"], served["headers"]
+    for connection in OTHER_TOOLS:
+        response = api.post(f"/v1/admin/connections/{connection}/resync", headers=headers)
+        clear_4xx(response, f"resync {connection}")
+        assert response.status_code == 409 and "PSA" in response.json()["detail"], response.text
+    assert api.post("/v1/admin/connections/cw/resync", headers=headers).status_code == 202
+
+
+# Generated: hypothesis picks the route and the hostile values (strategies in hostile.py).
+
+
+def hostile_case(operation: tuple[str, str, str, list[dict[str, Any]]]) -> st.SearchStrategy[dict[str, Any]]:
+    """A request to ``operation`` with every path parameter, some query parameters and (for a
+    write) the body drawn from the hostile classes."""
+    method, template, op, params = operation
+    reference = st.one_of(st.tuples(st.sampled_from(CONNECTIONS), REFERENCE_IDS).map(":".join), REFERENCE_IDS)
+    path = {p["name"]: (reference if p["name"] in ("ref", "customer_id") else st.one_of(HUGE_DIGITS, NON_FINITE))
+            for p in params if p["in"] == "path"}
+    query = [p["name"] for p in params if p["in"] == "query"]
+    return st.fixed_dictionaries({
+        "operation": st.just(operation),
+        "path": st.fixed_dictionaries(path),
+        "query": st.dictionaries(st.sampled_from(query), st.one_of(QUERY_VALUE, CURSOR), max_size=3) if query else st.just({}),
+        "body": BODY if method == "POST" else st.none(),
+    })
+
+
+def check_hostile(served: dict[str, Any], case: dict[str, Any]) -> None:
+    api = served["api"]
+    method, template, op, _ = case["operation"]
+    path = fill(template, case["path"])
+    what = f"{method} {template} {str(case['path'])[:60]} {str(case['query'])[:60]} {(case['body'] or b'')[:40]!r}"
+    for headers in (served["headers"], {}):
+        if case["body"] is not None:
+            headers = {**headers, "content-type": "application/json"}
+        response = api.request(method, path, params=case["query"], content=case["body"], headers=headers)
+        if not headers.get("Authorization") and op not in PUBLIC_OPERATIONS:
+            assert response.status_code == 401, f"{what} without a key: {response.status_code}"
+        not_a_server_error(response, what)
+        assert len(response.content) < 16_000 or response.status_code < 400, f"{what}: a {len(response.content):,}-byte error"
+
+
+def _fuzz_every_route(served: dict[str, Any], examples: int) -> None:
+    ops = operations(served["api"])
+
+    @settings(max_examples=examples, deadline=None, derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck), phases=[hypothesis.Phase.generate])
+    @given(case=st.sampled_from(ops).flatmap(hostile_case))
+    def run(case: dict[str, Any]) -> None:
+        check_hostile(served, case)
+
+    run()
+
+
+def test_generated_hostile_input_on_every_route_is_never_a_server_error(served: dict[str, Any]) -> None:
+    _fuzz_every_route(served, examples=120)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
+def test_generated_hostile_input_many_examples_is_never_a_server_error(served: dict[str, Any]) -> None:
+    _fuzz_every_route(served, examples=1_500)

@@ -3,6 +3,9 @@ valid and invalid data, with a valid admin key and without one. The API runs in 
 loopback (with its lifespan) in front of a real redis-server and the ConnectWise simulator.
 
 - No 5xx: a server error on any generated request fails the run.
+- Hostile cases: schemathesis' own cases for each operation with hostile values put in
+  (``hostile.py``: bodies nested thousands deep, ids past Python's integer-string limit,
+  ``nan``/``inf`` in cursors and numbers, megabyte values), each sent with a key and without.
 - No response outside the schema: every answer's status, content type and body are checked
   against the operation's declared responses (a separate test).
 
@@ -24,6 +27,7 @@ import requests
 import schemathesis
 import uvicorn
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -37,6 +41,7 @@ from gateway.core import Gateway
 from gateway.embedded_redis import EmbeddedRedis
 from gateway.testing.harness import ALL_SCOPES, new_api_key, settings_from
 
+from hostile import BODY, CURSOR, QUERY_VALUE, REFERENCE_IDS
 from reliability_kit import free_port, gateway_tables, serve_psas
 
 
@@ -69,7 +74,33 @@ def served_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
         server.stop()
 
 
-def fuzz(served: dict[str, Any], examples: int, checks: list[Any]) -> dict[str, Any]:
+HOSTILE = "hostile"
+
+
+def hostile_cases(operation: Any) -> st.SearchStrategy[Any]:
+    """schemathesis' valid cases for ``operation`` with hostile values put into every path
+    parameter, some query parameters and (for a write) the body, sent as raw bytes."""
+
+    @st.composite
+    def build(draw: st.DrawFn) -> Any:
+        case = draw(operation.as_strategy(generation_mode=GenerationMode.POSITIVE))
+        for name in case.path_parameters or {}:
+            vendor_id = draw(REFERENCE_IDS)
+            case.path_parameters[name] = draw(st.sampled_from([vendor_id, f"cw:{vendor_id}"]))
+        if case.query:
+            for name in draw(st.lists(st.sampled_from(sorted(case.query)), max_size=3, unique=True)):
+                case.query[name] = draw(CURSOR if name == "cursor" else QUERY_VALUE)
+        elif any(p.get("name") == "cursor" for p in operation.definition.raw.get("parameters", [])):
+            case.query = {"cursor": draw(CURSOR)}
+        if operation.method.upper() == "POST" and draw(st.booleans()):
+            case.body, case.media_type = draw(BODY), "application/octet-stream"
+        return case
+
+    return build()
+
+
+def fuzz(served: dict[str, Any], examples: int, checks: list[Any],
+         modes: tuple[Any, ...] = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE, HOSTILE)) -> dict[str, Any]:
     """Run every operation with ``examples`` cases per (mode, key) pair; collect failures."""
     schema = served["schema"]
     failures: dict[str, list[str]] = defaultdict(list)
@@ -81,11 +112,12 @@ def fuzz(served: dict[str, Any], examples: int, checks: list[Any]) -> dict[str, 
         operation = result.ok()
         operations += 1
         label = f"{operation.method.upper()} {operation.path}"
-        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+        for mode in modes:
+            strategy = hostile_cases(operation) if mode == HOSTILE else operation.as_strategy(generation_mode=mode)
 
             @settings(max_examples=examples, deadline=None, derandomize=True, database=None,
                       suppress_health_check=list(HealthCheck), phases=[hypothesis.Phase.generate])
-            @given(case=operation.as_strategy(generation_mode=mode))
+            @given(case=strategy)
             def run(case: Any) -> None:
                 for headers in (keyed, {}):  # each case with a valid key, then without one
                     response = case.call(base_url=served["base"], session=session, headers=headers, timeout=30)
@@ -96,7 +128,7 @@ def fuzz(served: dict[str, Any], examples: int, checks: list[Any]) -> dict[str, 
                         found = getattr(exc, "exceptions", None) or [exc]
                         message = "; ".join(str(e).strip().splitlines()[0][:120] for e in found)
                         if len(failures[label]) < 3:
-                            failures[label].append(f"[{mode.value}, {'key' if headers else 'no key'}] "
+                            failures[label].append(f"[{getattr(mode, 'value', mode)}, {'key' if headers else 'no key'}] "
                                                    f"{response.status_code}: {message}")
 
             try:
@@ -130,6 +162,7 @@ def test_fuzz_every_operation_many_examples_no_server_error(served_api: dict[str
 
 def test_fuzz_every_answer_is_inside_the_openapi_schema(served_api: dict[str, Any]) -> None:
     outcome = fuzz(served_api, examples=1, checks=[status_code_conformance, content_type_conformance,
-                                                   response_schema_conformance])
+                                                   response_schema_conformance],
+                   modes=(GenerationMode.POSITIVE, GenerationMode.NEGATIVE))
     print("\n" + _report("schemathesis (schema conformance)", outcome))
     assert not outcome["failures"], _report("answers outside the schema", outcome)

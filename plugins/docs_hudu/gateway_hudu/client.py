@@ -25,7 +25,7 @@ from gateway.errors import ConfigError, VendorError, VendorRejected
 from gateway.models import Connection
 from gateway.vendor_http import VendorHTTP
 from gateway_hudu.auth import HuduApiKey
-from gateway_hudu.constants import API_KEY_SETTING, API_PATH, MAX_PAGES, PAGE_SIZE, VENDOR
+from gateway_hudu.constants import API_KEY_SETTING, API_PATH, ID_SHAPE, MAX_PAGES, PAGE_SIZE, VENDOR
 from gateway_hudu.rate_window import retry_after_filler
 from gateway_hudu.records import (
     Article,
@@ -54,8 +54,7 @@ def instance_root(base_url: str) -> str:
 
 def hudu_id(value: str | int) -> int | None:
     """A Hudu record id as an int, or ``None`` when ``value`` cannot be one."""
-    text = str(value).strip()
-    return int(text) if text.isdigit() else None
+    return ID_SHAPE.as_int(str(value).strip())
 
 
 class HuduClient:

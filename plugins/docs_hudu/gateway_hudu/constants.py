@@ -7,9 +7,11 @@ Sources (see README.md for the full notes):
 
 from __future__ import annotations
 
-from gateway.models import RateLimitPolicy, RateLimitWindow
+from gateway.models import INT64_ID, RateLimitPolicy, RateLimitWindow
 
 VENDOR = "hudu"
+# Hudu's record ids are whole numbers: references with any other id are 404 without a call.
+ID_SHAPE = INT64_ID
 TITLE = "Hudu"
 
 # spec basePath; the connection's base_url is the instance root (https://docs.example.com).

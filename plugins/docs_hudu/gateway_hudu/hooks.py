@@ -10,7 +10,7 @@ from gateway import hookimpl
 from gateway.errors import VendorRejected
 from gateway.models import Capability, Connection, Customer, RunbookLink, VendorInfo, VendorKind
 from gateway_hudu.client import HuduClient, hudu_id
-from gateway_hudu.constants import API_KEY_SETTING, DEFAULT_RATE_LIMIT, TITLE, VENDOR
+from gateway_hudu.constants import API_KEY_SETTING, DEFAULT_RATE_LIMIT, ID_SHAPE, TITLE, VENDOR
 from gateway_hudu.mapping import to_customer, to_runbook
 from gateway_hudu.settings import HuduSettings
 
@@ -22,6 +22,7 @@ VENDOR_INFO = VendorInfo(
     default_rate_limit=DEFAULT_RATE_LIMIT,
     settings_type=HuduSettings,
     secret_settings=(API_KEY_SETTING,),
+    id_shape=ID_SHAPE,
 )
 
 

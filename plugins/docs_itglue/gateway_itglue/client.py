@@ -27,6 +27,7 @@ from gateway.vendor_http import VendorHTTP
 from gateway_itglue.auth import ITGlueApiKey
 from gateway_itglue.constants import (
     API_KEY_SETTING,
+    ID_SHAPE,
     MAX_PAGES,
     MEDIA_TYPE,
     REGION_HOSTS,
@@ -53,7 +54,7 @@ def itglue_id(value: str | int) -> str | None:
     """A record id as IT Glue's numeric string, or ``None`` when ``value`` cannot be one
     (so a bad id never reaches a URL path)."""
     text = str(value).strip()
-    return text if text.isdigit() else None
+    return text if ID_SHAPE.as_int(text) is not None else None
 
 
 class ITGlueClient:

@@ -8,9 +8,11 @@ Sources (README.md has the full notes):
 
 from __future__ import annotations
 
-from gateway.models import RateLimitPolicy, RateLimitWindow
+from gateway.models import INT64_ID, RateLimitPolicy, RateLimitWindow
 
 VENDOR = "itglue"
+# IT Glue's record ids are numeric strings: references with any other id are 404 without a call.
+ID_SHAPE = INT64_ID
 TITLE = "IT Glue"
 
 # docs "Authentication/Request Headers": every request carries ``x-api-key``.

@@ -10,7 +10,7 @@ from __future__ import annotations
 from gateway import hookimpl
 from gateway.models import Capability, Connection, Customer, RunbookLink, VendorInfo, VendorKind
 from gateway_itglue.client import ITGlueClient, itglue_id
-from gateway_itglue.constants import API_KEY_SETTING, DEFAULT_RATE_LIMIT, TITLE, VENDOR
+from gateway_itglue.constants import API_KEY_SETTING, DEFAULT_RATE_LIMIT, ID_SHAPE, TITLE, VENDOR
 from gateway_itglue.records import document_url, to_customer, to_runbook
 from gateway_itglue.settings import ITGlueSettings
 
@@ -22,6 +22,7 @@ VENDOR_INFO = VendorInfo(
     default_rate_limit=DEFAULT_RATE_LIMIT,
     settings_type=ITGlueSettings,
     secret_settings=(API_KEY_SETTING,),
+    id_shape=ID_SHAPE,
 )
 
 

@@ -35,7 +35,7 @@ from gateway.models import Connection
 from gateway.vendor_http import VendorHTTP
 from gateway_autotask import query as q
 from gateway_autotask.auth import AutotaskAuth, origin
-from gateway_autotask.constants import ATTACHMENT_CAP_BYTES, MAX_PAGE, MAX_PAGES, MAX_SEARCH_PARAM, VENDOR
+from gateway_autotask.constants import ATTACHMENT_CAP_BYTES, ID_SHAPE, MAX_PAGE, MAX_PAGES, MAX_SEARCH_PARAM, VENDOR
 from gateway_autotask.errors import error_detail
 from gateway_autotask.settings import AutotaskSettings, load_settings
 from gateway_autotask.zone import Zone, ZoneDirectory, discovery_root
@@ -164,14 +164,15 @@ class AutotaskClient:
 
     def record_id(self, value: str | int) -> int:
         """A record id as Autotask takes it; anything but digits is refused as not found."""
-        text = str(value)
-        if not text.isdigit():
-            raise VendorRejected(f"{self.connection.id}: {text!r} is not an Autotask record id", connection=self.connection.id, status=404)
-        return int(text)
+        record_id = ID_SHAPE.as_int(value)
+        if record_id is None:
+            raise VendorRejected(f"{self.connection.id}: {str(value)[:40]!r} is not an Autotask record id",
+                                 connection=self.connection.id, status=404)
+        return record_id
 
     def get_item(self, entity: str, item_id: str | int) -> dict[str, Any] | None:
         """One record by id, or ``None`` (Autotask answers ``{"item": null}``; some proxies 404)."""
-        if not str(item_id).isdigit():
+        if ID_SHAPE.as_int(item_id) is None:
             return None
         try:
             response = self.http.get(self.url(f"{entity}/{self.record_id(item_id)}"))

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import hashlib
 
+from gateway.models import INT64_ID
+
 VENDOR = "autotask"
+# Autotask ids are int64s: references with any other id are 404 without a call.
+ID_SHAPE = INT64_ID
 TITLE = "Autotask PSA"
 
 # Zone discovery lives on the shared host; every other call goes to the zone it names.

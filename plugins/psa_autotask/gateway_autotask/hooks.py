@@ -36,7 +36,7 @@ from gateway.models import (
     VendorKind,
     make_ref,
 )
-from gateway.webhooks import WebhookEvent
+from gateway.webhooks import WebhookDelivery
 from gateway_autotask import mapping, reconcile, webhooks
 from gateway_autotask import query as q
 from gateway_autotask.client import AutotaskClient
@@ -45,6 +45,7 @@ from gateway_autotask.constants import (
     ATTACHMENT_CAP_BYTES,
     HEADROOM,
     HOURLY_THRESHOLD,
+    ID_SHAPE,
     THREAD_LIMIT,
     TITLE,
     VENDOR,
@@ -90,6 +91,7 @@ def gateway_register_vendors() -> list[VendorInfo]:
             attachment_cap_bytes=ATTACHMENT_CAP_BYTES,
             settings_type=AutotaskSettings,
             secret_settings=("secret", "integration_code"),
+            id_shape=ID_SHAPE,
         )
     ]
 
@@ -266,6 +268,6 @@ def gateway_reconcile(client: AutotaskClient, context: ReconcileContext) -> Effe
 
 
 @hookimpl
-def gateway_webhook_parse(client: AutotaskClient, headers: dict[str, str], body: bytes, secret: str | None) -> list[WebhookEvent]:
+def gateway_webhook_parse(client: AutotaskClient, headers: dict[str, str], body: bytes, secret: str | None) -> WebhookDelivery:
     webhooks.verify(headers, body, secret)
-    return webhooks.parse(body)
+    return webhooks.delivery(body)

@@ -13,10 +13,11 @@ import base64
 import hashlib
 import hmac
 import json
+from datetime import datetime
 from typing import Any
 
 from gateway.errors import BadSignature
-from gateway.webhooks import WebhookEvent
+from gateway.webhooks import WebhookDelivery, WebhookEvent
 from gateway_autotask.constants import WEBHOOK_SIGNATURE_HEADER
 
 ACTIONS = {"create": "created", "update": "updated", "delete": "deleted"}
@@ -60,6 +61,24 @@ def parse(body: bytes) -> list[WebhookEvent]:
         if ticket_id is not None:
             events.append(WebhookEvent(entity="ticket", vendor_id=str(ticket_id), action="updated"))
     return events
+
+
+def delivery(body: bytes) -> WebhookDelivery:
+    """The records a delivery names, with its ``Guid`` (the same on Autotask's retries) and its
+    ``EventTime``, so the gateway refuses replays."""
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        payload = None
+    guid = _get(payload, "Guid")
+    return WebhookDelivery(tuple(parse(body)), str(guid) if guid else None, _time(_get(payload, "EventTime")))
+
+
+def _time(value: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(value)) if value else None
+    except ValueError:
+        return None
 
 
 def _get(mapping: Any, key: str) -> Any:

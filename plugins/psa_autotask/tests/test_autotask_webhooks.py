@@ -6,6 +6,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -67,11 +68,14 @@ def test_note_delivery_is_signed_and_names_the_note_and_its_ticket(client: Autot
     assert set(payload) == {"Action", "Guid", "EntityType", "Id", "Fields", "EventTime", "SequenceNumber", "PersonID"}
     assert (payload["Action"], payload["EntityType"], payload["PersonID"]) == ("Create", "TicketNote", 29682885)
     assert headers["x-hook-signature"] == signature(SECRET, body)
-    events = hooks.gateway_webhook_parse(client, headers, body, SECRET)
-    assert events == [
+    delivery = hooks.gateway_webhook_parse(client, headers, body, SECRET)
+    assert delivery.events == (
         WebhookEvent(entity="note", vendor_id=effect.vendor_id, action="created"),
         WebhookEvent(entity="ticket", vendor_id="7800", action="updated"),
-    ]
+    )
+    # The Guid and EventTime let the gateway refuse a replay of this delivery.
+    assert delivery.delivery_id == payload["Guid"]
+    assert delivery.sent_at == datetime.fromisoformat(payload["EventTime"])
 
 
 def test_status_change_delivers_a_ticket_update(client: AutotaskClient, sim: AutotaskSimulator, receiver: Receiver) -> None:
@@ -79,7 +83,7 @@ def test_status_change_delivers_a_ticket_update(client: AutotaskClient, sim: Aut
     assert sim.wait_webhooks()
     (headers, body), = receiver.received
     assert json.loads(body)["Fields"]["Status"] == 5
-    assert hooks.gateway_webhook_parse(client, headers, body, SECRET) == [WebhookEvent(entity="ticket", vendor_id="7801", action="updated")]
+    assert hooks.gateway_webhook_parse(client, headers, body, SECRET).events == (WebhookEvent(entity="ticket", vendor_id="7801", action="updated"),)
 
 
 def test_sequence_numbers_grow_with_each_change(client: AutotaskClient, sim: AutotaskSimulator, receiver: Receiver) -> None:
@@ -120,4 +124,4 @@ def test_a_slow_receiver_does_not_hold_up_the_api(client: AutotaskClient, sim: A
 
 def test_unknown_entities_parse_to_nothing(client: AutotaskClient) -> None:
     body = json.dumps({"Action": "Update", "EntityType": "ConfigurationItem", "Id": 5, "Fields": {}}).encode()
-    assert hooks.gateway_webhook_parse(client, {"x-hook-signature": signature(SECRET, body)}, body, SECRET) == []
+    assert hooks.gateway_webhook_parse(client, {"x-hook-signature": signature(SECRET, body)}, body, SECRET).events == ()

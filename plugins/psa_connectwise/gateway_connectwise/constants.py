@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 
-from gateway.models import RateLimitPolicy, RateLimitWindow
+from gateway.models import INT32_ID, RateLimitPolicy, RateLimitWindow
 
 VENDOR = "connectwise"
+# ConnectWise ids are int32 (spec: ``id`` ``format: int32``): references with any other id are 404 without a call.
+ID_SHAPE = INT32_ID
 TITLE = "ConnectWise PSA"
 
 # The API root is https://{site}/{codebase}/apis/3.0; the codebase comes from companyinfo.

@@ -36,7 +36,7 @@ from gateway.models import (
     VendorKind,
     split_ref,
 )
-from gateway.webhooks import WebhookEvent
+from gateway.webhooks import WebhookDelivery
 
 from gateway_connectwise import conditions as cond
 from gateway_connectwise import reconcile, translate, webhooks
@@ -47,6 +47,7 @@ from gateway_connectwise.constants import (
     BILLABLE,
     CHARGE_TO_TICKET,
     DEFAULT_RATE_LIMIT,
+    ID_SHAPE,
     NOT_BILLABLE,
     SUMMARY_MAX,
     TITLE,
@@ -89,6 +90,7 @@ def gateway_register_vendors() -> list[VendorInfo]:
             attachment_cap_bytes=ATTACHMENT_CAP_BYTES,
             settings_type=ConnectWiseSettings,
             secret_settings=SECRET_SETTINGS,
+            id_shape=ID_SHAPE,
         )
     ]
 
@@ -214,9 +216,10 @@ def _record_id(field: str, value: Any) -> int:
     text = str(value)
     if ":" in text:
         text = split_ref(text)[1]
-    if not text.isdigit():
-        raise VendorRejected(f"{field} {value!r} is not a ConnectWise record id", status=422)
-    return int(text)
+    record_id = ID_SHAPE.as_int(text)
+    if record_id is None:
+        raise VendorRejected(f"{field} {text[:40]!r} is not a ConnectWise record id", status=422)
+    return record_id
 
 
 @hookimpl
@@ -310,6 +313,6 @@ def gateway_customer_list(client: ConnectWiseClient) -> list[Customer]:
 @hookimpl
 def gateway_webhook_parse(
     client: ConnectWiseClient, headers: dict[str, str], body: bytes, secret: str | None
-) -> list[WebhookEvent]:
+) -> WebhookDelivery:
     webhooks.verify(headers, body, secret)
-    return webhooks.events(body)
+    return webhooks.delivery(body)

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 
 import msgspec
 from gateway.errors import BadSignature
-from gateway.webhooks import WebhookEvent
+from gateway.webhooks import WebhookDelivery, WebhookEvent
 
 from gateway_connectwise.constants import SIGNATURE_HEADER
 from gateway_connectwise.schemas import Callback
@@ -48,6 +48,13 @@ def events(body: bytes) -> list[WebhookEvent]:
 
     Raise ``ValueError`` for a body that is not a callback at all.
     """
+    return list(delivery(body).events)
+
+
+def delivery(body: bytes) -> WebhookDelivery:
+    """The record a (verified) callback names, with its ``MessageId`` so the gateway takes each
+    callback once (ConnectWise stamps no send time). ``ValueError`` for a body that is not a
+    callback at all."""
     try:
         callback = msgspec.json.decode(body, type=Callback)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
@@ -55,6 +62,7 @@ def events(body: bytes) -> list[WebhookEvent]:
         raise ValueError(f"the callback body is not a ConnectWise callback: {exc}") from None
     entity = _ENTITIES.get(callback.type.casefold())
     action = _ACTIONS.get(callback.action.casefold())
-    if entity is None or action is None:
-        return []
-    return [WebhookEvent(entity=entity, vendor_id=str(callback.id), action=action)]  # type: ignore[arg-type]
+    found = () if entity is None or action is None else (
+        WebhookEvent(entity=entity, vendor_id=str(callback.id), action=action),  # type: ignore[arg-type]
+    )
+    return WebhookDelivery(found, callback.message_id or None)

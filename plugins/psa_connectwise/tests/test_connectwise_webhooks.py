@@ -85,8 +85,9 @@ def test_registered_callback_delivers_signed_ticket_changes(sim, client, receive
 
     signing_key = client.signing_key(payload["Metadata"]["key_url"])
     assert signing_key == sim.signing_key
-    events = hooks.gateway_webhook_parse(client=client, headers=headers, body=body, secret=signing_key)
-    assert events == [WebhookEvent(entity="ticket", vendor_id=ticket_id, action="updated")]
+    delivery = hooks.gateway_webhook_parse(client=client, headers=headers, body=body, secret=signing_key)
+    assert delivery.events == (WebhookEvent(entity="ticket", vendor_id=ticket_id, action="updated"),)
+    assert delivery.delivery_id == payload["MessageId"]  # the gateway takes each callback once
 
 
 def test_bad_missing_or_unconfigured_signatures_are_refused(sim, client, receiver, ticket_id):
@@ -115,8 +116,8 @@ def test_new_ticket_is_announced_as_created(sim, client, receiver):
         client=client, ticket=TicketCreate(summary="Hooked", fields=sim.minimal_create_fields()), dedup_key="w3"
     )
     _, headers, body = app.next()
-    events = hooks.gateway_webhook_parse(client=client, headers=headers, body=body, secret="k")
-    assert events == [WebhookEvent(entity="ticket", vendor_id=effect.vendor_id, action="created")]
+    delivery = hooks.gateway_webhook_parse(client=client, headers=headers, body=body, secret="k")
+    assert delivery.events == (WebhookEvent(entity="ticket", vendor_id=effect.vendor_id, action="created"),)
 
 
 def test_callback_on_another_board_stays_quiet(sim, client, receiver, ticket_id):

@@ -261,7 +261,7 @@ class HaloClient:
     def ticket(self, ticket_id: str | int) -> dict[str, Any] | None:
         """One ticket with its details, or ``None`` when Halo has no such ticket (Halo's ids
         are whole numbers, so anything else is no ticket, without asking)."""
-        if not str(ticket_id).isdigit():
+        if constants.ID_SHAPE.as_int(ticket_id) is None:
             return None
         try:
             response = self.http.get(f"/api/Tickets/{int(ticket_id)}", params={"includedetails": "true"})

@@ -5,9 +5,11 @@ Sources are named in ``README.md``; ``[U]`` marks what no public source settles.
 
 from __future__ import annotations
 
-from gateway.models import Capability, RateLimitPolicy, RateLimitWindow
+from gateway.models import Capability, INT32_ID, RateLimitPolicy, RateLimitWindow
 
 VENDOR = "halopsa"
+# Halo ids are int32 (spec: ``id`` ``format: int32``): references with any other id are 404 without a call.
+ID_SHAPE = INT32_ID
 TITLE = "HaloPSA"
 
 API_PREFIX = "/api"

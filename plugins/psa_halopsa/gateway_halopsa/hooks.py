@@ -53,6 +53,7 @@ def gateway_register_vendors() -> list[VendorInfo]:
             attachment_cap_bytes=constants.ATTACHMENT_CAP_BYTES,
             settings_type=HaloSettings,
             secret_settings=("client_secret",),
+            id_shape=constants.ID_SHAPE,
         )
     ]
 

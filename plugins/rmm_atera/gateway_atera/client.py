@@ -36,6 +36,7 @@ from gateway_atera.constants import (
     API_KEY_SETTING,
     API_ROOT,
     CUSTOMERS,
+    ID_SHAPE,
     MAX_PAGES,
     OPEN,
     VENDOR,
@@ -56,7 +57,7 @@ def api_root(base_url: str) -> str:
 
 def is_atera_id(value: str) -> bool:
     """Atera ids (agents, alerts, customers) are int64s."""
-    return isinstance(value, str) and value.isascii() and value.isdigit() and int(value) < 2**63
+    return isinstance(value, str) and ID_SHAPE.as_int(value) is not None
 
 
 class AteraClient:

@@ -7,9 +7,11 @@ token-gated ``https://app.atera.com/apidocs`` spec kept in davejlong/PSAtera).
 
 from __future__ import annotations
 
-from gateway.models import RateLimitPolicy, RateLimitWindow
+from gateway.models import INT64_ID, RateLimitPolicy, RateLimitWindow
 
 VENDOR = "atera"
+# Atera ids (agents, alerts, customers) are int64s: references with any other id are 404 without a call.
+ID_SHAPE = INT64_ID
 TITLE = "Atera"
 
 # -- where the API lives (contract section 4: "Base: https://app.atera.com/api/v3", HTTPS only)

@@ -29,7 +29,7 @@ from gateway.models import (
 
 from gateway_atera import records
 from gateway_atera.client import AteraClient, is_atera_id
-from gateway_atera.constants import DEFAULT_RATE_LIMIT, TITLE, VENDOR
+from gateway_atera.constants import DEFAULT_RATE_LIMIT, ID_SHAPE, TITLE, VENDOR
 from gateway_atera.records import AteraAgent
 from gateway_atera.settings import AteraSettings
 
@@ -67,6 +67,7 @@ def gateway_register_vendors() -> list[VendorInfo]:
             attachment_cap_bytes=None,
             settings_type=AteraSettings,
             secret_settings=("api_key",),
+            id_shape=ID_SHAPE,
             unsupported={
                 Capability.ALERT_ACKNOWLEDGE: ACKNOWLEDGE_REFUSAL,
                 Capability.RUNBOOK: RUNBOOK_REFUSAL,

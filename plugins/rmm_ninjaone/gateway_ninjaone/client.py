@@ -40,6 +40,7 @@ from gateway_ninjaone.constants import (
     DEVICE,
     DEVICE_DASHBOARD,
     DEVICE_SEARCH,
+    ID_SHAPE,
     MAX_PAGES,
     ORGANIZATIONS,
     SEARCH_LIMIT,
@@ -93,7 +94,7 @@ def is_alert_uid(value: str) -> bool:
 
 def is_device_id(value: str) -> bool:
     """Device ids are int32s."""
-    return value.isdigit() and int(value) < 2**31
+    return ID_SHAPE.as_int(value) is not None
 
 
 class NinjaOneClient:

@@ -6,9 +6,11 @@ OpenAPI file (``specs/ninjaone_public_api_v2__NinjaRMM-API-v2.json``).
 
 from __future__ import annotations
 
-from gateway.models import RateLimitPolicy, RateLimitWindow
+from gateway.models import UUID_PATTERN, IdShape, RateLimitPolicy, RateLimitWindow
 
 VENDOR = "ninjaone"
+# Devices and organizations have int32 ids, alerts UUID uids (spec): anything else is 404.
+ID_SHAPE = IdShape.numeric(2**31 - 1, or_pattern=UUID_PATTERN)
 TITLE = "NinjaOne"
 
 # -- OAuth2 (authorization-server metadata, specs/ninjaone_oauth_authorization_server...json)

@@ -28,7 +28,7 @@ from gateway.models import (
 )
 from gateway_ninjaone import records
 from gateway_ninjaone.client import NinjaOneClient, is_alert_uid
-from gateway_ninjaone.constants import DEFAULT_RATE_LIMIT, TITLE, VENDOR
+from gateway_ninjaone.constants import DEFAULT_RATE_LIMIT, ID_SHAPE, TITLE, VENDOR
 from gateway_ninjaone.settings import NinjaOneSettings
 
 ACKNOWLEDGE_REFUSAL = (
@@ -61,6 +61,7 @@ def gateway_register_vendors() -> list[VendorInfo]:
             attachment_cap_bytes=None,
             settings_type=NinjaOneSettings,
             secret_settings=("client_secret",),
+            id_shape=ID_SHAPE,
             # The 501 a caller sees for acknowledge names why, before anything is queued.
             unsupported={Capability.ALERT_ACKNOWLEDGE: ACKNOWLEDGE_REFUSAL},
         )
