@@ -21,7 +21,9 @@ from litestar.params import FromPath, FromQuery, QueryParameter, RawBody
 
 from gateway import customers, sync
 from gateway.api.common import ADMIN, READ, authorize, gateway_of, own_connection
+from gateway.api.openapi import WEBHOOK_BODY, declared
 from gateway.api.problems import ApiError, not_found
+from gateway.api.schemas import ResyncStarted
 from gateway.errors import BadSignature, NotSupported
 from gateway.models import Capability, Ticket
 from gateway.store import TicketFilter
@@ -146,7 +148,7 @@ def list_customer_tickets(request: Request, customer_id: FromPath[str], queue: N
 
 
 @post("/v1/webhooks/{connection_id:str}", operation_id="receiveWebhook", status_code=202, sync_to_thread=True,
-      request_max_body_size=5 * 1024 * 1024)
+      request_max_body_size=5 * 1024 * 1024, operation_class=declared(body=WEBHOOK_BODY))
 def receive_webhook(request: Request, connection_id: FromPath[str], body: RawBody) -> WebhookAccepted:
     """A vendor webhook. No API key: the vendor's signature (checked by the plugin against the
     connection's ``webhook_secret_env``) is the credential. The changed tickets are fetched."""
@@ -177,14 +179,14 @@ def receive_webhook(request: Request, connection_id: FromPath[str], body: RawBod
 
 
 @post("/v1/admin/connections/{connection_id:str}/resync", operation_id="resyncConnection", status_code=202,
-      sync_to_thread=True)
-def resync_connection(request: Request, connection_id: FromPath[str]) -> dict[str, Any]:
+      sync_to_thread=True, operation_class=declared())
+def resync_connection(request: Request, connection_id: FromPath[str]) -> ResyncStarted:
     """Drop a connection's tickets from the store and backfill them again (the store is a cache)."""
     principal = authorize(request, ADMIN)
     gw = gateway_of(request)
     own_connection(gw, principal, connection_id, f"connection {connection_id}")
     sync.resync(gw, connection_id)
-    return {"connection": connection_id, "status": "resyncing"}
+    return ResyncStarted(connection_id, "resyncing")
 
 
 ROUTES: list[Any] = [list_tickets, list_customer_tickets, receive_webhook, resync_connection]
