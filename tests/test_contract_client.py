@@ -264,24 +264,34 @@ def test_a_problem_answer_parses_as_the_declared_problem(stack: Stack) -> None:
 # --------------------------------------------------------------------------- reads
 
 
+def _queue(stack: Stack, **filters: Any) -> Any:
+    status, page = stack.call("list_tickets", limit=500, **filters)
+    assert status == 200 and isinstance(page, stack.models.TicketPage), page
+    return page
+
+
+def _cw_refs(stack: Stack, keep: Any) -> set[str]:
+    """The ConnectWise simulator's own tickets that ``keep`` accepts, as references."""
+    with stack.cw.lock:
+        return {f"{CW}:{t['id']}" for t in stack.cw.tickets.values() if keep(t)}
+
+
 def test_list_and_filter_the_queue_and_read_a_ticket(stack: Stack) -> None:
-    models = stack.models
-    sim_ids = {str(t["id"]) for t in stack.cw.tickets.values()}
-    page = _wait(lambda: (p := stack.call("list_tickets", connection=[CW], limit=500, facets=True)[1]).total == len(sim_ids) and p,
-                 "the worker's sync did not fill the queue")  # fmt: skip
-    assert isinstance(page, models.TicketPage)
-    assert {t.ref for t in page.tickets} == {f"{CW}:{i}" for i in sim_ids}
+    # The store follows the PSA through the worker's sync: wait for it to agree with the
+    # simulator's records (the other tests' writes may still be on their way).
+    def agrees(filters: dict[str, Any], keep: Any) -> bool:
+        return {t.ref for t in _queue(stack, **filters).tickets} == _cw_refs(stack, keep)
 
-    printers = {f"{CW}:{t['id']}" for t in stack.cw.tickets.values() if "printer" in t["summary"].lower()}
-    status, found = stack.call("list_tickets", connection=[CW], q="printer")
-    assert status == 200 and {t.ref for t in found.tickets} == printers and printers
-
-    new = {f"{CW}:{t['id']}" for t in stack.cw.tickets.values() if t["status"]["name"] == "New"}
-    status, found = stack.call("list_tickets", category=["new"], vendor=["connectwise"], limit=500)
-    assert {t.ref for t in found.tickets} == new
+    _wait(lambda: agrees({"connection": [CW]}, lambda t: True), "the worker's sync did not fill the queue")
+    page = _queue(stack, connection=[CW], facets=True)
+    assert page.total == len(page.tickets) and sum(page.facets.cat.additional_properties.values()) == page.total
+    _wait(lambda: agrees({"connection": [CW], "q": "printer"}, lambda t: "printer" in t["summary"].lower()),
+          "q=printer does not match the PSA's printer tickets", timeout=10)
+    _wait(lambda: agrees({"category": ["new"], "vendor": ["connectwise"]}, lambda t: t["status"]["name"] == "New"),
+          "category=new does not match the PSA's New tickets", timeout=10)
 
     status, ticket = stack.call("get_ticket", ref=DEMO_TICKET)
-    assert status == 200 and isinstance(ticket, models.Ticket)
+    assert status == 200 and isinstance(ticket, stack.models.Ticket)
     vendor_id = DEMO_TICKET.split(":", 1)[1]
     assert ticket.summary == stack.cw.tickets[int(vendor_id)]["summary"]
     assert len(ticket.thread) == len(stack.cw.ticket_notes(vendor_id))
@@ -382,7 +392,18 @@ def test_an_admin_retries_a_dead_letter_and_it_lands_once(stack: Stack) -> None:
 
 def test_the_documented_request_examples_work_against_the_demo(stack: Stack) -> None:
     """Every JSON request example of these writes, with the path examples, sent as a caller
-    would copy it from the document: accepted, and landed."""
+    would copy it from the document: accepted, and landed once."""
+
+    def landed(operation_id: str, ref: str, example: dict[str, Any], write: Any) -> bool:
+        vendor_id = ref.partition(":")[2]
+        if operation_id == "createReply":
+            return len(_notes(stack.cw, ref, example["text"])) == 1
+        if operation_id == "changeStatus":
+            return stack.cw.ticket_status_id(vendor_id) == example["status_id"]
+        if operation_id == "createTimeEntry":
+            return [e["notes"] for e in stack.cw.time_entries(vendor_id)].count(example["notes"]) == 1
+        return len(stack.cw.tickets_created_with(write.dedup_key)) == 1
+
     body_models = {"createReply": "CreateReplyJsonBody", "changeStatus": "StatusUpdate",
                    "createTimeEntry": "TimeEntryBody", "createTicket": "TicketCreateBody"}
     writes = _keyed_writes(stack.document)
@@ -390,11 +411,11 @@ def test_the_documented_request_examples_work_against_the_demo(stack: Stack) -> 
     for operation_id, model_name in body_models.items():
         operation = writes[operation_id]
         path = {p["name"]: p["examples"]["demo"]["value"] for p in operation["parameters"] if p["in"] == "path"}
-        module = _module(operation_id)
         model = getattr(stack.models, model_name)
         for name, example in operation["requestBody"]["content"]["application/json"]["examples"].items():
-            write = stack.accepted(module, **path, body=model.from_dict(example["value"]),
+            write = stack.accepted(_module(operation_id), **path, body=model.from_dict(example["value"]),
                                    idempotency_key=f"example-{operation_id}-{name}")
             assert stack.finished(write.write_id).status == "succeeded", (operation_id, name)
+            assert landed(operation_id, path.get("ref", ""), example["value"], write), (operation_id, name)
             tried.append(name)
     assert len(tried) >= 5, tried
