@@ -40,6 +40,15 @@ from gateway.api.common import (
     owned_ticket,
     vendor_id_or_404,
 )
+from gateway.api.openapi import (
+    ALERT_ACTION_EXAMPLES,
+    DEMO_ALERT,
+    REPLY_BODY,
+    STATUS_EXAMPLES,
+    TICKET_EXAMPLES,
+    TIME_ENTRY_EXAMPLES,
+    declared,
+)
 from gateway.api.problems import ApiError, clip, handle, not_found, problem_responses, quote
 from gateway.api.schemas import (
     AlertActionBody,
@@ -242,7 +251,7 @@ def _convert(value: Any, type_: type) -> Any:
 
 
 @post("/v1/tickets/{ref:str}/replies", operation_id="createReply", status_code=202,
-      request_max_body_size=128 * 1024 * 1024, opt={"form": True})
+      request_max_body_size=128 * 1024 * 1024, opt={"form": True}, operation_class=declared(idempotent=True, body=REPLY_BODY))
 async def create_reply(request: Request, ref: FromPath[str]) -> WriteAccepted:
     """Queue a reply or internal note (JSON ``ReplyCreate`` or multipart with ``files``)."""
     principal = authorize(request, WRITE)
@@ -290,7 +299,8 @@ async def create_reply(request: Request, ref: FromPath[str]) -> WriteAccepted:
     return await anyio.to_thread.run_sync(accept)
 
 
-@post("/v1/tickets/{ref:str}/status", operation_id="changeStatus", status_code=202, sync_to_thread=True)
+@post("/v1/tickets/{ref:str}/status", operation_id="changeStatus", status_code=202, sync_to_thread=True,
+      operation_class=declared(idempotent=True, examples=STATUS_EXAMPLES))
 def change_status(request: Request, ref: FromPath[str], data: JSONBody[StatusUpdate]) -> WriteAccepted:
     """Queue a status change to one of the ticket's PSA statuses (422 lists the valid ones)."""
     principal = authorize(request, WRITE)
@@ -310,7 +320,8 @@ def change_status(request: Request, ref: FromPath[str], data: JSONBody[StatusUpd
     return accepted(gw, submitted)
 
 
-@post("/v1/tickets/{ref:str}/time-entries", operation_id="createTimeEntry", status_code=202, sync_to_thread=True)
+@post("/v1/tickets/{ref:str}/time-entries", operation_id="createTimeEntry", status_code=202, sync_to_thread=True,
+      operation_class=declared(idempotent=True, examples=TIME_ENTRY_EXAMPLES))
 def create_time_entry(request: Request, ref: FromPath[str], data: JSONBody[TimeEntryBody]) -> WriteAccepted:
     """Queue a time entry against the ticket."""
     principal = authorize(request, WRITE)
@@ -331,7 +342,8 @@ def create_time_entry(request: Request, ref: FromPath[str], data: JSONBody[TimeE
     return accepted(gw, submitted)
 
 
-@post("/v1/tickets", operation_id="createTicket", status_code=202, sync_to_thread=True)
+@post("/v1/tickets", operation_id="createTicket", status_code=202, sync_to_thread=True,
+      operation_class=declared(idempotent=True, examples=TICKET_EXAMPLES))
 def create_ticket(request: Request, data: JSONBody[TicketCreateBody]) -> WriteAccepted:
     """Queue a new ticket, validated against the connection's form (required fields, picklists)."""
     principal = authorize(request, WRITE)
@@ -371,7 +383,8 @@ def create_ticket(request: Request, data: JSONBody[TicketCreateBody]) -> WriteAc
     return accepted(gw, submitted)
 
 
-@post("/v1/alerts/{ref:str}/actions", operation_id="alertAction", status_code=202, sync_to_thread=True)
+@post("/v1/alerts/{ref:str}/actions", operation_id="alertAction", status_code=202, sync_to_thread=True,
+      operation_class=declared(idempotent=True, examples=ALERT_ACTION_EXAMPLES, path_examples={"ref": DEMO_ALERT}))
 def alert_action(request: Request, ref: FromPath[str], data: JSONBody[AlertActionBody]) -> WriteAccepted:
     """Queue an acknowledge or resolve of an RMM alert (501 where the vendor has no such action)."""
     principal = authorize(request, WRITE)
@@ -456,7 +469,8 @@ def _own_dead_letter(gw: Gateway, principal: Principal, write_id: str, action: s
     return record
 
 
-@post("/v1/admin/dead-letters/{write_id:str}/retry", operation_id="retryDeadLetter", status_code=202, sync_to_thread=True)
+@post("/v1/admin/dead-letters/{write_id:str}/retry", operation_id="retryDeadLetter", status_code=202, sync_to_thread=True,
+      operation_class=declared())
 def retry_dead_letter(request: Request, write_id: FromPath[str]) -> WriteAccepted:
     """Send a dead letter again with the same dedup key; unknown outcomes are reconciled first."""
     principal = authorize(request, ADMIN)
@@ -479,7 +493,8 @@ def retry_dead_letter(request: Request, write_id: FromPath[str]) -> WriteAccepte
     return WriteAccepted(record.id, record.status, record.dedup_key)
 
 
-@delete("/v1/admin/dead-letters/{write_id:str}", operation_id="discardDeadLetter", status_code=204, sync_to_thread=True)
+@delete("/v1/admin/dead-letters/{write_id:str}", operation_id="discardDeadLetter", status_code=204, sync_to_thread=True,
+        operation_class=declared())
 def discard_dead_letter(request: Request, write_id: FromPath[str]) -> None:
     """Give up on a dead letter for good (it stays readable at ``GET /v1/writes/{id}``)."""
     principal = authorize(request, ADMIN)

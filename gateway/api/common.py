@@ -7,7 +7,7 @@ from litestar import Request
 from gateway import intake
 from gateway.api.auth import Principal
 from gateway.api.problems import ApiError, clip, not_found
-from gateway.api.schemas import WriteAccepted
+from gateway.api.schemas import IDEMPOTENCY_KEY_MAX_LENGTH, WriteAccepted
 from gateway.core import Gateway
 from gateway.models import Capability, Ticket, split_ref
 
@@ -65,8 +65,8 @@ def owned_ticket(gw: Gateway, principal: Principal, ref: str) -> Ticket:
 def idempotency_key(request: Request) -> str | None:
     """The caller's ``Idempotency-Key`` (1 to 255 characters), if sent."""
     key = request.headers.get(IDEMPOTENCY_HEADER)
-    if key is not None and not (1 <= len(key) <= 255):
-        raise ApiError(400, "Bad Idempotency-Key", "an Idempotency-Key is 1 to 255 characters")
+    if key is not None and not (1 <= len(key) <= IDEMPOTENCY_KEY_MAX_LENGTH):
+        raise ApiError(400, "Bad Idempotency-Key", f"an Idempotency-Key is 1 to {IDEMPOTENCY_KEY_MAX_LENGTH} characters")
     return key
 
 

@@ -23,6 +23,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from gateway import customers, intake, links
 from gateway.api.auth import Principal
 from gateway.api.common import READ, WRITE, accepted, authorize, gateway_of, idempotency_key, own_ref, owned_ticket
+from gateway.api.openapi import ALERT_ACTION_EXAMPLES, declared
 from gateway.api.problems import ApiError, not_found
 from gateway.api.schemas import WriteAccepted
 from gateway.core import Gateway
@@ -207,7 +208,8 @@ def ticket_runbooks(request: Request, ref: FromPath[str]) -> RunbookList:
     return _runbooks(gw, _ticket_customer(gw, principal, ref))
 
 
-@post("/v1/tickets/{ref:str}/alert-actions", operation_id="ticketAlertAction", status_code=202, sync_to_thread=True)
+@post("/v1/tickets/{ref:str}/alert-actions", operation_id="ticketAlertAction", status_code=202, sync_to_thread=True,
+      operation_class=declared(idempotent=True, examples=ALERT_ACTION_EXAMPLES))
 def ticket_alert_action(request: Request, ref: FromPath[str], data: JSONBody[TicketAlertAction]) -> WriteAccepted:
     """Acknowledge or resolve the alert linked to the ticket: queued, deduplicated, retried and
     audited like every write (501 where the RMM has no such action, with its reason)."""

@@ -21,7 +21,9 @@ from litestar.params import FromPath, FromQuery, QueryParameter, RawBody
 
 from gateway import customers, sync, webhooks
 from gateway.api.common import ADMIN, READ, authorize, gateway_of, own_connection
+from gateway.api.openapi import WEBHOOK_BODY, declared
 from gateway.api.problems import ApiError, clip, not_found
+from gateway.api.schemas import ResyncStarted
 from gateway.errors import BadSignature, NotSupported
 from gateway.models import Capability, Ticket
 from gateway.store import RawPage, TicketFilter
@@ -168,7 +170,7 @@ def list_customer_tickets(
 
 
 @post("/v1/webhooks/{connection_id:str}", operation_id="receiveWebhook", status_code=202, sync_to_thread=True,
-      request_max_body_size=5 * 1024 * 1024, opt={"public": True})
+      request_max_body_size=5 * 1024 * 1024, opt={"public": True}, operation_class=declared(body=WEBHOOK_BODY))
 def receive_webhook(request: Request, connection_id: FromPath[str], body: RawBody) -> WebhookAccepted:
     """A vendor webhook. No API key: the vendor's signature (checked by the plugin against the
     connection's ``webhook_secret_env``) is the credential. The changed tickets are fetched."""
@@ -210,8 +212,8 @@ def receive_webhook(request: Request, connection_id: FromPath[str], body: RawBod
 
 
 @post("/v1/admin/connections/{connection_id:str}/resync", operation_id="resyncConnection", status_code=202,
-      sync_to_thread=True)
-def resync_connection(request: Request, connection_id: FromPath[str]) -> dict[str, Any]:
+      sync_to_thread=True, operation_class=declared())
+def resync_connection(request: Request, connection_id: FromPath[str]) -> ResyncStarted:
     """Drop a PSA connection's tickets from the store and backfill them again (the store is a
     cache). RMM and documentation connections keep no tickets: 409."""
     principal = authorize(request, ADMIN)
@@ -224,7 +226,7 @@ def resync_connection(request: Request, connection_id: FromPath[str]) -> dict[st
                        "resync rebuilds the ticket store, which holds only PSA connections' tickets",
                        "resync a PSA connection", applies_to="psa")
     sync.resync(gw, connection_id)
-    return {"connection": connection_id, "status": "resyncing"}
+    return ResyncStarted(connection_id, "resyncing")
 
 
 ROUTES: list[Any] = [list_tickets, list_customer_tickets, receive_webhook, resync_connection]

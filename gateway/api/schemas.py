@@ -13,6 +13,8 @@ from gateway.sync import SyncStatus
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=65_535)]
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 
+IDEMPOTENCY_KEY_MAX_LENGTH = 255  # an Idempotency-Key is 1 to this many characters
+
 
 class ReplyCreate(msgspec.Struct, forbid_unknown_fields=True):
     """A reply (``internal`` false, the default: the customer sees it) or an internal note,
@@ -53,12 +55,20 @@ class AlertActionBody(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class WriteAccepted(msgspec.Struct):
-    """The answer to every write: its id (poll ``GET /v1/writes/{id}``) and dedup key."""
+    """The answer to every write: its id (poll ``GET /v1/writes/{id}``) and dedup key;
+    ``duplicate`` is true when an Idempotency-Key matched an earlier write (this is that write)."""
 
     write_id: str
     status: str
     dedup_key: str
     duplicate: bool = False
+
+
+class ResyncStarted(msgspec.Struct):
+    """The answer to a resync: the connection's tickets are being fetched again."""
+
+    connection: str
+    status: Literal["resyncing"]
 
 
 class PluginView(msgspec.Struct, omit_defaults=True):
