@@ -98,11 +98,15 @@ def list_connections(request: Request) -> list[ConnectionView]:
         if conn.workspace != principal.workspace:
             continue
         info = gw.vendors.info(conn.vendor)
+        refused = gw.auth_failure(conn.id)
         views.append(ConnectionView(
             conn.id, conn.vendor, info.kind, sorted(info.capabilities, key=lambda c: c.value), conn.rate_limit,
             conn.attachment_cap_bytes, round(gw.limiter.paused_for(conn.id), 3),
             gw.limiter.calls_in_window(conn.id, 60),
             sync.status(gw, conn.id) if conn.id in synced else None,
+            state="auth_failed" if refused else "ok",
+            auth_failed_since=refused[0] if refused else None,
+            auth_error=refused[1] if refused else None,
         ))
     return views
 

@@ -90,6 +90,11 @@ class ConnectionView(msgspec.Struct, omit_defaults=True):
     paused_seconds: float = 0.0
     calls_last_minute: int = 0
     sync: SyncStatus | None = None  # PSA connections: where the ticket store's sync stands
+    # "auth_failed" while the vendor refuses the connection's credentials: writes to it are
+    # dead-lettered at once with ``auth_error`` as the cause, not retried.
+    state: Literal["ok", "auth_failed"] = "ok"
+    auth_failed_since: float | None = None
+    auth_error: str | None = None
 
 
 class Health(msgspec.Struct):

@@ -61,6 +61,8 @@ def error_detail(response: httpx.Response) -> str:
     if isinstance(body, str):
         return body[:500]
     if isinstance(body, dict):
+        if isinstance(body.get("error"), str) and isinstance(body.get("error_description"), str):
+            return f"{body['error']}: {body['error_description']}"[:500]  # an OAuth error (RFC 6749 5.2)
         for key in ("message", "Message", "error_description", "error", "title", "detail"):
             if isinstance(body.get(key), str):
                 return body[key][:500]

@@ -79,6 +79,8 @@ DEMO_SUMMARIES = (
     "Firewall firmware update",
     "Slow Wi-Fi in the meeting room",
 )
+# Token answers are never cached (RFC 6749 section 5.1).
+_NO_STORE = {"cache-control": "no-store", "pragma": "no-cache"}
 # What list answers leave out (the full record comes from GET /api/Tickets/{id}).
 LIST_OMITS = frozenset({"details_html", "third_party_id_string", "third_party_id"})
 
@@ -254,33 +256,45 @@ class HaloSimulator(Simulator):
         form = {k: v[-1] for k, v in parse_qs(raw.decode(errors="replace")).items()}
         client_id, client_secret = form.get("client_id"), form.get("client_secret")
         scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() == "basic":
+        basic = scheme.lower() == "basic"
+        if basic:
             try:
                 client_id, _, client_secret = base64.b64decode(encoded).decode().partition(":")
             except (binascii.Error, UnicodeDecodeError):
-                return self._oauth_error(400, "invalid_request")
+                return self._oauth_error(400, "invalid_request", "The Basic credentials cannot be decoded.")
         if form.get("grant_type") != "client_credentials":
-            return self._oauth_error(400, "unsupported_grant_type")
+            return self._oauth_error(400, "unsupported_grant_type", "Only the client_credentials grant is supported.")
         if self.tenant and request.query_params.get("tenant") != self.tenant:
-            return self._oauth_error(400, "invalid_request")
+            return self._oauth_error(400, "invalid_request", "The tenant is missing or unknown.")
         if client_id != self.client_id or not client_secret or not secrets.compare_digest(
             client_secret, self.client_secret
         ):
-            return self._oauth_error(401, "invalid_client")
+            return self._oauth_error(401, "invalid_client", "Client authentication failed.", basic=basic)
         token, expires_in = self._issue_token()
         return self._json(
-            {"access_token": token, "token_type": "Bearer", "expires_in": expires_in, "scope": form.get("scope") or "all"}
+            {"access_token": token, "token_type": "Bearer", "expires_in": expires_in, "scope": form.get("scope") or "all"},
+            headers=_NO_STORE,
         )
 
     @staticmethod
-    def _oauth_error(status: int, error: str) -> Response:
-        return Response(content=json.dumps({"error": error}).encode(), status_code=status, media_type="application/json")
+    def _oauth_error(status: int, error: str, description: str, *, basic: bool = False) -> Response:
+        """RFC 6749 section 5.2: ``error`` and ``error_description``, never cached; a client that
+        authenticated with Basic gets a ``WWW-Authenticate`` challenge with its 401."""
+        headers = dict(_NO_STORE)
+        if status == 401 and basic:
+            headers["www-authenticate"] = 'Basic realm="halo"'
+        body = {"error": error, "error_description": description}
+        return Response(
+            content=json.dumps(body).encode(), status_code=status, media_type="application/json", headers=headers
+        )
 
     # -- helpers ---------------------------------------------------------------------------
 
     @staticmethod
-    def _json(body: Any, status: int = 200) -> Response:
-        return Response(content=json.dumps(body).encode(), status_code=status, media_type="application/json")
+    def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+        return Response(
+            content=json.dumps(body).encode(), status_code=status, media_type="application/json", headers=headers
+        )
 
     def _error(self, status: int, message: str) -> Response:
         code, body, headers = self.error_response(status, message)
@@ -516,6 +530,18 @@ class HaloSimulator(Simulator):
             found = found[:count] if count else found
             return sim._json({"record_count": len(found), "actions": found})
 
+        @get("/api/actions/{action_id:int}", sync_to_thread=False)
+        def action(request: Request) -> Response:
+            """One action; a ``ticket_id`` that is given must be the action's ticket."""
+            action_id = request.path_params["action_id"]
+            ticket_id = _int(request.query_params.get("ticket_id"))
+            with sim.lock:
+                record = sim.actions.get(action_id)
+                record = dict(record) if record else None
+            if record is None or (ticket_id is not None and record["ticket_id"] != ticket_id):
+                return sim._error(404, f"Action {action_id} not found")
+            return sim._json(record)
+
         @post("/api/actions")
         async def save_actions(request: Request) -> Response:
             body = sim._array(await request.body())
@@ -532,6 +558,12 @@ class HaloSimulator(Simulator):
                 and not (_truthy(request.query_params.get("excludeclosed")) and s["id"] in CLOSED_STATUS_IDS)
             ]
             return sim._json(found)
+
+        @get("/api/status/{status_id:int}", sync_to_thread=False)
+        def status(request: Request) -> Response:
+            status_id = request.path_params["status_id"]
+            found = next((dict(s) for s in sim.statuses if s["id"] == status_id), None)
+            return sim._json(found) if found else sim._error(404, f"Status {status_id} not found")
 
         @get("/api/tickettype", sync_to_thread=False)
         def ticket_types() -> Response:
@@ -568,7 +600,7 @@ class HaloSimulator(Simulator):
             return sim._attachment_file(request.path_params["attachment_id"])
 
         return [
-            authinfo, token, tickets, ticket, save_tickets, actions, save_actions, statuses,
+            authinfo, token, tickets, ticket, save_tickets, actions, action, save_actions, statuses, status,
             ticket_types, priorities, clients, attachments, save_attachments, attachment_file,
         ]
 

@@ -2,7 +2,10 @@
 
 Served paths (under ``/atservicesrest/v1.0/``, any spelling of the prefix and entity names):
 
-- ``zoneInformation?user=`` (no credentials) → ``{"zoneName", "url", "webUrl", "ci"}``
+- ``zoneInformation?user=`` (no credentials) → ``{"zoneName", "url", "webUrl", "ci"}``; an
+  unknown user is a 500 ``{"errors": ["Zone information could not be determined"]}``
+- credentials as Autotask checks them: an unknown ``UserName`` or ``ApiIntegrationCode`` is a
+  500 with an ``errors`` body, a known user's wrong ``Secret`` a 401
 - ``ThresholdInformation`` → ``{"externalRequestThreshold", "requestThresholdTimeframe",
   "currentTimeframeRequestCount"}``
 - ``{Entity}/entityInformation[/fields|/userDefinedFields]``
@@ -27,6 +30,7 @@ Knobs for tests (attributes): ``hourly_threshold``, ``threshold_window_seconds``
 from __future__ import annotations
 
 import base64
+import hmac
 import json
 import time
 from collections import deque
@@ -38,6 +42,9 @@ from litestar.params import FromPath
 
 from gateway.testing.simulator import Faults, Simulator
 from gateway_autotask.constants import (
+    INTEGRATION_CODE_INVALID,
+    USERNAME_INVALID,
+    ZONE_UNKNOWN_USER,
     ATTACHMENT_CAP_BYTES,
     ATTACHMENT_WINDOW_BYTES,
     ATTACHMENT_WINDOW_SECONDS,
@@ -152,9 +159,18 @@ class AutotaskSimulator(Simulator):
 
     # -- test helpers ----------------------------------------------------------------------
 
-    def authenticates(self, code: str | None, username: str | None, secret: str | None) -> bool:
+    def auth_refusal(self, code: str | None, username: str | None, secret: str | None) -> tuple[int, str] | None:
+        """``None`` when the three headers are right, else the status and message Autotask answers:
+        500 for an unknown UserName or ApiIntegrationCode, 401 for a known user's wrong Secret
+        (``constants.AUTH_FAILURE_MESSAGES`` has the sources)."""
         user = self.api_users.get((username or "").lower())
-        return bool(user and secret == user["secret"] and code in self.integration_codes)
+        if user is None:
+            return 500, USERNAME_INVALID
+        if not secret or not hmac.compare_digest(secret.encode(), str(user["secret"]).encode()):
+            return 401, "Unauthorized: check the UserName, Secret and ApiIntegrationCode headers."
+        if code not in self.integration_codes:
+            return 500, INTEGRATION_CODE_INVALID
+        return None
 
     def add_webhook(self, url: str, secret: str | None = None) -> None:
         """Send a delivery signed with ``secret`` (default: the demo connection's webhook
@@ -249,7 +265,7 @@ class AutotaskSimulator(Simulator):
     def _dispatch(self, method: str, parts: list[str], params: dict[str, Any], raw: bytes, headers: dict[str, str], origin: str) -> Answer:
         low = [p.lower() for p in parts]
         if low == ["zoneinformation"] and method == "GET":
-            return self._zone(params, origin)
+            return self._zone(params, headers, origin)
         if low == ["thresholdinformation"] and method == "GET":
             return 200, self._threshold(), {}
         if not parts or low[0] not in ENTITIES:
@@ -292,11 +308,15 @@ class AutotaskSimulator(Simulator):
 
     # -- zone, usage, metadata ---------------------------------------------------------------
 
-    def _zone(self, params: dict[str, Any], origin: str) -> Answer:
+    def _zone(self, params: dict[str, Any], headers: dict[str, str], origin: str) -> Answer:
         self.count("zone_lookups")
         user = str(params.get("user") or "")
         if user.lower() not in self.api_users:
-            raise ApiError(404, f"Zone information could not be determined for user {user}.")
+            raise ApiError(500, ZONE_UNKNOWN_USER)
+        # The lookup needs no credentials, but one that sends a wrong integration code is told so.
+        code = headers.get("apiintegrationcode")
+        if code is not None and code not in self.integration_codes:
+            raise ApiError(500, INTEGRATION_CODE_INVALID)
         return 200, {"zoneName": "Simulator Zone", "url": f"{origin}/atservicesrest/", "webUrl": f"{origin}/", "ci": 1}, {}
 
     def _threshold(self) -> dict[str, Any]:

@@ -4,7 +4,8 @@ the hourly request threshold with its added latency, and the per-endpoint thread
 - ``/ATServicesRest/V1.0/...`` and ``/atservicesrest/v1.0/...`` are the same API (official
   samples use both spellings); entity names are matched case-insensitively further in.
 - ``zoneInformation`` needs no credentials and is exempt from both limits.
-- Wrong or missing ``ApiIntegrationCode``/``UserName``/``Secret``: 401 with an errors body.
+- Credentials as Autotask checks them (``AutotaskSimulator.auth_refusal``): an unknown
+  ``UserName`` or ``ApiIntegrationCode`` is a 500 with an errors body, a wrong ``Secret`` a 401.
 - The threshold (10,000 calls per rolling 60 minutes per database): latency is added from 50 %
   (0.5 s) and 75 % (1 s) usage; past it every call is refused with 429 and a Retry-After.
 - Three calls in flight per tracking identifier and object endpoint: a fourth is refused at
@@ -70,9 +71,10 @@ class AutotaskGate:
             return
         headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])}
         sim = self.sim
-        if not sim.authenticates(headers.get("apiintegrationcode"), headers.get("username"), headers.get("secret")):
+        refusal = sim.auth_refusal(headers.get("apiintegrationcode"), headers.get("username"), headers.get("secret"))
+        if refusal is not None:
             sim.count("unauthorized")
-            await self._answer(send, 401, ["Unauthorized: check the UserName, Secret and ApiIntegrationCode headers."])
+            await self._answer(send, refusal[0], [refusal[1]])
             return
         key = (headers.get("apiintegrationcode", "").lower(), endpoint_of(entity_path))
         now = time.monotonic()
