@@ -92,6 +92,7 @@ class ConnectWiseSimulator(ConnectWiseRecords, Simulator):
     """
 
     vendor = VENDOR
+    outbox_stat = "callbacks"
 
     def __init__(
         self,
@@ -112,7 +113,7 @@ class ConnectWiseSimulator(ConnectWiseRecords, Simulator):
         self.document_cap_bytes = document_cap_bytes
         self._init_records()
         self.registry = CallbackRegistry(
-            company_id=company_id, member=self.member, signing_key=signing_key, count=self.count
+            company_id=company_id, member=self.member, signing_key=signing_key, outbox=self.outbox
         )
 
     @property
@@ -669,7 +670,7 @@ class ConnectWiseSimulator(ConnectWiseRecords, Simulator):
 
     def wait_for_callbacks(self, timeout: float = 5.0) -> bool:
         """Wait until every queued callback has been attempted (tests and the demo)."""
-        return self.registry.outbox.wait(timeout)
+        return self.outbox.wait(timeout)
 
     # -- inspection, in vendor terms -------------------------------------------------------
 

@@ -19,7 +19,6 @@ from typing import Any
 from urllib.parse import urljoin
 
 import httpx
-import msgspec
 
 from gateway.errors import ConfigError, VendorRejected, VendorUnavailable
 from gateway.models import Connection

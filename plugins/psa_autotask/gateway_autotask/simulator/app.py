@@ -32,15 +32,14 @@ from __future__ import annotations
 import base64
 import hmac
 import json
-import time
-from collections import deque
 from datetime import datetime, timedelta, timezone
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from litestar import Request, Response, get, route
 from litestar.params import FromPath
 
-from gateway.testing.simulator import Faults, Simulator
+from gateway.testing.simulator import Answer, Faults, RollingWindow, Simulator
 from gateway_autotask.constants import (
     INTEGRATION_CODE_INVALID,
     USERNAME_INVALID,
@@ -81,8 +80,8 @@ class AutotaskSimulator(Simulator):
 
     def __init__(self, faults: Faults | None = None) -> None:
         super().__init__(faults)
-        self.webhooks = WebhookSender(self.count)
-        self.gate: AutotaskGate | None = None
+        self.webhooks = WebhookSender(self.outbox)
+        self.limits = AutotaskGate(self)
         self._fresh_database()
 
     def _fresh_database(self) -> None:
@@ -100,7 +99,7 @@ class AutotaskSimulator(Simulator):
         self.attachment_window_seconds = float(ATTACHMENT_WINDOW_SECONDS)
         self.require_note_titles = False
         self.page_url_origin: str | None = None
-        self._attachment_bytes: deque[tuple[float, int]] = deque()
+        self._attachment_bytes = RollingWindow()
         self._ticket_numbers: dict[str, int] = {}
         seed.essentials(self)
 
@@ -109,21 +108,15 @@ class AutotaskSimulator(Simulator):
         with self.lock:
             self._fresh_database()
             self.webhooks.clear()
-            if self.gate is not None:
-                self.gate.reset()
+            self.limits.reset()
             self.set_faults(Faults())
             self.stats.clear()
 
     # -- the app ---------------------------------------------------------------------------
 
-    @property
-    def app(self) -> Any:
-        """The base app (fault layer over the routes) with Autotask's gate slid in between."""
-        app = super().app
-        if not isinstance(app.app, AutotaskGate):
-            self.gate = AutotaskGate(app.app, self)
-            app.app = self.gate
-        return app
+    async def gate(self, scope: dict, forward: Callable[[dict], Awaitable[None]]) -> Answer | None:
+        """Path spelling, credentials, the hourly threshold and the thread cap (``AutotaskGate``)."""
+        return await self.limits(scope, forward)
 
     def routes(self) -> list[Any]:
         sim = self
@@ -179,11 +172,11 @@ class AutotaskSimulator(Simulator):
 
     def wait_webhooks(self, timeout: float = 5.0) -> bool:
         """Wait until every queued webhook delivery has been attempted."""
-        return self.webhooks.wait_idle(timeout)
+        return self.outbox.wait(timeout)
 
     def calls_in_window(self) -> int:
         """Calls counted against the hourly threshold right now."""
-        return self.gate.calls_in_window() if self.gate else 0
+        return self.limits.calls_in_window()
 
     def add_ticket(self, **fields: Any) -> int:
         """Store a ticket directly (no checks, no webhook); sensible defaults for the rest."""
@@ -646,14 +639,11 @@ class AutotaskSimulator(Simulator):
         if len(data) > self.attachment_cap_bytes:
             self.count("attachments_too_large")
             raise ApiError(400, f"The attachment is {len(data)} bytes; the API accepts files of at most {self.attachment_cap_bytes} bytes.")
-        now = time.monotonic()
-        while self._attachment_bytes and self._attachment_bytes[0][0] <= now - self.attachment_window_seconds:
-            self._attachment_bytes.popleft()
-        if sum(n for _, n in self._attachment_bytes) + len(data) > self.attachment_window_bytes:
+        wait = self._attachment_bytes.wait_for(len(data), self.attachment_window_bytes, self.attachment_window_seconds)
+        if wait:
             self.count("attachment_budget_exceeded")
-            retry = max(1, round(self._attachment_bytes[0][0] + self.attachment_window_seconds - now)) if self._attachment_bytes else 1
-            raise _RetryLater(retry, f"Attachment uploads are limited to {self.attachment_window_bytes} bytes per {round(self.attachment_window_seconds / 60)} minutes.")
-        self._attachment_bytes.append((now, len(data)))
+            raise _RetryLater(max(1, round(wait)), f"Attachment uploads are limited to {self.attachment_window_bytes} bytes per {round(self.attachment_window_seconds / 60)} minutes.")
+        self._attachment_bytes.spend(len(data))
         values.update(parentID=ticket_id, ticketID=ticket_id, attachDate=stamp(), attachedByResourceID=actor, fileSize=len(data), creatorType=1)
         attachment = self.store.insert("TicketAttachments", values)
         self._touch(ticket_id)
