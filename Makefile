@@ -1,4 +1,5 @@
-# Every target creates .venv/ on first use and installs the gateway and every plugin in it.
+# Every target creates .venv/ on first use and installs the gateway and every plugin in it
+# (with each plugin's [test] extra: published vendor clients its tests point at its simulator).
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -10,7 +11,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]' $(foreach p,$(PLUGINS),-e $(p))
+	$(BIN)/python -m pip install -q -e '.[test]' $(foreach p,$(PLUGINS),-e '$(p)[test]')
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -8,8 +8,10 @@ connection, and closed with the gateway.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
+import time
 from typing import Any
 
 import msgspec
@@ -17,7 +19,7 @@ import redis
 import rq
 
 from gateway import audit
-from gateway.errors import ConfigError, NotSupported
+from gateway.errors import ConfigError, NotSupported, VendorAuthFailed
 from gateway.models import Capability, Connection, RateLimitPolicy, RateLimitWindow
 from gateway.plugins import LoadedPlugins, Vendors, load_plugins
 from gateway.ratelimit import RateLimiter
@@ -76,6 +78,8 @@ class Gateway:
                 self.workspace_of[conn.id] = workspace
         self._clients: dict[str, Any] = {}
         self._caps: dict[str, int] = {}
+        # Connections this process marked ``auth_failed`` (cleared on their next success).
+        self._auth_marked: set[str] = set()
         self._lock = threading.Lock()
         self.retry_base_seconds = settings.gateway.retry_base_seconds
         # Called with each write that succeeded (the ticket store listens here).
@@ -156,9 +160,38 @@ class Gateway:
         return client
 
     def call(self, connection_id: str, hook: str, **kwargs: Any) -> Any:
-        """Call ``hook`` of the plugin owning the connection, with its client."""
+        """Call ``hook`` of the plugin owning the connection, with its client. A refusal of the
+        connection's credentials marks it ``auth_failed``; a later success clears the mark."""
         conn = self.connection(connection_id)
-        return self.vendors.call(conn.vendor, hook, client=self.client(connection_id), **kwargs)
+        try:
+            result = self.vendors.call(conn.vendor, hook, client=self.client(connection_id), **kwargs)
+        except VendorAuthFailed as exc:
+            self._auth_marked.add(connection_id)
+            mark = {"since": str(time.time()), "cause": str(exc), "credentials": self._credentials_digest(conn)}
+            self.redis.hset(f"conn:{connection_id}:auth_failed", mapping=mark)
+            raise
+        if connection_id in self._auth_marked:
+            self._auth_marked.discard(connection_id)
+            self.redis.delete(f"conn:{connection_id}:auth_failed")
+        return result
+
+    def auth_failure(self, connection_id: str) -> tuple[float, str] | None:
+        """``(since, cause)`` while the connection's credentials are refused, else ``None``. A
+        mark left by other credentials (changed in config since) no longer counts."""
+        raw = self.redis.hgetall(f"conn:{connection_id}:auth_failed")
+        if not raw:
+            return None
+        mark = {k.decode() if isinstance(k, bytes) else k: v.decode() if isinstance(v, bytes) else v
+                for k, v in raw.items()}
+        if mark.get("credentials") != self._credentials_digest(self.connection(connection_id)):
+            return None
+        return float(mark.get("since") or 0), mark.get("cause", "")
+
+    @staticmethod
+    def _credentials_digest(conn: Connection) -> str:
+        # Tells credentials apart without storing them: a short salted digest.
+        material = "\0".join(f"{k}={v}" for k, v in sorted(conn.secrets.items()))
+        return hashlib.sha256(f"auth-mark\0{conn.id}\0{material}".encode()).hexdigest()[:16]
 
     def capable(self, connection_id: str, capability: Capability) -> bool:
         return self.vendors.has(self.connection(connection_id).vendor, capability)

@@ -8,6 +8,8 @@
      ├── ConfigError             bad configuration, found at start-up
      └── VendorError             a vendor call failed (connection, status, vendor's message)
           ├── VendorRejected     4xx the vendor means: fix the request (dead-letter at once)
+          │    └── VendorAuthFailed   the vendor refused the connection's credentials: the
+          │                           connection is marked ``auth_failed``; never retried
           ├── VendorUnavailable  5xx, 408, 409-busy: transient, retry with backoff
           ├── VendorRateLimited  429 or our own budget: wait ``retry_after`` seconds
           ├── VendorUnreachable  the request never reached the vendor: safe to resend
@@ -68,6 +70,13 @@ class VendorError(GatewayError):
 
 class VendorRejected(VendorError):
     """The vendor refused the request as wrong (400, 401, 403, 404, 422...): do not retry."""
+
+
+class VendorAuthFailed(VendorRejected):
+    """The vendor refused the connection's credentials (a 401, or a vendor's own way of saying
+    so, such as Autotask's 500 for an unknown user). A configuration fault, not a transient one:
+    retrying spends attempts for nothing, so the write is dead-lettered with this cause and the
+    connection is marked ``auth_failed`` until a call on it succeeds again."""
 
 
 class VendorUnavailable(VendorError):
@@ -144,7 +153,9 @@ def error_for_status(
     """Build the typed error for a failed vendor response."""
     action, _cause = policy_for(status)
     cls: type[VendorError]
-    if action is Action.WAIT:
+    if status == 401:
+        cls = VendorAuthFailed
+    elif action is Action.WAIT:
         cls = VendorRateLimited
     elif action is Action.RETRY:
         cls = VendorUnavailable

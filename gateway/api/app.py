@@ -112,6 +112,7 @@ def list_connections(request: Request) -> list[ConnectionView]:
         if conn.workspace != principal.workspace:
             continue
         info = gw.vendors.info(conn.vendor)
+        refused = gw.auth_failure(conn.id)
         views.append(ConnectionView(
             conn.id, conn.vendor, info.kind, sorted(info.capabilities, key=lambda c: c.value), conn.rate_limit,
             conn.attachment_cap_bytes, round(gw.limiter.paused_for(conn.id), 3),
@@ -119,6 +120,9 @@ def list_connections(request: Request) -> list[ConnectionView]:
             sync.status(gw, conn.id) if conn.id in synced else None,
             _backlog(gw, conn.id),
             [msgspec.convert(w, BudgetWindow) for w in gw.limiter.budget_used(conn.id, conn.rate_limit)],
+            state="auth_failed" if refused else "ok",
+            auth_failed_since=refused[0] if refused else None,
+            auth_error=refused[1] if refused else None,
         ))
     return views
 

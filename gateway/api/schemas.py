@@ -124,6 +124,11 @@ class ConnectionView(msgspec.Struct, omit_defaults=True):
     sync: SyncStatus | None = None  # PSA connections: where the ticket store's sync stands
     writes: WriteBacklog | None = None
     budget: list[BudgetWindow] = []
+    # "auth_failed" while the vendor refuses the connection's credentials: writes to it are
+    # dead-lettered at once with ``auth_error`` as the cause, not retried.
+    state: Literal["ok", "auth_failed"] = "ok"
+    auth_failed_since: float | None = None
+    auth_error: str | None = None
 
 
 class Health(msgspec.Struct):

@@ -12,7 +12,17 @@ contract (paths, auth, paging, fields, error bodies). This base wraps those rout
 - commit a write and then drop the connection instead of answering (``drop_after_commit_rate``).
 
 Faults are switched over HTTP (``POST /_sim/faults``) or in-process (``sim.set_faults``);
-``GET /_sim/stats`` counts what happened. The simulator runs standalone
+``GET /_sim/stats`` counts what happened.
+
+Three things several vendors need come with the base, so no simulator splices the app or
+writes its own counters and threads:
+
+- ``gate(scope, forward)``: a vendor's own layer between the fault switches and the routes
+  (auth checks answered in the vendor's shape, path spelling, rate limits, thread caps);
+- ``RollingWindow``: amounts (calls, bytes) spent in the last N seconds, and the wait until
+  more fits (Halo's 300 per rolling 5 minutes, Autotask's hourly threshold);
+- ``WebhookOutbox`` (``sim.outbox``): signed deliveries posted in order from one daemon thread,
+  so a change only enqueues and a slow receiver never holds up an API call. The simulator runs standalone
 (``gateway simulator VENDOR --port P``) or in a thread for tests (``sim.serve_in_thread()``).
 
 The inspection methods at the bottom read the simulator's own records in vendor terms, so the
@@ -22,15 +32,17 @@ conformance suite can check effects at the "vendor" without going through the pl
 from __future__ import annotations
 
 import asyncio
+import queue
 import random
 import socket
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import msgspec
 from litestar import get, post
 from litestar.params import JSONBody
@@ -92,12 +104,12 @@ class FaultMiddleware:
         if self._over_limit(faults) or (applies and faults.throttle_rate and roll() < faults.throttle_rate):
             sim.count("throttled")
             status, body, headers = sim.rate_limited_response(faults.retry_after)
-            await self._answer(send, status, body, headers)
+            await send_answer(send, status, body, headers)
             return
         if applies and faults.error_rate and roll() < faults.error_rate:
             sim.count("errors")
             status, body, headers = sim.error_response(faults.error_status, "Simulated server error")
-            await self._answer(send, status, body, headers)
+            await send_answer(send, status, body, headers)
             return
         if method in WRITE_METHODS and faults.drop_after_commit_rate and roll() < faults.drop_after_commit_rate:
             sent: list[dict] = []
@@ -116,18 +128,146 @@ class FaultMiddleware:
         return not self.sim.take_token(faults.limit_per_second)
 
     @staticmethod
-    async def _answer(send: Callable, status: int, body: bytes, headers: dict[str, str]) -> None:
-        raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
-        raw.append((b"content-length", str(len(body)).encode()))
-        await send({"type": "http.response.start", "status": status, "headers": raw})
-        await send({"type": "http.response.body", "body": body})
-
-    @staticmethod
     async def _drop(send: Callable) -> None:
         # Promise a body, send none, and fail: the server must close the connection, and the
         # client sees an incomplete answer, never a status it could trust.
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"64")]})
         raise _Dropped("simulated dropped connection")
+
+
+Answer = tuple[int, bytes, dict[str, str]]
+
+
+async def send_answer(send: Callable, status: int, body: bytes, headers: dict[str, str]) -> None:
+    """Send a whole HTTP answer on an ASGI ``send``."""
+    raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+    raw.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+class GateMiddleware:
+    """ASGI middleware giving every vendor request to ``Simulator.gate`` (not ``/_sim``)."""
+
+    def __init__(self, app: Any, sim: Simulator) -> None:
+        self.app = app
+        self.sim = sim
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http" or scope["path"].startswith("/_sim"):
+            await self.app(scope, receive, send)
+            return
+
+        async def forward(forwarded: dict) -> None:
+            await self.app(forwarded, receive, send)
+
+        answer = await self.sim.gate(scope, forward)
+        if answer is not None:
+            await send_answer(send, *answer)
+
+
+class RollingWindow:
+    """Amounts (calls, bytes) spent in the last ``seconds``: a vendor's rolling limit.
+
+    Not thread-safe on its own: callers hold the simulator's lock.
+    """
+
+    def __init__(self) -> None:
+        self._spent: deque[tuple[float, float]] = deque()
+
+    def used(self, seconds: float, now: float | None = None) -> float:
+        """What was spent in the ``seconds`` before ``now`` (older spending is forgotten)."""
+        now = time.monotonic() if now is None else now
+        while self._spent and self._spent[0][0] <= now - seconds:
+            self._spent.popleft()
+        return sum(amount for _, amount in self._spent)
+
+    def wait_for(self, amount: float, limit: float, seconds: float, now: float | None = None) -> float:
+        """0 when ``amount`` more fits under ``limit``, else the seconds until the oldest
+        spending leaves the window (at least a millisecond)."""
+        now = time.monotonic() if now is None else now
+        if self.used(seconds, now) + amount <= limit:
+            return 0.0
+        return max(0.001, self._spent[0][0] + seconds - now) if self._spent else 0.001
+
+    def spend(self, amount: float = 1.0, now: float | None = None) -> None:
+        self._spent.append((time.monotonic() if now is None else now, amount))
+
+    def reset(self) -> None:
+        self._spent.clear()
+
+
+class WebhookOutbox:
+    """Webhook deliveries posted in order from one daemon thread; ``send`` only enqueues.
+
+    :param count: the simulator's counter; after each attempt it is called with
+        ``{stat}_delivered``, ``{stat}_refused`` (the receiver answered 4xx/5xx) or
+        ``{stat}_failed`` (no answer).
+    :param stat: the prefix of those counters (``webhooks``, ConnectWise's ``callbacks``).
+    """
+
+    def __init__(self, count: Callable[[str], None], stat: str = "webhooks", timeout: float = 5.0) -> None:
+        self._queue: queue.Queue[tuple[str, bytes, dict[str, str]] | None] = queue.Queue()
+        self._count = count
+        self.stat = stat
+        self._timeout = timeout
+        self._thread: threading.Thread | None = None
+        self._start = threading.Lock()
+        # What was sent: {"url", "status" (None when there was no answer), "body"}.
+        self.sent: list[dict[str, Any]] = []
+
+    def send(self, url: str, body: bytes, headers: dict[str, str]) -> None:
+        """Queue one delivery of ``body`` to ``url`` with ``headers`` (signature included)."""
+        self._queue.put((url, body, {"content-type": "application/json", **headers}))
+        with self._start:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name=f"sim-{self.stat}", daemon=True)
+                self._thread.start()
+
+    def wait(self, timeout: float = 5.0) -> bool:
+        """Wait until everything queued has been attempted; False on timeout."""
+        deadline = time.monotonic() + timeout
+        while self._queue.unfinished_tasks:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
+    def clear(self) -> None:
+        """Drop what is queued and what was sent."""
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+            self._queue.task_done()
+        self.sent.clear()
+
+    def stop(self) -> None:
+        """End the delivery thread once what is queued has been attempted."""
+        with self._start:
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            self._queue.put(None)
+            thread.join(timeout=5)
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=self._timeout) as http:
+            while True:
+                item = self._queue.get()
+                if item is None:
+                    self._queue.task_done()
+                    return
+                url, body, headers = item
+                status: int | None = None
+                try:
+                    status = http.post(url, content=body, headers=headers).status_code
+                    self._count(f"{self.stat}_delivered" if status < 400 else f"{self.stat}_refused")
+                except httpx.HTTPError:
+                    self._count(f"{self.stat}_failed")
+                finally:
+                    self.sent.append({"url": url, "status": status, "body": body})
+                    self._queue.task_done()
 
 
 @dataclass
@@ -176,6 +316,8 @@ class Simulator:
     # Paths the fault switches leave alone (an OAuth token endpoint), so faults aimed at writes
     # hit the write, not the login before it.
     fault_exempt_paths: tuple[str, ...] = ()
+    # The prefix of the outbox's delivery counters (``webhooks_delivered``...).
+    outbox_stat: str = "webhooks"
 
     def __init__(self, faults: Faults | None = None) -> None:
         self.lock = threading.RLock()
@@ -186,6 +328,7 @@ class Simulator:
         self._bucket_time = time.monotonic()
         self._app: Any = None
         self.base_url = ""
+        self.outbox = WebhookOutbox(self.count, self.outbox_stat)
 
     # -- faults and stats -------------------------------------------------------------------
 
@@ -224,6 +367,13 @@ class Simulator:
         """The Litestar route handlers of the vendor's API."""
         raise NotImplementedError
 
+    async def gate(self, scope: dict, forward: Callable[[dict], Awaitable[None]]) -> Answer | None:
+        """Every vendor request (after the fault switches, before the routes): answer it here
+        with ``(status, body, headers)``, or ``await forward(scope)`` (a changed scope may be
+        forwarded, e.g. a case-folded path) and return ``None``. The default forwards."""
+        await forward(scope)
+        return None
+
     def seed_demo(self) -> None:
         """Fill the simulator with demo records."""
 
@@ -250,7 +400,8 @@ class Simulator:
 
     @property
     def app(self) -> Any:
-        """The ASGI app: vendor routes behind the fault middleware, plus ``/_sim`` controls."""
+        """The ASGI app: vendor routes behind the fault middleware and the vendor's ``gate``,
+        plus ``/_sim`` controls."""
         if self._app is None:
             from litestar import Litestar
 
@@ -261,7 +412,7 @@ class Simulator:
                 request_max_body_size=64 * 1024 * 1024,
                 exception_handlers={Exception: self._exception_handler},
             )
-            self._app = FaultMiddleware(inner, self)
+            self._app = FaultMiddleware(GateMiddleware(inner, self), self)
         return self._app
 
     def _exception_handler(self, request: Any, exc: Exception) -> Any:

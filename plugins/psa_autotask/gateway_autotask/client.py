@@ -36,7 +36,7 @@ from gateway.vendor_http import VendorHTTP
 from gateway_autotask import query as q
 from gateway_autotask.auth import AutotaskAuth, origin
 from gateway_autotask.constants import ATTACHMENT_CAP_BYTES, ID_SHAPE, MAX_PAGE, MAX_PAGES, MAX_SEARCH_PARAM, VENDOR
-from gateway_autotask.errors import error_detail
+from gateway_autotask.errors import classify, error_detail
 from gateway_autotask.settings import AutotaskSettings, load_settings
 from gateway_autotask.zone import Zone, ZoneDirectory, discovery_root
 
@@ -69,6 +69,13 @@ class _Expiring:
             self._values[key] = (time.monotonic() + self.seconds, value)
 
 
+class AutotaskHTTP(VendorHTTP):
+    """``VendorHTTP`` that knows Autotask's 500 for refused credentials is not a server fault."""
+
+    def _error(self, response: httpx.Response) -> Any:
+        return classify(super()._error(response), response)
+
+
 class AutotaskClient:
     """The Autotask API as this connection's API user sees it."""
 
@@ -84,7 +91,7 @@ class AutotaskClient:
             connection.secrets["integration_code"],
             impersonation_resource_id=self.settings.impersonation_resource_id,
         )
-        self.http = VendorHTTP(
+        self.http = AutotaskHTTP(
             connection,
             base_url=discovery_root(connection.base_url),
             auth=self.auth,

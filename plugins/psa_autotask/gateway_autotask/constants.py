@@ -17,6 +17,17 @@ API_PREFIX = "/atservicesrest"
 API_VERSION = "v1.0"
 ZONE_CACHE_SECONDS = 24 * 3600
 
+# Autotask refuses credentials with an HTTP 500 and an ``errors`` body, not a 401: an unknown
+# UserName and a valid user with an unknown ApiIntegrationCode are 500s (apigrate/
+# autotask-restapi#19); zoneInformation for an unknown user is a 500 "Zone information could not
+# be determined" (KelvinTegelaar/AutotaskAPI#17, #76); py-autotask reads both texts below as an
+# authentication error. Only a wrong Secret for a known user is a 401.
+ZONE_UNKNOWN_USER = "Zone information could not be determined"
+INTEGRATION_CODE_INVALID = "IntegrationCode is invalid."
+# [U] the text of the unknown-UserName 500 is not published; the simulator answers this one.
+USERNAME_INVALID = "UserName is invalid."
+AUTH_FAILURE_MESSAGES = (ZONE_UNKNOWN_USER, "IntegrationCode is invalid", "UserName is invalid")
+
 # Query pages hold at most 500 records ("MaxRecords" 1..500).
 MAX_PAGE = 500
 # Queries go as GET ?search= (they are reads) unless the encoded filter is longer than this;

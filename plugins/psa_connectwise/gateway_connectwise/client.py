@@ -272,7 +272,7 @@ class ConnectWiseClient:
         return self._decode(self.http.post("/service/tickets", json=body), Ticket)
 
     def patch_ticket(self, ticket_id: str | int, operations: list[dict[str, Any]]) -> Ticket:
-        """Apply a JSON Patch (``[{"op": "replace", "path": "status/id", "value": 17}]``)."""
+        """Apply a JSON Patch (``[{"op": "replace", "path": "status/id", "value": "17"}]``)."""
         return self._decode(self.http.patch(self._ticket_path(ticket_id), json=operations), Ticket)
 
     def ticket_configurations(self, ticket_id: str | int) -> list[Configuration]:

@@ -232,7 +232,8 @@ def gateway_reply(client: ConnectWiseClient, ticket_id: str, reply: ReplyStep, d
 
 @hookimpl
 def gateway_status_change(client: ConnectWiseClient, ticket_id: str, status_id: str) -> Effect:
-    operations = [{"op": "replace", "path": "status/id", "value": _record_id("status", status_id)}]
+    # ``PatchOperation.value`` is a string in the Service API spec; ConnectWise reads the id from it.
+    operations = [{"op": "replace", "path": "status/id", "value": str(_record_id("status", status_id))}]
     ticket = client.patch_ticket(ticket_id, operations)
     return Effect(detail=f"status {ticket.status.label if ticket.status else status_id}")
 

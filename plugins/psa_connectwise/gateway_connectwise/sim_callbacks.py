@@ -1,5 +1,5 @@
-"""Callbacks in the simulator: the registered entries, and signed deliveries sent from one
-background thread so that a request never waits on a receiver.
+"""Callbacks in the simulator: the registered entries, signed and sent through the base
+class's ``WebhookOutbox`` (one background thread), so a request never waits on a receiver.
 
 The signing is written out here again rather than imported from ``webhooks``: the simulator
 stands for ConnectWise, so a mistake in the plugin's check must not be repeated on this side.
@@ -12,15 +12,11 @@ import hashlib
 import hmac
 import itertools
 import json
-import queue
-import threading
-import time
 import urllib.parse
 import uuid
-from collections.abc import Callable
 from typing import Any
 
-import httpx
+from gateway.testing.simulator import WebhookOutbox
 
 from gateway_connectwise.sim_protocol import now, problem, stamp
 
@@ -41,54 +37,6 @@ def sign(signing_key: str, body: bytes) -> str:
     return base64.b64encode(hmac.new(key, body, hashlib.sha256).digest()).decode()
 
 
-class CallbackOutbox:
-    """Posts queued callbacks in order from a daemon thread; a request only enqueues.
-
-    :param count: called with ``callbacks_delivered``, ``callbacks_refused`` (receiver answered
-        4xx/5xx) or ``callbacks_failed`` (no answer) after each attempt.
-    """
-
-    def __init__(self, count: Callable[[str], None], timeout: float = 5.0) -> None:
-        self._queue: queue.Queue[tuple[str, bytes, dict[str, str]]] = queue.Queue()
-        self._count = count
-        self._timeout = timeout
-        self._thread: threading.Thread | None = None
-        self._start_lock = threading.Lock()
-        # What was sent: {"url", "status" (None when there was no answer), "body"}.
-        self.sent: list[dict[str, Any]] = []
-
-    def send(self, url: str, body: bytes, signing_key: str) -> None:
-        headers = {"content-type": "application/json", SIGNATURE_HEADER: sign(signing_key, body)}
-        self._queue.put((url, body, headers))
-        with self._start_lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="cw-callbacks", daemon=True)
-                self._thread.start()
-
-    def wait(self, timeout: float = 5.0) -> bool:
-        """Wait until everything queued has been attempted; False on timeout."""
-        deadline = time.monotonic() + timeout
-        while self._queue.unfinished_tasks:
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.01)
-        return True
-
-    def _run(self) -> None:
-        with httpx.Client(timeout=self._timeout) as http:
-            while True:
-                url, body, headers = self._queue.get()
-                status: int | None = None
-                try:
-                    status = http.post(url, content=body, headers=headers).status_code
-                    self._count("callbacks_delivered" if status < 400 else "callbacks_refused")
-                except httpx.HTTPError:
-                    self._count("callbacks_failed")
-                finally:
-                    self.sent.append({"url": url, "status": status, "body": body})
-                    self._queue.task_done()
-
-
 class CallbackRegistry:
     """The callback entries registered with the simulated company, and their delivery.
 
@@ -97,13 +45,13 @@ class CallbackRegistry:
     Callers hold the simulator's lock.
     """
 
-    def __init__(self, *, company_id: str, member: dict[str, Any], signing_key: str, count: Callable[[str], None]):
+    def __init__(self, *, company_id: str, member: dict[str, Any], signing_key: str, outbox: WebhookOutbox):
         self.company_id = company_id
         self.member = member
         self.entries: dict[int, dict[str, Any]] = {}
         self.signing_keys: dict[str, str] = {"default": signing_key}
         self.key_of: dict[int, str] = {}
-        self.outbox = CallbackOutbox(count)
+        self.outbox = outbox
         self._ids = itertools.count(26501)
 
     def problems(self, data: dict[str, Any]) -> list[dict[str, str]]:
@@ -193,4 +141,5 @@ class CallbackRegistry:
             }
             # ConnectWise appends the record id to a URL ending in "=" ("...?recordId=").
             url = entry["url"] + str(ticket["id"]) if entry["url"].endswith("=") else entry["url"]
-            self.outbox.send(url, json.dumps(payload).encode(), self.signing_keys[key_id])
+            body = json.dumps(payload).encode()
+            self.outbox.send(url, body, {SIGNATURE_HEADER: sign(self.signing_keys[key_id], body)})

@@ -177,15 +177,26 @@ def filtered(call: Call, records: Iterable[dict[str, Any]]) -> list[dict[str, An
     return rows
 
 
+def page_links(url: str, page: int, last: int) -> str:
+    """The ``Link`` header of page ``page`` of ``last``: ``first`` and ``last`` always, ``prev``
+    and ``next`` where those pages exist. Sent on every page, the last one included, so a client
+    that reads a missing header as "unknown, try the next page" (pyconnectwise's Automate
+    fallback) stops at the end [C pycw ``parse_link_headers``; V lazyadmin's example]."""
+    relations = [("first", 1)]
+    if page > 1:
+        relations.append(("prev", min(page - 1, last)))
+    if page < last:
+        relations.append(("next", page + 1))
+    relations.append(("last", last))
+    return ", ".join(f'<{_with_page(url, number)}>; rel="{rel}"' for rel, number in relations)
+
+
 def list_response(call: Call, records: Iterable[dict[str, Any]]) -> Response:
-    """A bare JSON array of one page; ``Link`` names the next and last pages when there are
-    more. ``pageSize`` defaults to 25 and is capped at 1000; ``page`` is 1-based."""
+    """A bare JSON array of one page with its ``Link`` header (``page_links``). ``pageSize``
+    defaults to 25 and is capped at 1000; ``page`` is 1-based."""
     rows = filtered(call, records)
     size = max(1, min(_int_param(call, "pageSize", DEFAULT_PAGE_SIZE), MAX_PAGE_SIZE))
     page = max(1, _int_param(call, "page", 1))
     last = max(1, -(-len(rows) // size))
     items = rows[(page - 1) * size : page * size]
-    headers = {}
-    if page < last:
-        headers["Link"] = f'<{_with_page(call.url, page + 1)}>; rel="next", <{_with_page(call.url, last)}>; rel="last"'
-    return json_response(copy.deepcopy(items), headers=headers)
+    return json_response(copy.deepcopy(items), headers={"Link": page_links(call.url, page, last)})

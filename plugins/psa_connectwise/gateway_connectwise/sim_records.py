@@ -18,6 +18,8 @@ from gateway_connectwise.constants import CHARGE_TO_TICKET, DOCUMENT_RECORD_TYPE
 from gateway_connectwise.sim_protocol import not_found, now, problem, stamp
 
 REF_FIELDS = ("board", "status", "type", "priority", "company", "contact", "owner")
+# A time entry's notes also show on these note tabs of its ticket (``allNotes``).
+ENTRY_TAB_FLAGS = ("addToDetailDescriptionFlag", "addToInternalAnalysisFlag", "addToResolutionFlag")
 PATCHABLE_VALUES = ("summary", "externalXRef", "severity", "impact", "customerUpdatedFlag")
 
 Problems = list[dict[str, str]]
@@ -217,7 +219,10 @@ class ConnectWiseRecords:
         notes: str,
         billable: str,
         at: datetime,
+        tabs: dict[str, bool] | None = None,
     ) -> dict[str, Any]:
+        """A time entry charged to ``ticket``; ``tabs`` holds its ``addTo…Flag``s (the note tabs
+        its ``notes`` also show on, in ``allNotes``)."""
         entry = {
             "id": self._new_id("entry"),
             "company": ticket["company"],
@@ -230,6 +235,7 @@ class ConnectWiseRecords:
             "hoursDeduct": 0.0,
             "billableOption": billable,
             "notes": notes,
+            **{flag: bool((tabs or {}).get(flag)) for flag in ENTRY_TAB_FLAGS},
             "ticket": {"id": ticket["id"], "summary": ticket["summary"]},
             "status": "Open",
             "dateEntered": stamp(at),
@@ -238,6 +244,54 @@ class ConnectWiseRecords:
         }
         self.entries[entry["id"]] = entry
         return entry
+
+    def _all_notes(self, ticket_id: int) -> list[dict[str, Any]]:
+        """The ticket's ``ServiceTicketNote``s: its notes and the notes of time entries charged to
+        it, oldest first [contract §1.4, C pycw ``ServiceTicketNote``]."""
+        merged = [
+            {
+                "id": n["id"],
+                "ticket": {"id": ticket_id},
+                "text": n["text"],
+                "noteType": "TicketNote",
+                **{f: n[f] for f in ("detailDescriptionFlag", "internalAnalysisFlag", "resolutionFlag", "issueFlag")},
+                "isMarkdownFlag": False,
+                "bundledFlag": False,
+                "mergedFlag": False,
+                "originalAuthor": n["createdBy"],
+                "member": n["member"],
+                "contact": n["contact"],
+                "timeStart": n["dateCreated"],
+                "timeEnd": None,
+                "_info": dict(n["_info"]),
+            }
+            for n in self.notes.values()
+            if n["ticketId"] == ticket_id
+        ]
+        merged += [
+            {
+                "id": e["id"],
+                "ticket": {"id": ticket_id},
+                "text": e["notes"],
+                "noteType": "TimeEntryNote",
+                "detailDescriptionFlag": e["addToDetailDescriptionFlag"],
+                "internalAnalysisFlag": e["addToInternalAnalysisFlag"],
+                "resolutionFlag": e["addToResolutionFlag"],
+                "issueFlag": False,
+                "isMarkdownFlag": False,
+                "bundledFlag": False,
+                "mergedFlag": False,
+                "originalAuthor": e["enteredBy"],
+                "member": e["member"],
+                "contact": None,
+                "timeStart": e["timeStart"],
+                "timeEnd": e["timeEnd"],
+                "_info": dict(e["_info"]),
+            }
+            for e in self.entries.values()
+            if e["chargeToType"] == CHARGE_TO_TICKET and e["chargeToId"] == ticket_id and e["notes"]
+        ]
+        return sorted(merged, key=lambda note: (note["timeStart"], note["id"]))
 
     def _store_document(
         self, filename: str, content_type: str | None, data: bytes, *, title: str, ticket_id: int, at: datetime

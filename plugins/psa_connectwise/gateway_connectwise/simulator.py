@@ -61,7 +61,7 @@ from gateway_connectwise.sim_protocol import (
     now,
     problem,
 )
-from gateway_connectwise.sim_records import ConnectWiseRecords
+from gateway_connectwise.sim_records import ENTRY_TAB_FLAGS, ConnectWiseRecords
 
 CODEBASE = "v4_6_release/"
 API_ROOT = "/v4_6_release/apis/3.0"
@@ -92,6 +92,7 @@ class ConnectWiseSimulator(ConnectWiseRecords, Simulator):
     """
 
     vendor = VENDOR
+    outbox_stat = "callbacks"
 
     def __init__(
         self,
@@ -112,7 +113,7 @@ class ConnectWiseSimulator(ConnectWiseRecords, Simulator):
         self.document_cap_bytes = document_cap_bytes
         self._init_records()
         self.registry = CallbackRegistry(
-            company_id=company_id, member=self.member, signing_key=signing_key, count=self.count
+            company_id=company_id, member=self.member, signing_key=signing_key, outbox=self.outbox
         )
 
     @property
@@ -176,6 +177,7 @@ class ConnectWiseSimulator(ConnectWiseRecords, Simulator):
             ("GET", ticket + "/notes", self.list_notes),
             ("POST", ticket + "/notes", self.create_note),
             ("GET", ticket + "/notes/{note_id:int}", self.get_note),
+            ("GET", ticket + "/allNotes", self.list_all_notes),
             ("GET", "/service/boards", self.list_boards),
             ("GET", "/service/boards/{board_id:int}/statuses", self.list_board_statuses),
             ("GET", "/service/boards/{board_id:int}/types", self.list_board_types),
@@ -187,6 +189,7 @@ class ConnectWiseSimulator(ConnectWiseRecords, Simulator):
             ("GET", "/system/members", self.list_members),
             ("GET", "/time/entries", self.list_time_entries),
             ("POST", "/time/entries", self.create_time_entry),
+            ("GET", "/time/entries/{entry_id:int}", self.get_time_entry),
             ("GET", "/system/documents", self.list_documents),
             ("POST", "/system/documents", self.create_document),
             ("GET", "/system/documents/{document_id:int}/download", self.download_document),
@@ -403,6 +406,12 @@ class ConnectWiseSimulator(ConnectWiseRecords, Simulator):
                 raise not_found("Note", call.path["note_id"])
             return json_response(copy.deepcopy(note))
 
+    def list_all_notes(self, call: Call) -> Response:
+        """Ticket notes and time-entry notes together, as ``ServiceTicketNote``s."""
+        with self.lock:
+            ticket = self._ticket(call.path["ticket_id"])
+            return list_response(call, self._all_notes(ticket["id"]))
+
     def create_note(self, call: Call) -> Response:
         data = call.record("serviceNote")
         flags = {f: bool(data.get(f)) for f in ("detailDescriptionFlag", "internalAnalysisFlag", "resolutionFlag")}
@@ -507,11 +516,7 @@ class ConnectWiseSimulator(ConnectWiseRecords, Simulator):
             return list_response(call, self.configurations.values())
 
     def get_configuration(self, call: Call) -> Response:
-        with self.lock:
-            record = self.configurations.get(call.path["configuration_id"])
-            if record is None:
-                raise not_found("Configuration", call.path["configuration_id"])
-            return json_response(copy.deepcopy(record))
+        return self._one(self.configurations, "Configuration", call.path["configuration_id"])
 
     def list_members(self, call: Call) -> Response:
         return list_response(call, [{**self.member, "inactiveFlag": False, "_info": {}}])
@@ -521,6 +526,17 @@ class ConnectWiseSimulator(ConnectWiseRecords, Simulator):
     def list_time_entries(self, call: Call) -> Response:
         with self.lock:
             return list_response(call, self.entries.values())
+
+    def get_time_entry(self, call: Call) -> Response:
+        return self._one(self.entries, "TimeEntry", call.path["entry_id"])
+
+    def _one(self, table: dict[int, dict[str, Any]], what: str, record_id: int) -> Response:
+        """One record of ``table``, or ConnectWise's 404 naming it."""
+        with self.lock:
+            record = table.get(record_id)
+            if record is None:
+                raise not_found(what, record_id)
+            return json_response(copy.deepcopy(record))
 
     def create_time_entry(self, call: Call) -> Response:
         data = call.record("timeEntry")
@@ -559,7 +575,14 @@ class ConnectWiseSimulator(ConnectWiseRecords, Simulator):
             hours = (end - start).total_seconds() / 3600 if end else float(data.get("actualHours") or 0)
             moment = now()
             entry = self._store_entry(
-                ticket, start, end, hours=hours, notes=str(data.get("notes") or ""), billable=billable, at=moment
+                ticket,
+                start,
+                end,
+                hours=hours,
+                notes=str(data.get("notes") or ""),
+                billable=billable,
+                at=moment,
+                tabs={flag: data.get(flag) is True for flag in ENTRY_TAB_FLAGS},
             )
             self.count("time_entries_created")
             return json_response(copy.deepcopy(entry), 201)
@@ -647,7 +670,7 @@ class ConnectWiseSimulator(ConnectWiseRecords, Simulator):
 
     def wait_for_callbacks(self, timeout: float = 5.0) -> bool:
         """Wait until every queued callback has been attempted (tests and the demo)."""
-        return self.registry.outbox.wait(timeout)
+        return self.outbox.wait(timeout)
 
     # -- inspection, in vendor terms -------------------------------------------------------
 

@@ -19,26 +19,16 @@ from typing import Any
 from urllib.parse import urljoin
 
 import httpx
-import msgspec
 
-from gateway.errors import ConfigError, VendorAmbiguous, VendorRejected, VendorUnavailable, VendorUnreachable
+from gateway.errors import ConfigError, VendorRejected, VendorUnavailable
 from gateway.models import Connection
+from gateway.oauth import BearerAuth, TokenEndpoint, shared_token, token_http
 from gateway.vendor_http import VendorHTTP
 
 from gateway_halopsa import constants
-from gateway_halopsa.auth import (
-    HaloBearerAuth,
-    MemoryTokenStore,
-    RedisTokenStore,
-    TokenGrant,
-    TokenSource,
-    TokenStore,
-)
 from gateway_halopsa.settings import HaloSettings, load_settings
 
 LOOKUP_CACHE_SECONDS = 300.0
-TOKEN_ATTEMPTS = 3
-TOKEN_RETRY_SECONDS = 0.2
 # Halo may answer 429 without Retry-After [U]; its window rolls over 5 minutes, and short
 # back-offs are known to be too short (homotechsual/HaloAPI#31).
 RETRY_AFTER_WITHOUT_HEADER = 60.0
@@ -61,6 +51,8 @@ def error_detail(response: httpx.Response) -> str:
     if isinstance(body, str):
         return body[:500]
     if isinstance(body, dict):
+        if isinstance(body.get("error"), str) and isinstance(body.get("error_description"), str):
+            return f"{body['error']}: {body['error_description']}"[:500]  # an OAuth error (RFC 6749 5.2)
         for key in ("message", "Message", "error_description", "error", "title", "detail"):
             if isinstance(body.get(key), str):
                 return body[key][:500]
@@ -131,25 +123,27 @@ class HaloClient:
         if not connection.secrets.get("client_secret"):
             raise ConfigError(f"{connection.id}: halopsa secrets.client_secret is required")
         self.root = api_root(connection.base_url)
-        # Discovery and the token request carry no bearer token of their own. They run inside
-        # an API call's auth flow, which may hold the connection's only in-flight slot: they
-        # spend the rate windows but take no slot, or a refresh could never start.
-        self.auth_http = VendorHTTP(
-            msgspec.structs.replace(
-                connection, rate_limit=msgspec.structs.replace(connection.rate_limit, concurrency=None)
-            ),
+        # Discovery and the token request carry no bearer token of their own (``token_http``).
+        self.auth_http = token_http(
+            connection,
             base_url=self.root,
             error_detail=error_detail,
             retry_after=_retry_after_without_header,
             transport=transport,
         )
-        self.tokens = TokenSource(
-            self._fetch_token, self._token_store(connection), wait_seconds=connection.timeout_seconds + 5
+        endpoint = TokenEndpoint(
+            self.auth_http,
+            lambda: self.auth_url() + constants.TOKEN_SUFFIX,
+            client_id=self.client_id,
+            client_secret=connection.secrets["client_secret"],
+            scope=self.settings.scope,
+            params={"tenant": self.settings.tenant} if self.settings.tenant else None,
         )
+        self.tokens = shared_token(connection, endpoint, refresh_margin=constants.TOKEN_REFRESH_MARGIN)
         self.http = VendorHTTP(
             connection,
             base_url=self.root,
-            auth=HaloBearerAuth(self.tokens),
+            auth=BearerAuth(self.tokens),
             headers={"Accept": "application/json"},
             error_detail=error_detail,
             retry_after=_retry_after_without_header,
@@ -167,18 +161,6 @@ class HaloClient:
 
     # -- auth -------------------------------------------------------------------------------
 
-    @staticmethod
-    def _token_store(connection: Connection) -> TokenStore:
-        runtime = connection.runtime
-        if runtime is None or getattr(runtime, "redis", None) is None:
-            return MemoryTokenStore()
-        return RedisTokenStore(
-            runtime.redis,
-            constants.TOKEN_KEY.format(connection=connection.id),
-            constants.TOKEN_LOCK_KEY.format(connection=connection.id),
-            lock_seconds=connection.timeout_seconds + 5,
-        )
-
     def auth_url(self) -> str:
         """The authorisation server, from ``GET /api/authinfo`` unless configured."""
         if not self._auth_url:
@@ -188,39 +170,6 @@ class HaloClient:
                 raise VendorUnavailable("halopsa: /api/authinfo did not name an auth_url")
             self._auth_url = urljoin(self.root + "/", found)
         return self._auth_url.rstrip("/")
-
-    def _fetch_token(self) -> TokenGrant:
-        """Ask the authorisation server for a token. Asking twice is harmless (a second token
-        is issued), so transport failures and 5xx are retried here, briefly."""
-        params = {"tenant": self.settings.tenant} if self.settings.tenant else None
-        form = {
-            "grant_type": "client_credentials",
-            "client_id": self.client_id,
-            "client_secret": self.connection.secrets["client_secret"],
-            "scope": self.settings.scope,
-        }
-        for attempt in range(TOKEN_ATTEMPTS):
-            try:
-                response = self.auth_http.post(self.auth_url() + constants.TOKEN_SUFFIX, params=params, data=form)
-                break
-            except (VendorAmbiguous, VendorUnavailable, VendorUnreachable) as exc:
-                if attempt + 1 == TOKEN_ATTEMPTS:
-                    # Not a write: an unanswered token request is simply unavailable.
-                    raise VendorUnavailable(
-                        f"halopsa: no token from the authorisation server ({type(exc).__name__})",
-                        connection=self.connection.id,
-                        status=exc.status,
-                    ) from None
-                time.sleep(TOKEN_RETRY_SECONDS * (attempt + 1))
-        body = response.json()
-        token = body.get("access_token") if isinstance(body, dict) else None
-        if not isinstance(token, str) or not token:
-            raise VendorUnavailable("halopsa: the token answer had no access_token")
-        try:
-            expires_in = float(body.get("expires_in") or 3600)
-        except (TypeError, ValueError):
-            expires_in = 3600.0
-        return TokenGrant(token, expires_in)
 
     # -- tickets ----------------------------------------------------------------------------
 

@@ -47,9 +47,9 @@ CAPABILITIES = frozenset(
 OUTCOME_PUBLIC_REPLY = "Email User"
 OUTCOME_PRIVATE_NOTE = "Private Note"
 
-# Redis keys for state every worker shares (``plugin:{connection id}:...``).
-TOKEN_KEY = "plugin:{connection}:token"
-TOKEN_LOCK_KEY = "plugin:{connection}:token:lock"
+# The shared token (``gateway.oauth``, under ``plugin:{connection}:token``) is dropped this long
+# before Halo's ``expires_in`` (at most a tenth of it), so it is replaced before Halo refuses it.
+TOKEN_REFRESH_MARGIN = 60.0
 
 # How far before a vendor timestamp we still accept an effect as ours (clock skew between
 # the gateway and Halo).

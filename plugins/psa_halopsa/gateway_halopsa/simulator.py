@@ -25,20 +25,17 @@ import base64
 import binascii
 import json
 import math
-import queue
 import secrets
-import threading
 import time
 import uuid
-from collections import deque
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import parse_qs, quote
 
-import httpx
 from litestar import Request, Response, get, post
 
-from gateway.testing.simulator import Faults, Simulator
+from gateway.testing.simulator import Answer, Faults, RollingWindow, Simulator
 
 from gateway_halopsa import constants
 from gateway_halopsa.mapping import parse_time, plain_text
@@ -79,6 +76,8 @@ DEMO_SUMMARIES = (
     "Firewall firmware update",
     "Slow Wi-Fi in the meeting room",
 )
+# Token answers are never cached (RFC 6749 section 5.1).
+_NO_STORE = {"cache-control": "no-store", "pragma": "no-cache"}
 # What list answers leave out (the full record comes from GET /api/Tickets/{id}).
 LIST_OMITS = frozenset({"details_html", "third_party_id_string", "third_party_id"})
 
@@ -98,48 +97,6 @@ def _int(value: Any, default: int | None = None) -> int | None:
         return default
 
 
-class _HaloGate:
-    """ASGI layer in front of the routes: case-insensitive paths, the rolling rate limit and
-    the bearer check, all answered the way Halo answers them."""
-
-    def __init__(self, app: Any, sim: "HaloSimulator") -> None:
-        self.app = app
-        self.sim = sim
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["path"].startswith("/_sim"):
-            await self.app(scope, receive, send)
-            return
-        path = scope["path"].lower()
-        scope = {**scope, "path": path, "raw_path": path.encode()}
-        sim = self.sim
-        wait = sim.spend_rate()
-        if wait:
-            sim.count("rate_limited")
-            await self._answer(send, *sim.rate_limited_response(wait))
-            return
-        if path == "/auth/token":
-            # The authorisation server is outside the fault switches: they model the API.
-            await sim.routes_app(scope, receive, send)
-            return
-        if path.startswith("/api/") and path != "/api/authinfo":
-            headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])}
-            scheme, _, token = headers.get("authorization", "").partition(" ")
-            if scheme.lower() != "bearer" or not sim.token_valid(token.strip()):
-                sim.count("unauthorized")
-                challenge = 'Bearer error="invalid_token"' if token else "Bearer"
-                await self._answer(send, 401, b"", {"www-authenticate": challenge})
-                return
-        await self.app(scope, receive, send)
-
-    @staticmethod
-    async def _answer(send: Any, status: int, body: bytes, headers: dict[str, str]) -> None:
-        raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
-        raw.append((b"content-length", str(len(body)).encode()))
-        await send({"type": "http.response.start", "status": status, "headers": raw})
-        await send({"type": "http.response.body", "body": body})
-
-
 class _WebhookTarget:
     def __init__(self, url: str, secret: str, header: str, prefix: str) -> None:
         self.url, self.secret, self.header, self.prefix = url, secret, header, prefix
@@ -150,6 +107,8 @@ class HaloSimulator(Simulator):
     ``attachment_cap_bytes``, ``rate_limit_requests``/``rate_limit_seconds``, ``tenant``."""
 
     vendor = constants.VENDOR
+    # The authorisation server is outside the fault switches: they model the API.
+    fault_exempt_paths = ("/auth/token",)
 
     def __init__(
         self,
@@ -171,7 +130,7 @@ class HaloSimulator(Simulator):
         self.rate_limit_seconds = constants.RATE_LIMIT_SECONDS
         self._tokens: dict[str, float] = {}
         self.issued_tokens: list[str] = []  # every token handed out, for leak checks in tests
-        self._calls: deque[float] = deque()
+        self._calls = RollingWindow()
         self._next_id = {"ticket": 1000, "action": 5000, "attachment": 9000, "client": 100, "asset": 700}
         self.tickets: dict[int, dict[str, Any]] = {}
         self.actions: dict[int, dict[str, Any]] = {}
@@ -186,24 +145,26 @@ class HaloSimulator(Simulator):
         ]
         self.clients: dict[int, dict[str, Any]] = {1: {"id": 1, "name": "Internal", "inactive": False}}
         self._webhooks: list[_WebhookTarget] = []
-        self._webhook_queue: queue.Queue[tuple[_WebhookTarget, bytes] | None] = queue.Queue()
-        self._webhook_thread: threading.Thread | None = None
-        self.webhook_deliveries: list[dict[str, Any]] = []
-        self._gated: Any = None
 
     # -- the app ---------------------------------------------------------------------------
 
-    @property
-    def app(self) -> Any:
-        if self._gated is None:
-            self._gated = _HaloGate(super().app, self)
-        return self._gated
-
-    @property
-    def routes_app(self) -> Any:
-        """The routes without the fault middleware."""
-        faulty = Simulator.app.fget(self)
-        return getattr(faulty, "app", faulty)
+    async def gate(self, scope: dict, forward: Callable[[dict], Awaitable[None]]) -> Answer | None:
+        """Case-insensitive paths, the rolling rate limit and the bearer check, answered the way
+        Halo answers them (the token endpoint is outside the fault switches: ``fault_exempt_paths``)."""
+        path = scope["path"].lower()
+        scope = {**scope, "path": path, "raw_path": path.encode()}
+        wait = self.spend_rate()
+        if wait:
+            self.count("rate_limited")
+            return self.rate_limited_response(wait)
+        if path.startswith("/api/") and path != "/api/authinfo":
+            headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])}
+            scheme, _, token = headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not self.token_valid(token.strip()):
+                self.count("unauthorized")
+                return 401, b"", {"www-authenticate": 'Bearer error="invalid_token"' if token else "Bearer"}
+        await forward(scope)
+        return None
 
     def error_response(self, status: int, message: str) -> tuple[int, bytes, dict[str, str]]:
         """Halo documents no error body; clients read it as text, so it is plain text here."""
@@ -221,14 +182,10 @@ class HaloSimulator(Simulator):
     def spend_rate(self) -> float:
         """Count one call; return 0, or seconds until the rolling window has room."""
         with self.lock:
-            now = time.monotonic()
-            window = self.rate_limit_seconds
-            while self._calls and self._calls[0] <= now - window:
-                self._calls.popleft()
-            if len(self._calls) >= self.rate_limit_requests:
-                return max(0.001, self._calls[0] + window - now)
-            self._calls.append(now)
-            return 0.0
+            wait = self._calls.wait_for(1, self.rate_limit_requests, self.rate_limit_seconds)
+            if not wait:
+                self._calls.spend()
+            return wait
 
     # -- tokens ----------------------------------------------------------------------------
 
@@ -254,33 +211,45 @@ class HaloSimulator(Simulator):
         form = {k: v[-1] for k, v in parse_qs(raw.decode(errors="replace")).items()}
         client_id, client_secret = form.get("client_id"), form.get("client_secret")
         scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() == "basic":
+        basic = scheme.lower() == "basic"
+        if basic:
             try:
                 client_id, _, client_secret = base64.b64decode(encoded).decode().partition(":")
             except (binascii.Error, UnicodeDecodeError):
-                return self._oauth_error(400, "invalid_request")
+                return self._oauth_error(400, "invalid_request", "The Basic credentials cannot be decoded.")
         if form.get("grant_type") != "client_credentials":
-            return self._oauth_error(400, "unsupported_grant_type")
+            return self._oauth_error(400, "unsupported_grant_type", "Only the client_credentials grant is supported.")
         if self.tenant and request.query_params.get("tenant") != self.tenant:
-            return self._oauth_error(400, "invalid_request")
+            return self._oauth_error(400, "invalid_request", "The tenant is missing or unknown.")
         if client_id != self.client_id or not client_secret or not secrets.compare_digest(
             client_secret, self.client_secret
         ):
-            return self._oauth_error(401, "invalid_client")
+            return self._oauth_error(401, "invalid_client", "Client authentication failed.", basic=basic)
         token, expires_in = self._issue_token()
         return self._json(
-            {"access_token": token, "token_type": "Bearer", "expires_in": expires_in, "scope": form.get("scope") or "all"}
+            {"access_token": token, "token_type": "Bearer", "expires_in": expires_in, "scope": form.get("scope") or "all"},
+            headers=_NO_STORE,
         )
 
     @staticmethod
-    def _oauth_error(status: int, error: str) -> Response:
-        return Response(content=json.dumps({"error": error}).encode(), status_code=status, media_type="application/json")
+    def _oauth_error(status: int, error: str, description: str, *, basic: bool = False) -> Response:
+        """RFC 6749 section 5.2: ``error`` and ``error_description``, never cached; a client that
+        authenticated with Basic gets a ``WWW-Authenticate`` challenge with its 401."""
+        headers = dict(_NO_STORE)
+        if status == 401 and basic:
+            headers["www-authenticate"] = 'Basic realm="halo"'
+        body = {"error": error, "error_description": description}
+        return Response(
+            content=json.dumps(body).encode(), status_code=status, media_type="application/json", headers=headers
+        )
 
     # -- helpers ---------------------------------------------------------------------------
 
     @staticmethod
-    def _json(body: Any, status: int = 200) -> Response:
-        return Response(content=json.dumps(body).encode(), status_code=status, media_type="application/json")
+    def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+        return Response(
+            content=json.dumps(body).encode(), status_code=status, media_type="application/json", headers=headers
+        )
 
     def _error(self, status: int, message: str) -> Response:
         code, body, headers = self.error_response(status, message)
@@ -424,9 +393,6 @@ class HaloSimulator(Simulator):
         the ``webhook_secret`` that ``demo_connection`` hands the gateway)."""
         with self.lock:
             self._webhooks.append(_WebhookTarget(url, secret or self.webhook_secret, header, prefix))
-            if self._webhook_thread is None:
-                self._webhook_thread = threading.Thread(target=self._deliver_webhooks, daemon=True)
-                self._webhook_thread.start()
 
     def _emit(self, event: str, ticket_id: int) -> None:
         with self.lock:
@@ -436,37 +402,19 @@ class HaloSimulator(Simulator):
             return
         body = json.dumps({"event": event, "id": ticket_id, "ticket": ticket}).encode()
         for target in targets:
-            self._webhook_queue.put((target, body))
+            self.outbox.send(target.url, body, {target.header: sign(body, target.secret, prefix=target.prefix)})
 
-    def _deliver_webhooks(self) -> None:
-        with httpx.Client(timeout=5.0) as http:
-            while True:
-                item = self._webhook_queue.get()
-                try:
-                    if item is None:
-                        return
-                    target, body = item
-                    headers = {"content-type": "application/json", target.header: sign(body, target.secret, prefix=target.prefix)}
-                    try:
-                        status: int | str = http.post(target.url, content=body, headers=headers).status_code
-                    except httpx.HTTPError as exc:
-                        status = type(exc).__name__
-                    with self.lock:
-                        self.webhook_deliveries.append({"url": target.url, "status": status, "body": body})
-                finally:
-                    self._webhook_queue.task_done()
+    @property
+    def webhook_deliveries(self) -> list[dict[str, Any]]:
+        """What was sent: ``{"url", "status", "body"}`` (status ``None`` when nothing answered)."""
+        return self.outbox.sent
 
     def flush_webhooks(self, timeout: float = 5.0) -> None:
         """Wait until every queued webhook has been delivered (or ``timeout`` passes)."""
-        deadline = time.monotonic() + timeout
-        while self._webhook_queue.unfinished_tasks and time.monotonic() < deadline:
-            time.sleep(0.01)
+        self.outbox.wait(timeout)
 
     def stop_webhooks(self) -> None:
-        if self._webhook_thread is not None:
-            self._webhook_queue.put(None)
-            self._webhook_thread.join(timeout=5)
-            self._webhook_thread = None
+        self.outbox.stop()
 
     # -- routes ----------------------------------------------------------------------------
 
@@ -516,6 +464,18 @@ class HaloSimulator(Simulator):
             found = found[:count] if count else found
             return sim._json({"record_count": len(found), "actions": found})
 
+        @get("/api/actions/{action_id:int}", sync_to_thread=False)
+        def action(request: Request) -> Response:
+            """One action; a ``ticket_id`` that is given must be the action's ticket."""
+            action_id = request.path_params["action_id"]
+            ticket_id = _int(request.query_params.get("ticket_id"))
+            with sim.lock:
+                record = sim.actions.get(action_id)
+                record = dict(record) if record else None
+            if record is None or (ticket_id is not None and record["ticket_id"] != ticket_id):
+                return sim._error(404, f"Action {action_id} not found")
+            return sim._json(record)
+
         @post("/api/actions")
         async def save_actions(request: Request) -> Response:
             body = sim._array(await request.body())
@@ -532,6 +492,12 @@ class HaloSimulator(Simulator):
                 and not (_truthy(request.query_params.get("excludeclosed")) and s["id"] in CLOSED_STATUS_IDS)
             ]
             return sim._json(found)
+
+        @get("/api/status/{status_id:int}", sync_to_thread=False)
+        def status(request: Request) -> Response:
+            status_id = request.path_params["status_id"]
+            found = next((dict(s) for s in sim.statuses if s["id"] == status_id), None)
+            return sim._json(found) if found else sim._error(404, f"Status {status_id} not found")
 
         @get("/api/tickettype", sync_to_thread=False)
         def ticket_types() -> Response:
@@ -568,7 +534,7 @@ class HaloSimulator(Simulator):
             return sim._attachment_file(request.path_params["attachment_id"])
 
         return [
-            authinfo, token, tickets, ticket, save_tickets, actions, save_actions, statuses,
+            authinfo, token, tickets, ticket, save_tickets, actions, action, save_actions, statuses, status,
             ticket_types, priorities, clients, attachments, save_attachments, attachment_file,
         ]
 

@@ -13,7 +13,7 @@ from gateway.models import RateLimitPolicy, ReplyStep
 from gateway.testing.simulator import Faults
 
 from gateway_halopsa import hooks
-from gateway_halopsa.constants import TOKEN_KEY
+from gateway.oauth import TOKEN_KEY
 
 
 def test_two_clients_sharing_redis_fetch_one_token(sim, make_client, runtime, redis_client):

@@ -24,15 +24,8 @@ import httpx
 
 from gateway.errors import ConfigError, VendorRejected, VendorUnavailable
 from gateway.models import Connection
+from gateway.oauth import BearerAuth, TokenEndpoint, shared_token, token_http
 from gateway.vendor_http import VendorHTTP, default_error_detail
-from gateway_ninjaone.auth import (
-    ClientCredentials,
-    MemoryTokenCache,
-    NinjaOneAuth,
-    RedisTokenCache,
-    SharedToken,
-    TokenCache,
-)
 from gateway_ninjaone.constants import (
     ALERT,
     ALERTS,
@@ -44,6 +37,7 @@ from gateway_ninjaone.constants import (
     MAX_PAGES,
     ORGANIZATIONS,
     SEARCH_LIMIT,
+    TOKEN_REFRESH_MARGIN,
     VENDOR,
 )
 from gateway_ninjaone.settings import load_settings
@@ -112,23 +106,21 @@ class NinjaOneClient:
         self.base_url = connection.base_url.rstrip("/")
         self.web_url = (self.settings.web_url or self.base_url).rstrip("/")
         self.page_size = max(1, self.settings.page_size)
-        self.token_http = VendorHTTP(
+        self.token_http = token_http(
             connection, base_url=self.base_url, error_detail=ninjaone_error_detail, transport=transport
         )
-        credentials = ClientCredentials(
-            self.token_http, self.settings.token_path, self.settings.client_id, secret, self.settings.scope
+        endpoint = TokenEndpoint(
+            self.token_http,
+            self.settings.token_path,
+            client_id=self.settings.client_id,
+            client_secret=secret,
+            scope=self.settings.scope,
         )
-        cache: TokenCache
-        runtime = connection.runtime
-        if runtime is not None and getattr(runtime, "redis", None) is not None:
-            cache = RedisTokenCache(runtime.redis, connection.id)
-        else:
-            cache = MemoryTokenCache()
-        self.token = SharedToken(credentials, cache)
+        self.token = shared_token(connection, endpoint, refresh_margin=TOKEN_REFRESH_MARGIN)
         self.http = VendorHTTP(
             connection,
             base_url=self.base_url,
-            auth=NinjaOneAuth(self.token),
+            auth=BearerAuth(self.token),
             headers={"Accept": "application/json"},
             error_detail=ninjaone_error_detail,
             transport=transport,

@@ -17,11 +17,9 @@ TITLE = "NinjaOne"
 TOKEN_PATH = "/ws/oauth/token"
 # ``monitoring`` reads; ``management`` is the tag of the reset endpoints in the spec.
 DEFAULT_SCOPE = "monitoring management"
-# Refresh this long before ``expires_in`` runs out (at most a tenth of the lifetime).
+# Refresh this long before ``expires_in`` runs out (at most a tenth of the lifetime); the
+# token itself is shared through ``gateway.oauth``.
 TOKEN_REFRESH_MARGIN = 120.0
-# One worker fetches a token while the others wait on this lock, at most this long.
-TOKEN_LOCK_SECONDS = 15.0
-TOKEN_WAIT_POLL = 0.05
 
 # -- API v2 paths (spec operationIds in brackets)
 ORGANIZATIONS = "/v2/organizations"  # getOrganizations: pageSize + after=<last id>

@@ -2,7 +2,10 @@
 
 Served paths (under ``/atservicesrest/v1.0/``, any spelling of the prefix and entity names):
 
-- ``zoneInformation?user=`` (no credentials) → ``{"zoneName", "url", "webUrl", "ci"}``
+- ``zoneInformation?user=`` (no credentials) → ``{"zoneName", "url", "webUrl", "ci"}``; an
+  unknown user is a 500 ``{"errors": ["Zone information could not be determined"]}``
+- credentials as Autotask checks them: an unknown ``UserName`` or ``ApiIntegrationCode`` is a
+  500 with an ``errors`` body, a known user's wrong ``Secret`` a 401
 - ``ThresholdInformation`` → ``{"externalRequestThreshold", "requestThresholdTimeframe",
   "currentTimeframeRequestCount"}``
 - ``{Entity}/entityInformation[/fields|/userDefinedFields]``
@@ -27,17 +30,20 @@ Knobs for tests (attributes): ``hourly_threshold``, ``threshold_window_seconds``
 from __future__ import annotations
 
 import base64
+import hmac
 import json
-import time
-from collections import deque
 from datetime import datetime, timedelta, timezone
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from litestar import Request, Response, get, route
 from litestar.params import FromPath
 
-from gateway.testing.simulator import Faults, Simulator
+from gateway.testing.simulator import Answer, Faults, RollingWindow, Simulator
 from gateway_autotask.constants import (
+    INTEGRATION_CODE_INVALID,
+    USERNAME_INVALID,
+    ZONE_UNKNOWN_USER,
     ATTACHMENT_CAP_BYTES,
     ATTACHMENT_WINDOW_BYTES,
     ATTACHMENT_WINDOW_SECONDS,
@@ -74,8 +80,8 @@ class AutotaskSimulator(Simulator):
 
     def __init__(self, faults: Faults | None = None) -> None:
         super().__init__(faults)
-        self.webhooks = WebhookSender(self.count)
-        self.gate: AutotaskGate | None = None
+        self.webhooks = WebhookSender(self.outbox)
+        self.limits = AutotaskGate(self)
         self._fresh_database()
 
     def _fresh_database(self) -> None:
@@ -93,7 +99,7 @@ class AutotaskSimulator(Simulator):
         self.attachment_window_seconds = float(ATTACHMENT_WINDOW_SECONDS)
         self.require_note_titles = False
         self.page_url_origin: str | None = None
-        self._attachment_bytes: deque[tuple[float, int]] = deque()
+        self._attachment_bytes = RollingWindow()
         self._ticket_numbers: dict[str, int] = {}
         seed.essentials(self)
 
@@ -102,21 +108,15 @@ class AutotaskSimulator(Simulator):
         with self.lock:
             self._fresh_database()
             self.webhooks.clear()
-            if self.gate is not None:
-                self.gate.reset()
+            self.limits.reset()
             self.set_faults(Faults())
             self.stats.clear()
 
     # -- the app ---------------------------------------------------------------------------
 
-    @property
-    def app(self) -> Any:
-        """The base app (fault layer over the routes) with Autotask's gate slid in between."""
-        app = super().app
-        if not isinstance(app.app, AutotaskGate):
-            self.gate = AutotaskGate(app.app, self)
-            app.app = self.gate
-        return app
+    async def gate(self, scope: dict, forward: Callable[[dict], Awaitable[None]]) -> Answer | None:
+        """Path spelling, credentials, the hourly threshold and the thread cap (``AutotaskGate``)."""
+        return await self.limits(scope, forward)
 
     def routes(self) -> list[Any]:
         sim = self
@@ -152,9 +152,18 @@ class AutotaskSimulator(Simulator):
 
     # -- test helpers ----------------------------------------------------------------------
 
-    def authenticates(self, code: str | None, username: str | None, secret: str | None) -> bool:
+    def auth_refusal(self, code: str | None, username: str | None, secret: str | None) -> tuple[int, str] | None:
+        """``None`` when the three headers are right, else the status and message Autotask answers:
+        500 for an unknown UserName or ApiIntegrationCode, 401 for a known user's wrong Secret
+        (``constants.AUTH_FAILURE_MESSAGES`` has the sources)."""
         user = self.api_users.get((username or "").lower())
-        return bool(user and secret == user["secret"] and code in self.integration_codes)
+        if user is None:
+            return 500, USERNAME_INVALID
+        if not secret or not hmac.compare_digest(secret.encode(), str(user["secret"]).encode()):
+            return 401, "Unauthorized: check the UserName, Secret and ApiIntegrationCode headers."
+        if code not in self.integration_codes:
+            return 500, INTEGRATION_CODE_INVALID
+        return None
 
     def add_webhook(self, url: str, secret: str | None = None) -> None:
         """Send a delivery signed with ``secret`` (default: the demo connection's webhook
@@ -163,11 +172,11 @@ class AutotaskSimulator(Simulator):
 
     def wait_webhooks(self, timeout: float = 5.0) -> bool:
         """Wait until every queued webhook delivery has been attempted."""
-        return self.webhooks.wait_idle(timeout)
+        return self.outbox.wait(timeout)
 
     def calls_in_window(self) -> int:
         """Calls counted against the hourly threshold right now."""
-        return self.gate.calls_in_window() if self.gate else 0
+        return self.limits.calls_in_window()
 
     def add_ticket(self, **fields: Any) -> int:
         """Store a ticket directly (no checks, no webhook); sensible defaults for the rest."""
@@ -249,7 +258,7 @@ class AutotaskSimulator(Simulator):
     def _dispatch(self, method: str, parts: list[str], params: dict[str, Any], raw: bytes, headers: dict[str, str], origin: str) -> Answer:
         low = [p.lower() for p in parts]
         if low == ["zoneinformation"] and method == "GET":
-            return self._zone(params, origin)
+            return self._zone(params, headers, origin)
         if low == ["thresholdinformation"] and method == "GET":
             return 200, self._threshold(), {}
         if not parts or low[0] not in ENTITIES:
@@ -292,11 +301,15 @@ class AutotaskSimulator(Simulator):
 
     # -- zone, usage, metadata ---------------------------------------------------------------
 
-    def _zone(self, params: dict[str, Any], origin: str) -> Answer:
+    def _zone(self, params: dict[str, Any], headers: dict[str, str], origin: str) -> Answer:
         self.count("zone_lookups")
         user = str(params.get("user") or "")
         if user.lower() not in self.api_users:
-            raise ApiError(404, f"Zone information could not be determined for user {user}.")
+            raise ApiError(500, ZONE_UNKNOWN_USER)
+        # The lookup needs no credentials, but one that sends a wrong integration code is told so.
+        code = headers.get("apiintegrationcode")
+        if code is not None and code not in self.integration_codes:
+            raise ApiError(500, INTEGRATION_CODE_INVALID)
         return 200, {"zoneName": "Simulator Zone", "url": f"{origin}/atservicesrest/", "webUrl": f"{origin}/", "ci": 1}, {}
 
     def _threshold(self) -> dict[str, Any]:
@@ -626,14 +639,11 @@ class AutotaskSimulator(Simulator):
         if len(data) > self.attachment_cap_bytes:
             self.count("attachments_too_large")
             raise ApiError(400, f"The attachment is {len(data)} bytes; the API accepts files of at most {self.attachment_cap_bytes} bytes.")
-        now = time.monotonic()
-        while self._attachment_bytes and self._attachment_bytes[0][0] <= now - self.attachment_window_seconds:
-            self._attachment_bytes.popleft()
-        if sum(n for _, n in self._attachment_bytes) + len(data) > self.attachment_window_bytes:
+        wait = self._attachment_bytes.wait_for(len(data), self.attachment_window_bytes, self.attachment_window_seconds)
+        if wait:
             self.count("attachment_budget_exceeded")
-            retry = max(1, round(self._attachment_bytes[0][0] + self.attachment_window_seconds - now)) if self._attachment_bytes else 1
-            raise _RetryLater(retry, f"Attachment uploads are limited to {self.attachment_window_bytes} bytes per {round(self.attachment_window_seconds / 60)} minutes.")
-        self._attachment_bytes.append((now, len(data)))
+            raise _RetryLater(max(1, round(wait)), f"Attachment uploads are limited to {self.attachment_window_bytes} bytes per {round(self.attachment_window_seconds / 60)} minutes.")
+        self._attachment_bytes.spend(len(data))
         values.update(parentID=ticket_id, ticketID=ticket_id, attachDate=stamp(), attachedByResourceID=actor, fileSize=len(data), creatorType=1)
         attachment = self.store.insert("TicketAttachments", values)
         self._touch(ticket_id)

@@ -4,7 +4,8 @@ the hourly request threshold with its added latency, and the per-endpoint thread
 - ``/ATServicesRest/V1.0/...`` and ``/atservicesrest/v1.0/...`` are the same API (official
   samples use both spellings); entity names are matched case-insensitively further in.
 - ``zoneInformation`` needs no credentials and is exempt from both limits.
-- Wrong or missing ``ApiIntegrationCode``/``UserName``/``Secret``: 401 with an errors body.
+- Credentials as Autotask checks them (``AutotaskSimulator.auth_refusal``): an unknown
+  ``UserName`` or ``ApiIntegrationCode`` is a 500 with an errors body, a wrong ``Secret`` a 401.
 - The threshold (10,000 calls per rolling 60 minutes per database): latency is added from 50 %
   (0.5 s) and 75 % (1 s) usage; past it every call is refused with 429 and a Retry-After.
 - Three calls in flight per tracking identifier and object endpoint: a fourth is refused at
@@ -17,9 +18,10 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections import deque
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from gateway.testing.simulator import Answer, RollingWindow
 
 if TYPE_CHECKING:
     from gateway_autotask.simulator.app import AutotaskSimulator
@@ -37,53 +39,40 @@ def endpoint_of(rest: str) -> str:
     return parts[0] if parts else ""
 
 
-class Usage:
-    """Calls in the rolling threshold window."""
-
-    def __init__(self) -> None:
-        self.calls: deque[float] = deque()
-
-    def count(self, now: float, window: float) -> int:
-        while self.calls and self.calls[0] <= now - window:
-            self.calls.popleft()
-        return len(self.calls)
-
-
 class AutotaskGate:
-    """ASGI middleware between the fault layer and the simulator's routes."""
+    """The simulator's ``gate``: what a call passes between the fault switches and the routes."""
 
-    def __init__(self, app: Any, sim: AutotaskSimulator) -> None:
-        self.app = app
+    def __init__(self, sim: AutotaskSimulator) -> None:
         self.sim = sim
-        self.usage = Usage()
+        self.usage = RollingWindow()
         self.in_flight: dict[tuple[str, str], int] = {}
 
-    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
-        if scope["type"] != "http" or not scope["path"].lower().startswith(PREFIX + "/"):
-            await self.app(scope, receive, send)
-            return
+    async def __call__(self, scope: dict, forward: Callable[[dict], Awaitable[None]]) -> Answer | None:
+        if not scope["path"].lower().startswith(PREFIX + "/"):
+            await forward(scope)
+            return None
         scope = self._normalise(scope)
         rest = scope["path"][len(PREFIX) + 1 :]
         version, _, entity_path = rest.partition("/")
         if version != "v1.0" or entity_path.lower().startswith("zoneinformation"):
-            await self.app(scope, receive, send)
-            return
+            await forward(scope)
+            return None
         headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])}
         sim = self.sim
-        if not sim.authenticates(headers.get("apiintegrationcode"), headers.get("username"), headers.get("secret")):
+        refusal = sim.auth_refusal(headers.get("apiintegrationcode"), headers.get("username"), headers.get("secret"))
+        if refusal is not None:
             sim.count("unauthorized")
-            await self._answer(send, 401, ["Unauthorized: check the UserName, Secret and ApiIntegrationCode headers."])
-            return
+            return _errors(refusal[0], [refusal[1]])
         key = (headers.get("apiintegrationcode", "").lower(), endpoint_of(entity_path))
         now = time.monotonic()
         with sim.lock:
-            used = self.usage.count(now, sim.threshold_window_seconds)
-            if used >= sim.hourly_threshold:
-                retry = max(1, round(self.usage.calls[0] + sim.threshold_window_seconds - now)) if self.usage.calls else 1
+            used = self.usage.used(sim.threshold_window_seconds, now)
+            wait = self.usage.wait_for(1, sim.hourly_threshold, sim.threshold_window_seconds, now)
+            if wait:
                 sim.count("threshold_exceeded")
-                refuse = ("threshold", retry)
+                refuse: tuple[str, int] | None = ("threshold", max(1, round(wait)))
             else:
-                self.usage.calls.append(now)
+                self.usage.spend(1, now)
                 if self.in_flight.get(key, 0) >= sim.thread_limit:
                     sim.count("thread_threshold_exceeded")
                     refuse = ("threads", 1)
@@ -99,8 +88,7 @@ class AutotaskGate:
                 f"{round(sim.threshold_window_seconds / 60)} minutes has been exceeded for this database."
             )
             title = "Thread Threshold Exceeded" if kind == "threads" else "API Threshold Exceeded"
-            await self._answer(send, 429, [f"{title}: {message}"], retry_after=retry)
-            return
+            return _errors(429, [f"{title}: {message}"], retry_after=retry)
         try:
             delay = sim.processing_seconds
             share = used / sim.hourly_threshold
@@ -112,18 +100,19 @@ class AutotaskGate:
                 sim.count("latency_50")
             if delay > 0:
                 await asyncio.sleep(delay)
-            await self.app(scope, receive, send)
+            await forward(scope)
         finally:
             with sim.lock:
                 self.in_flight[key] -= 1
+        return None
 
     def reset(self) -> None:
-        self.usage = Usage()
+        self.usage.reset()
         self.in_flight.clear()
 
     def calls_in_window(self) -> int:
         with self.sim.lock:
-            return self.usage.count(time.monotonic(), self.sim.threshold_window_seconds)
+            return round(self.usage.used(self.sim.threshold_window_seconds))
 
     @staticmethod
     def _normalise(scope: dict) -> dict:
@@ -136,11 +125,10 @@ class AutotaskGate:
             return scope
         return {**scope, "path": new_path, "raw_path": new_path.encode()}
 
-    @staticmethod
-    async def _answer(send: Callable, status: int, errors: list[str], retry_after: int | None = None) -> None:
-        body = json.dumps({"errors": errors}).encode()
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-        if retry_after is not None:
-            headers.append((b"retry-after", str(retry_after).encode()))
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+
+def _errors(status: int, errors: list[str], retry_after: int | None = None) -> Answer:
+    """Autotask's ``{"errors": [...]}`` answer."""
+    headers = {"content-type": "application/json"}
+    if retry_after is not None:
+        headers["retry-after"] = str(retry_after)
+    return status, json.dumps({"errors": errors}).encode(), headers
