@@ -19,7 +19,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import fig_api_cost, fig_audit, fig_fairness, fig_isolation, fig_memory, fig_overhead, fig_queue, fig_ratelimit
+from bench import fig_api_cost, fig_audit, fig_fairness, fig_scale, fig_isolation, fig_memory, fig_overhead, fig_queue, fig_ratelimit
 from bench.context import Context, Options
 from bench.report import Figure, machine, write_results
 from bench.rig import Rig, free_port
@@ -119,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         ctx.shared["quiet_before_isolation"] = rig.wait_quiet(timeout=10 if options.quick else 120)
         record("isolation", fig_isolation.run)
         record("isolation_trouble", fig_fairness.run)
+        record("halo_reads_budget", fig_fairness.run_halo_budget)
         fig_memory.measure_workers(ctx)
         rig.stop_workers()
         record("queue_reads", fig_queue.run_reads)
@@ -129,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         record("api_cost", fig_api_cost.run)
         record("memory", fig_memory.run)
         record("audit_verify", fig_audit.run)
+        record("scale", fig_scale.run)  # a gateway of its own, with many connections
     except _SetupFailed:
         code = 1
     finally:
@@ -159,8 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
-STEPS = ("write_overhead", "freshness", "rate_limit_utilisation", "isolation", "queue_reads", "growth",
-         "api_cost", "memory")
+STEPS = ("write_overhead", "freshness", "rate_limit_utilisation", "isolation", "isolation_trouble", "queue_reads",
+         "growth", "api_cost", "memory", "audit_verify", "halo_reads_budget", "scale")
 
 
 class _SetupFailed(Exception):

@@ -4,6 +4,7 @@
 - ``worker --config C``: one gateway write worker, as ``gateway --config C worker`` runs it;
 - ``bare --port P``: the bare Litestar endpoint of figure 4, in the same uvicorn setup;
 - ``bare-worker``: an rq ``SimpleWorker`` on an empty queue (the memory baseline of workers);
+- ``bare-drain``: an rq ``SimpleWorker`` that runs figure 9's baseline jobs until none is left;
 - ``sqlite --db D --port P``: figure 5's baseline, the tickets in SQLite behind Litestar.
 
 With ``BENCH_PROFILE_DIR`` set, a paused sampling profiler (``bench.sampler``) rides along.
@@ -30,7 +31,7 @@ def _die_with_parent() -> None:
 def main() -> None:
     _die_with_parent()
     parser = argparse.ArgumentParser(prog="python -m bench.proc")
-    parser.add_argument("role", choices=["serve", "worker", "bare", "bare-worker", "sqlite"])
+    parser.add_argument("role", choices=["serve", "worker", "bare", "bare-worker", "bare-drain", "sqlite"])
     parser.add_argument("--db")
     parser.add_argument("--config")
     parser.add_argument("--port", type=int, default=0)
@@ -64,9 +65,13 @@ def main() -> None:
         import redis
         from rq import Queue, SimpleWorker
 
+        from bench import bare_jobs
+
         client = redis.Redis.from_url(os.environ["REDIS_URL"])
-        worker = SimpleWorker([Queue("bench-idle", connection=client)], connection=client)
-        worker.work(burst=False, logging_level="WARNING", with_scheduler=False)
+        drain = args.role == "bare-drain"
+        queue = Queue(bare_jobs.QUEUE if drain else "bench-idle", connection=client)
+        worker = SimpleWorker([queue], connection=client)
+        worker.work(burst=drain, logging_level="WARNING", with_scheduler=False)
 
 
 if __name__ == "__main__":

@@ -125,7 +125,7 @@ class Rig:
         tap = VendorTap(sim.app)
         server = serve_asgi_in_thread(tap)
         sim.base_url = server.base_url
-        limit = [{"requests": rate, "per_seconds": 1}] if rate else UNLIMITED
+        limit = overrides.pop("rate_limit", None) or ([{"requests": rate, "per_seconds": 1}] if rate else UNLIMITED)
         table = connection_config(connection, sim.demo_connection(server.base_url), rate_limit=limit, **overrides)
         vendor = Vendor(connection, sim, tap, server, table)
         self.vendors[connection] = vendor
