@@ -17,6 +17,7 @@ from typing import Any
 import msgspec
 from opentelemetry import propagate, trace
 
+from gateway import events
 from gateway.core import Gateway
 from gateway.jobs import enqueue_write
 from gateway.models import StatusCategory, Ticket, TicketForm, TicketStatus, split_ref
@@ -174,6 +175,7 @@ def submit(
                 write_id=accepted.write_id,
             )
         return Submitted(accepted.write_id, created=False)
+    events.write_accepted(gw, record)
     if accepted.head:
         enqueue_write(gw, write_id)
     return Submitted(write_id, created=True)

@@ -12,7 +12,9 @@ It is a cache of the PSAs: wiping it and resyncing rebuilds it. Keys, per worksp
 - ``cnt:{ws}:{dim}``: counts per value, for unfiltered facets.
 - ``th:{ref}``: status changes the store has seen, newest first.
 
-``upsert`` and ``delete`` are single scripts, so a ticket is never half-indexed.
+``upsert`` and ``delete`` are single scripts, so a ticket is never half-indexed. Each returns
+the ticket as it was, so the store announces what changed (``ticket.created``,
+``ticket.updated``, ``ticket.deleted`` in ``gateway.events``) exactly when it changes it.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 import msgspec
 import redis
 
+from gateway import events as event_log
 from gateway.models import StatusChange, Ticket, TicketStatus
 
 DIMENSIONS = ("status", "sname", "cat", "customer", "assignee", "conn", "vendor", "priority", "board")
@@ -48,6 +51,7 @@ if prev['ws'] and prev['ws'] ~= ws then
   return redis.error_reply('ticket moved workspace')
 end
 local changed_status = prev['status'] ~= nil and prev['status'] ~= new['status']
+local before = redis.call('GET', 'tk:' .. ref)
 for _, d in ipairs(dims) do
   local was, now = prev[d], new[d]
   if was ~= nil and was ~= '' and was ~= now then
@@ -74,16 +78,18 @@ if changed_status then
 elseif prev['status'] == nil then
   redis.call('LPUSH', 'th:' .. ref, at)
 end
-return changed_status and 1 or 0
+if before == body then before = '=' end
+return {changed_status and 1 or 0, before or ''}
 """
 
 _DELETE = """
 local ref = ARGV[1]
 local tf = 'tf:' .. ref
 local old = redis.call('HGETALL', tf)
+local before = redis.call('GET', 'tk:' .. ref) or ''
 if #old == 0 then
   redis.call('DEL', 'tk:' .. ref)
-  return 0
+  return ''
 end
 local prev = {}
 for i = 1, #old, 2 do prev[old[i]] = old[i + 1] end
@@ -101,7 +107,7 @@ end
 redis.call('ZREM', 'ix:' .. ws .. ':all:u', ref)
 redis.call('ZREM', 'ix:' .. ws .. ':all:c', ref)
 redis.call('DEL', tf, 'tk:' .. ref, 'th:' .. ref)
-return 1
+return {ws, before}
 """
 
 # ARGV: ws, sort ('u'|'c'), desc (1|0), limit, cursor score, cursor ref, ranges (4: cmin cmax umin umax),
@@ -358,8 +364,9 @@ def decode_cursor(cursor: str) -> tuple[str, str, str, bool]:
 class TicketStore:
     """Upserts, deletes and queries synced tickets."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, *, events: event_log.EventLog | None = None) -> None:
         self.redis = client
+        self.events = events
         self._upsert = client.register_script(_UPSERT)
         self._delete = client.register_script(_DELETE)
         self._query = client.register_script(_QUERY)
@@ -374,19 +381,41 @@ class TicketStore:
             args += [name, value]
         return args
 
-    def upsert(self, ticket: Ticket, workspace: str) -> bool:
-        """Store or replace a ticket (without its thread); True when its status changed."""
-        return bool(self._upsert(args=self._upsert_args(ticket, workspace)))
+    def upsert(self, ticket: Ticket, workspace: str, *, announce: bool = True) -> bool:
+        """Store or replace a ticket (without its thread); True when its status changed.
+        A new ticket or a changed one is announced unless ``announce`` is false."""
+        changed, before = self._upsert(args=self._upsert_args(ticket, workspace))
+        if announce:
+            self._announce(ticket, workspace, before)
+        return bool(changed)
 
-    def upsert_many(self, tickets: list[Ticket], workspace: str) -> None:
-        """``upsert`` for a page of tickets in one round trip (each still one atomic script)."""
+    def upsert_many(self, tickets: list[Ticket], workspace: str, *, announce: bool = True) -> None:
+        """``upsert`` for a page of tickets in one round trip (each still one atomic script).
+        A backfill passes ``announce=False``: it loads what exists, it is no news."""
         with self.redis.pipeline(transaction=False) as pipe:
             for ticket in tickets:
                 self._upsert(args=self._upsert_args(ticket, workspace), client=pipe)
-            pipe.execute()
+            answers = pipe.execute()
+        if announce:
+            for ticket, (_changed, before) in zip(tickets, answers):
+                self._announce(ticket, workspace, before)
 
-    def delete(self, ref: str) -> bool:
-        return bool(self._delete(args=[ref]))
+    def _announce(self, ticket: Ticket, workspace: str, before: bytes) -> None:
+        if self.events is None or before == b"=":  # "=": stored exactly as it was
+            return
+        old = _ticket_decoder.decode(before) if before else None
+        event_log.ticket_stored(self.events, workspace, old, ticket)
+
+    def delete(self, ref: str, *, announce: bool = True) -> bool:
+        """Take a ticket out of the store; announced as deleted unless ``announce`` is false
+        (a resync wiping the cache)."""
+        answer = self._delete(args=[ref])
+        if not answer:
+            return False
+        workspace, before = answer
+        if announce and self.events is not None and before:
+            event_log.ticket_deleted(self.events, workspace.decode(), _ticket_decoder.decode(before))
+        return True
 
     def get(self, ref: str) -> Ticket | None:
         raw = self.redis.get(f"tk:{ref}")

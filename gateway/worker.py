@@ -20,7 +20,7 @@ import redis
 import rq
 from rq import SimpleWorker
 
-from gateway import jobs, sync
+from gateway import delivery, jobs, sync
 from gateway.core import WRITE_QUEUE, Gateway
 
 log = logging.getLogger("gateway.worker")
@@ -54,6 +54,7 @@ class Housekeeping(threading.Thread):
             try:
                 jobs.promote_due(self.gw)
                 sync.promote_due(self.gw)
+                delivery.promote_due(self.gw)
                 if time.monotonic() - last_keepalive > 5.0:
                     last_keepalive = time.monotonic()
                     sync.keep_alive(self.gw)
@@ -76,7 +77,7 @@ def run_worker(gw: Gateway, *, burst: bool = False, name: str | None = None) -> 
     try:
         for attempt in itertools.count():
             # Order matters: rq takes from the first non-empty queue, so writes always go first.
-            worker = GatewayWorker([WRITE_QUEUE, sync.EVENTS_QUEUE, sync.SYNC_QUEUE], connection=gw.redis,
+            worker = GatewayWorker([WRITE_QUEUE, sync.EVENTS_QUEUE, delivery.QUEUE, sync.SYNC_QUEUE], connection=gw.redis,
                                    name=f"{name}-{attempt}" if name and attempt else name)
             try:
                 worker.work(burst=burst, logging_level="WARNING", with_scheduler=False)
