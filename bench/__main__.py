@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import fig_api_cost, fig_isolation, fig_memory, fig_overhead, fig_queue, fig_ratelimit
+from bench import fig_api_cost, fig_events, fig_isolation, fig_memory, fig_overhead, fig_queue, fig_ratelimit
 from bench.context import Context, Options
 from bench.report import Figure, machine, write_results
 from bench.rig import Rig, free_port
@@ -105,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         ctx.shared["fetches_dropped_after_figure_1"] = rig.drop_fetches(fig_ratelimit.CONNECTION)
         ctx.shared["quiet_before_isolation"] = rig.wait_quiet(timeout=10 if options.quick else 120)
         record("isolation", fig_isolation.run)
+        rig.wait_quiet(timeout=10 if options.quick else 60)
+        record("events", fig_events.run)
         fig_memory.measure_workers(ctx)
         rig.stop_workers()
         record("queue_reads", fig_queue.run_reads)

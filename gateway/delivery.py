@@ -228,9 +228,15 @@ def promote_due(gw: Gateway, limit: int = 200) -> int:
             workspace, sid = member.decode().split("|", 1)
             nudge(gw, workspace, [sid])
             promoted += 1
-    if gw.redis.set("deliveries:sweep", "1", nx=True, px=int(SWEEP_SECONDS * 1000)):
-        sweep(gw)
+    # Called every housekeeping tick: ask Redis for the sweep turn only when it may be due.
+    if time.monotonic() - _last_sweep.get(id(gw), float("-inf")) >= SWEEP_SECONDS:
+        _last_sweep[id(gw)] = time.monotonic()
+        if gw.redis.set("deliveries:sweep", "1", nx=True, px=int(SWEEP_SECONDS * 1000)):
+            sweep(gw)
     return promoted
+
+
+_last_sweep: dict[int, float] = {}  # per gateway in this process: when it last tried to sweep
 
 
 def sweep(gw: Gateway) -> int:

@@ -304,14 +304,18 @@ def encode(event: Event) -> bytes:
 # --------------------------------------------------------------------------- the log
 
 # Append, trim by age, and mark a delivery run queued for each active subscription of the
-# workspace that has none (``deliveries:pending``); the caller enqueues the marked ones.
+# workspace that has none (``deliveries:pending``) and is not waiting out a backoff
+# (``deliveries:delayed``); the caller enqueues the marked ones.
 _APPEND = """
 local id = redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[1], '*', 'e', ARGV[2])
 local subs = redis.call('SMEMBERS', KEYS[2])
 local nudge = {}
 for _, sub in ipairs(subs) do
   local member = ARGV[3] .. '|' .. sub
-  if redis.call('ZADD', KEYS[3], 'NX', ARGV[4], member) == 1 then nudge[#nudge + 1] = member end
+  -- one waiting out a backoff is left alone: its delayed run comes when the wait is over
+  if not redis.call('ZSCORE', KEYS[4], member) and redis.call('ZADD', KEYS[3], 'NX', ARGV[4], member) == 1 then
+    nudge[#nudge + 1] = member
+  end
 end
 return {id, nudge}
 """
@@ -336,10 +340,10 @@ class EventLog:
                 event = msgspec.structs.replace(event, trace_id=current_trace_id())
             body = self._redacted(event)
             cutoff = int((time.time() - self.retention_seconds) * 1000)
-            from gateway.delivery import PENDING, active_key
+            from gateway.delivery import DELAYED, PENDING, active_key
 
             entry_id, nudged = self._append(
-                keys=[stream_key(event.workspace), active_key(event.workspace), PENDING],
+                keys=[stream_key(event.workspace), active_key(event.workspace), PENDING, DELAYED],
                 args=[cutoff, body, event.workspace, time.time()],
             )
             if nudged and self.on_nudge is not None:

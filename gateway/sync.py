@@ -6,7 +6,7 @@ what changed since the watermark minus an overlap (so nothing slips between pull
 fetch of the changed ticket, and every write the gateway lands does too.
 
 Sync never competes with writes: each job fetches one page, jobs run on queues workers take
-only when the write queue is empty (``writes``, then ``events``, then ``sync``), and a sync call
+only when the write queue is empty (``writes``, ``deliveries``, then ``events``, then ``sync``), and a sync call
 uses rate budget only if it is free *now* (it never books a slot ahead, so it cannot push a
 write back by more than the one call in flight).
 

@@ -77,7 +77,7 @@ def run_worker(gw: Gateway, *, burst: bool = False, name: str | None = None) -> 
     try:
         for attempt in itertools.count():
             # Order matters: rq takes from the first non-empty queue, so writes always go first.
-            worker = GatewayWorker([WRITE_QUEUE, sync.EVENTS_QUEUE, delivery.QUEUE, sync.SYNC_QUEUE], connection=gw.redis,
+            worker = GatewayWorker([WRITE_QUEUE, delivery.QUEUE, sync.EVENTS_QUEUE, sync.SYNC_QUEUE], connection=gw.redis,
                                    name=f"{name}-{attempt}" if name and attempt else name)
             try:
                 worker.work(burst=burst, logging_level="WARNING", with_scheduler=False)

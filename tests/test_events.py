@@ -286,6 +286,23 @@ def test_a_vendor_429_pauses_the_connection_and_its_recovery_is_announced_once(s
     assert paused["connection"] == "conf" and paused["data"]["retry_after_seconds"] >= 1
 
 
+@pytest.mark.parametrize(("status", "trouble"), [(500, "connection.sync_failed"), (401, "connection.auth_failed")])
+def test_a_failing_sync_is_announced_once_and_so_is_its_recovery(stack: Stack, status: int, trouble: str) -> None:
+    stack.sync()
+    stack.sim.faults.error_rate = 1.0
+    stack.sim.faults.error_status = status
+    from gateway.sync import Syncer
+
+    for _ in range(3):  # three failed pulls: one announcement
+        assert Syncer(stack.gw).step("conf") == "error"
+    stack.sim.faults.error_rate = 0.0
+    stack.sync()
+    connection_events = [e for e in stack.log() if e["type"].startswith("connection.")]
+    assert [e["type"] for e in connection_events] == [trouble, "connection.recovered"]
+    assert connection_events[0]["data"]["vendor_status"] == status
+    assert connection_events[1]["data"]["was"] == trouble.removeprefix("connection.")
+
+
 def test_the_event_types_are_schemas_in_openapi(stack: Stack) -> None:
     with stack.client() as api:
         schema = api.get("/schema/openapi.json").json()

@@ -20,7 +20,8 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 class Delivery:
     webhook_id: str
     event: dict[str, Any]
-    received_at: float
+    received_at: float  # time.monotonic()
+    status: int = 204
 
 
 @dataclass
@@ -33,7 +34,8 @@ class Receiver:
     retry_after: str = "1"
     down: bool = False  # answer 503 to everything
     seed: int = 7
-    accepted: list[Delivery] = field(default_factory=list)
+    accepted: list[Delivery] = field(default_factory=list)  # answered 2xx, in arrival order
+    seen: list[Delivery] = field(default_factory=list)  # every verified delivery, whatever the answer
     attempts: int = 0
     bad_signatures: int = 0
     statuses: list[int] = field(default_factory=list)
@@ -82,11 +84,15 @@ class Receiver:
                 self.bad_signatures += 1
                 return self._record(400, {})
             roll = rng.random()
+            delivery = Delivery(headers["webhook-id"], json.loads(body), time.monotonic())
+            self.seen.append(delivery)
             if roll < self.throttle_rate:
+                delivery.status = 429
                 return self._record(429, {"Retry-After": self.retry_after})
             if roll < self.throttle_rate + self.fail_rate:
+                delivery.status = 500  # as if it handled the event and failed before answering
                 return self._record(500, {})
-            self.accepted.append(Delivery(headers["webhook-id"], json.loads(body), time.time()))
+            self.accepted.append(delivery)
             return self._record(204, {})
 
     def _record(self, status: int, headers: dict[str, str]) -> tuple[int, dict[str, str]]:
