@@ -228,8 +228,13 @@ def test_the_page_read_filters_by_type_and_connection_and_pages_oldest_first(sta
         assert api.get("/v1/events", params={"type": "write.nonsense"}).status_code == 400
         assert api.get("/v1/events", params={"after": "not-an-id"}).status_code == 400
         assert api.get("/v1/events", params={"connection": "elsewhere"}).status_code == 404
+        assert api.get("/v1/events/stream", headers={"Last-Event-ID": "yesterday"}).status_code == 400
+        assert api.get("/v1/events/stream", params={"type": "write.nonsense"}).status_code == 400
     with stack.client(stack.reader_key) as api:
         assert api.get("/v1/events").status_code == 403  # events:read is its own scope
+        assert api.get("/v1/events/stream").status_code == 403
+    with httpx.Client(base_url=stack.base) as anonymous:
+        assert anonymous.get("/v1/events/stream").status_code == 401
 
 
 def test_another_workspaces_key_sees_none_of_these_events(stack: Stack) -> None:
