@@ -19,7 +19,10 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import fig_api_cost, fig_audit, fig_fairness, fig_scale, fig_isolation, fig_memory, fig_overhead, fig_queue, fig_ratelimit
+from bench import (
+    fig_api_cost, fig_audit, fig_events, fig_fairness, fig_isolation, fig_memory, fig_overhead, fig_queue,
+    fig_ratelimit, fig_scale,
+)
 from bench.context import Context, Options
 from bench.report import Figure, machine, write_results
 from bench.rig import Rig, free_port
@@ -120,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         record("isolation", fig_isolation.run)
         record("isolation_trouble", fig_fairness.run)
         record("halo_reads_budget", fig_fairness.run_halo_budget)
+        rig.wait_quiet(timeout=10 if options.quick else 60)
+        record("events", fig_events.run)
         fig_memory.measure_workers(ctx)
         rig.stop_workers()
         record("queue_reads", fig_queue.run_reads)

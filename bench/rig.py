@@ -133,7 +133,9 @@ class Rig:
 
     def write_config(self) -> None:
         self.tables = {
-            "gateway": {"data_dir": str(self.workdir / "data")},
+            # Deliveries retry fast: the faults figure must finish in minutes, not hours.
+            "gateway": {"data_dir": str(self.workdir / "data"), "delivery_retry_base_seconds": 0.02,
+                        "events_heartbeat_seconds": 2.0},
             "workspaces": [workspace_config(
                 "bench", [v.table for v in self.vendors.values()], {self.key: ALL_SCOPES},
             )],

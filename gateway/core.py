@@ -18,8 +18,9 @@ import msgspec
 import redis
 import rq
 
-from gateway import audit
+from gateway import audit, delivery
 from gateway.errors import ConfigError, NotSupported, VendorAuthFailed
+from gateway.events import ConnectionWatch, EventLog
 from gateway.models import Capability, Connection, RateLimitPolicy, RateLimitWindow
 from gateway.plugins import LoadedPlugins, Vendors, load_plugins
 from gateway.ratelimit import RateLimiter
@@ -55,13 +56,15 @@ class Gateway:
         )
         self.tracer = audit.tracer(self.tracer_provider)
         self.limiter = RateLimiter(redis_client)
-        self.runtime = Runtime(redis_client, self.limiter, self.redactor, self.tracer)
+        self.events = EventLog(redis_client, self.redactor,
+                               retention_seconds=settings.gateway.events_retention_days * 86400)  # fmt: skip
+        self.runtime = Runtime(redis_client, self.limiter, self.redactor, self.tracer, ConnectionWatch(self.events))
         self.writes = WriteStore(
             redis_client, idempotency_seconds=int(settings.gateway.idempotency_hours * 3600)
         )
         self.queue = rq.Queue(WRITE_QUEUE, connection=redis_client)
         self.scheduler = Scheduler(redis_client)
-        self.store = TicketStore(redis_client)
+        self.store = TicketStore(redis_client, events=self.events)
         self.connections: dict[str, Connection] = {}
         self.workspace_of: dict[str, WorkspaceConfig] = {}
         # Connections whose plugin failed to load: (workspace, why). The rest keep working.
@@ -89,6 +92,7 @@ class Gateway:
         from gateway import links  # links reads through Gateway; imported here like sync
 
         links.install(self)
+        delivery.install(self)
 
     def after_write(self, record: Any) -> None:
         """Tell listeners a write landed; drop cached ticket facts it made stale."""

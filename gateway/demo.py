@@ -222,7 +222,9 @@ def run_demo(*, port: int, workers: int, data_dir: Path) -> None:
             f"  curl -s -H 'Authorization: Bearer {key}' {base}/v1/tickets\n"
             f"  curl -s -H 'Authorization: Bearer {key}' -H 'Idempotency-Key: demo-1' "
             f"-H 'Content-Type: application/json' -d '{{\"text\":\"Hello\"}}' {base}/v1/tickets/{sample}/replies\n"
-            f"  curl -s -H 'Authorization: Bearer {key}' {base}/v1/tickets/{sample}\n",
+            f"  curl -s -H 'Authorization: Bearer {key}' {base}/v1/tickets/{sample}\n"
+            "\nWatch what happens (write.accepted, write.succeeded, ticket.updated ...):\n"
+            f"  curl -N -H 'Authorization: Bearer {key}' {base}/v1/events/stream\n",
             flush=True,
         )
         threading.Thread(

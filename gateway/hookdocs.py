@@ -7,6 +7,7 @@ exact signature, so the guide cannot drift from the contract.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 
 from gateway import hookspecs
 
@@ -42,17 +43,27 @@ def render() -> str:
 
 def write(path: str) -> None:
     """Replace the generated part of ``path`` (everything from the marker on)."""
+    write_generated(path, MARKER, render())
+
+
+def write_generated(path: str, marker: str, text: str) -> None:
+    """Keep ``path`` up to ``marker`` and put ``text`` (which starts with it) after."""
     from pathlib import Path
 
     file = Path(path)
-    head = file.read_text().split(MARKER)[0] if file.exists() else ""
-    file.write_text(head + render())
+    head = file.read_text().split(marker)[0] if file.exists() else ""
+    file.write_text(head + text)
 
 
-if __name__ == "__main__":
+def main(render_: Callable[[], str], marker: str) -> None:
+    """``python -m ...``: print the generated text, or ``--write PATH`` it into a doc."""
     import sys
 
     if len(sys.argv) == 3 and sys.argv[1] == "--write":
-        write(sys.argv[2])
+        write_generated(sys.argv[2], marker, render_())
     else:
-        print(render())
+        print(render_())
+
+
+if __name__ == "__main__":
+    main(render, MARKER)

@@ -18,6 +18,7 @@ from typing import Any
 import msgspec
 from opentelemetry import propagate, trace
 
+from gateway import events
 from gateway.core import Gateway
 from gateway.jobs import new_run
 from gateway.models import StatusCategory, Ticket, TicketForm, TicketStatus, split_ref
@@ -247,4 +248,5 @@ def submit(
             raise _reused(dedup_key, accepted.write_id)
         record_now = gw.writes.get(accepted.write_id)
         return Submitted(accepted.write_id, False, dedup_key, record_now.status if record_now else "queued")
+    events.write_accepted(gw, record)
     return Submitted(write_id, True, dedup_key)

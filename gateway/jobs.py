@@ -28,7 +28,7 @@ import msgspec
 from opentelemetry import propagate
 from opentelemetry.trace import Status, StatusCode
 
-from gateway import context
+from gateway import context, events
 from gateway.core import Gateway
 from gateway.errors import (
     NotSupported,
@@ -257,6 +257,7 @@ class WriteRunner:
                 record.error = None
                 self.store.save(record)
                 self.store.delete_blobs(record.id, sum(1 for s in record.steps if s.name == "attachment"))
+                events.write_succeeded(self.gw, record)
                 self.gw.after_write(record)
                 span.set_attribute("gateway.outcome", "succeeded")
                 return "succeeded"
@@ -463,4 +464,5 @@ class WriteRunner:
         record.error = self.gw.redactor.scrub(reason)
         record.dead_at = now()
         self.store.save(record)
+        events.write_dead_lettered(self.gw, record)
         raise _Stop("dead")

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from gateway import context
+from gateway import context, events
 from gateway.models import Alert, Capability, Device, RelatedRecord, Ticket, VendorKind, make_ref, split_ref
 
 if TYPE_CHECKING:
@@ -132,7 +132,9 @@ def link_alert(gw: Gateway, ticket_ref: str, alert_ref: str, *, workspace: str |
     with gw.redis.pipeline() as pipe:
         pipe.zadd(f"links:ticket:{ticket_ref}", {alert_ref: when}, nx=True)
         pipe.zadd(f"links:alert:{alert_ref}", {ticket_ref: when}, nx=True)
-        pipe.execute()
+        new, _ = pipe.execute()
+    if new and workspace:
+        events.alert_linked(gw, workspace, ticket_ref, alert_ref)
     if gw.redis.exists(f"links:info:{alert_ref}"):
         return
     # A fresh call context: these reads are not the write's calls, and a rate limit skips them

@@ -8,6 +8,7 @@ share (an OAuth token, a discovered zone URL), under keys starting ``plugin:{con
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 from opentelemetry.trace import Tracer
@@ -22,3 +23,5 @@ class Runtime:
     limiter: RateLimiter
     redactor: Redactor
     tracer: Tracer
+    # ``gateway.events.ConnectionWatch``: announces a connection's trouble and recovery.
+    connection_watch: Any = None

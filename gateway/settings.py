@@ -18,7 +18,7 @@ import msgspec
 
 from gateway.errors import ConfigError
 
-Scope = Literal["tickets:read", "tickets:write", "admin"]
+Scope = Literal["tickets:read", "tickets:write", "events:read", "admin"]
 ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 
@@ -96,6 +96,14 @@ class GatewayConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     writes_per_connection: int = 2
     # Audit retention: the newest records kept in each workspace's audit chain (0: keep all).
     audit_keep_records: int = 200_000
+    # Events (docs/events.md): how long the log keeps them, the stream's heartbeat, and webhook
+    # delivery: per-attempt timeout, first retry delay (doubles with jitter up to 5 minutes),
+    # and how long a subscription may fail before it is disabled.
+    events_retention_days: float = 7.0
+    events_heartbeat_seconds: float = 15.0
+    delivery_timeout_seconds: float = 5.0
+    delivery_retry_base_seconds: float = 1.0
+    subscription_disable_after_hours: float = 24.0
 
 
 class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -123,6 +131,10 @@ def _check(settings: Settings) -> None:
         raise ConfigError("gateway.writes_per_connection: must be at least 1")
     if settings.gateway.audit_keep_records < 0:
         raise ConfigError("gateway.audit_keep_records: must be 0 (keep all) or more")
+    for name in ("events_retention_days", "events_heartbeat_seconds", "delivery_timeout_seconds",
+                 "delivery_retry_base_seconds", "subscription_disable_after_hours"):  # fmt: skip
+        if getattr(settings.gateway, name) <= 0:
+            raise ConfigError(f"gateway.{name}: must be more than 0")
     seen: set[str] = set()
     for w_index, workspace in enumerate(settings.workspaces):
         where = f"workspaces[{w_index}]"

@@ -19,7 +19,9 @@ assignee, priority, board, text and dates are checked per ticket on the walk of 
 selective index, as an SQL engine checks a WHERE clause on its index walk. A query is one Lua
 script, one round trip, that answers the page's JSON.
 
-``upsert`` and ``delete`` are single scripts, so a ticket is never half-indexed. Records of the
+``upsert`` and ``delete`` are single scripts, so a ticket is never half-indexed. Each returns
+the ticket as it was, so the store announces what changed (``ticket.created``,
+``ticket.updated``, ``ticket.deleted`` in ``gateway.events``) exactly when it changes it. Records of the
 format before this one (JSON in ``tk:``, fields in ``tf:``, history in ``th:``, per-dimension
 indexes) are never read: ``drop_old_format`` removes them once, and a resync rebuilds the store.
 """
@@ -37,6 +39,7 @@ from typing import Any
 import msgspec
 import redis
 
+from gateway import events as event_log
 from gateway.models import StatusChange, Ticket, TicketStatus
 
 DIMENSIONS = ("status", "sname", "cat", "customer", "assignee", "conn", "vendor", "priority", "board")
@@ -79,10 +82,11 @@ local key = 'tk:' .. ref
 local old = redis.call('GET', key)
 local new = {struct.unpack(FIELDS, fields)}
 new[14] = nil
-local prev, hist = nil, ''
+local prev, hist, before = nil, '', ''
 local flen, blen, hlen = parts(old)
 if flen then
   prev = fields_of(old)
+  before = string.sub(old, 14 + flen, 13 + flen + blen)
   hist = string.sub(old, 14 + flen + blen, 13 + flen + blen + hlen)
 else
   redis.call('DEL', 'tf:' .. ref, 'th:' .. ref)  -- the old format's, if any
@@ -120,7 +124,9 @@ if changed or prev == nil then
   hist = string.sub(hist, 1, pos - 1)
 end
 redis.call('SET', key, '\\2' .. struct.pack('>I4I4I4', #fields, #body, #hist) .. fields .. body .. hist)
-return changed and 1 or 0
+-- The ticket as it was, for the event log ('=': stored exactly as it was; '': new).
+if before == body then before = '=' end
+return {changed and 1 or 0, before}
 """ % {"limit": HISTORY_LIMIT}
 
 _DELETE = _LUA_RECORD + """
@@ -128,7 +134,8 @@ local ref = ARGV[1]
 local key = 'tk:' .. ref
 local old = redis.call('GET', key)
 redis.call('DEL', key, 'tf:' .. ref, 'th:' .. ref)
-if not parts(old) then return 0 end
+local flen, blen = parts(old)
+if not flen then return '' end
 local prev = fields_of(old)
 local ws = prev[3]
 local p = 'ix:' .. ws .. ':'
@@ -141,7 +148,7 @@ for _, dim in ipairs(FACETS) do
   local was = prev[POS[dim]]
   if was ~= '' then dec('cnt:' .. ws .. ':facet:' .. dim, was) end
 end
-return 1
+return {ws, string.sub(old, 14 + flen, 13 + flen + blen)}
 """
 
 # ARGV: ws, sort ('u'|'c'), desc (1|0), limit, cursor score, cursor ref, ranges (4: cmin cmax umin umax),
@@ -514,8 +521,9 @@ def decode_cursor(cursor: str) -> tuple[str, str, str, bool]:
 class TicketStore:
     """Upserts, deletes and queries synced tickets."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, *, events: event_log.EventLog | None = None) -> None:
         self.redis = client
+        self.events = events
         self._upsert = client.register_script(_UPSERT)
         self._delete = client.register_script(_DELETE)
         self._query = client.register_script(_QUERY)
@@ -532,19 +540,41 @@ class TicketStore:
         return [ticket.ref, workspace, _packed_fields(fields), _ticket_encoder.encode(slim), seen,
                 fields["updated"], fields["created"]]
 
-    def upsert(self, ticket: Ticket, workspace: str) -> bool:
-        """Store or replace a ticket (without its thread); True when its status changed."""
-        return bool(self._upsert(args=self._upsert_args(ticket, workspace)))
+    def upsert(self, ticket: Ticket, workspace: str, *, announce: bool = True) -> bool:
+        """Store or replace a ticket (without its thread); True when its status changed.
+        A new ticket or a changed one is announced unless ``announce`` is false."""
+        changed, before = self._upsert(args=self._upsert_args(ticket, workspace))
+        if announce:
+            self._announce(ticket, workspace, before)
+        return bool(changed)
 
-    def upsert_many(self, tickets: list[Ticket], workspace: str) -> None:
-        """``upsert`` for a page of tickets in one round trip (each still one atomic script)."""
+    def upsert_many(self, tickets: list[Ticket], workspace: str, *, announce: bool = True) -> None:
+        """``upsert`` for a page of tickets in one round trip (each still one atomic script).
+        A backfill passes ``announce=False``: it loads what exists, it is no news."""
         with self.redis.pipeline(transaction=False) as pipe:
             for ticket in tickets:
                 self._upsert(args=self._upsert_args(ticket, workspace), client=pipe)
-            pipe.execute()
+            answers = pipe.execute()
+        if announce:
+            for ticket, (_changed, before) in zip(tickets, answers):
+                self._announce(ticket, workspace, before)
 
-    def delete(self, ref: str) -> bool:
-        return bool(self._delete(args=[ref]))
+    def _announce(self, ticket: Ticket, workspace: str, before: bytes) -> None:
+        if self.events is None or before == b"=":  # "=": stored exactly as it was
+            return
+        old = _ticket_decoder.decode(before) if before else None
+        event_log.ticket_stored(self.events, workspace, old, ticket)
+
+    def delete(self, ref: str, *, announce: bool = True) -> bool:
+        """Take a ticket out of the store; announced as deleted unless ``announce`` is false
+        (a resync wiping the cache)."""
+        answer = self._delete(args=[ref])
+        if not answer:
+            return False
+        workspace, before = answer
+        if announce and self.events is not None and before:
+            event_log.ticket_deleted(self.events, workspace.decode(), _ticket_decoder.decode(before))
+        return True
 
     def get(self, ref: str) -> Ticket | None:
         parts = _record_parts(self.redis.get(f"tk:{ref}"))

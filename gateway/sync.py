@@ -6,7 +6,7 @@ what changed since the watermark minus an overlap (so nothing slips between pull
 fetch of the changed ticket, and every write the gateway lands does too.
 
 Sync never competes with writes: each job fetches one page, jobs run on queues workers take
-only when the write queue is empty (``writes``, then ``events``, then ``sync``), and a sync call
+only when the write queue is empty (``writes``, ``deliveries``, then ``events``, then ``sync``), and a sync call
 uses rate budget only if it is free *now* (it never books a slot ahead, so it cannot push a
 write back by more than the one call in flight).
 
@@ -26,7 +26,7 @@ from typing import Any
 import msgspec
 import rq
 
-from gateway import context
+from gateway import context, events
 from gateway.core import Gateway
 from gateway.errors import VendorError, VendorRateLimited
 from gateway.locks import try_lock
@@ -250,6 +250,7 @@ class Syncer:
             state.errors += 1
             state.last_error = gw.redactor.scrub(str(exc))
             outcome, delay = "error", min(300.0, 2.0 * 2 ** min(state.errors, 7))
+            events.sync_failed(gw, connection, exc)
             log.warning("sync of %s failed: %s", connection, state.last_error)
         finally:
             context.current.reset(reset)
@@ -258,14 +259,15 @@ class Syncer:
         schedule(gw, connection, at=time.time() + delay if delay else None)
         return outcome
 
-    def _store_page(self, tickets: list[Ticket], workspace: str, state: SyncState, seen_key: str | None) -> float:
+    def _store_page(self, tickets: list[Ticket], workspace: str, state: SyncState, seen_key: str | None,
+                    *, announce: bool = True) -> float:  # fmt: skip
         high = state.watermark or 0.0
         with self.gw.redis.pipeline(transaction=False) as pipe:
             for ticket in tickets:
                 if seen_key:
                     pipe.sadd(seen_key, ticket.ref)
             pipe.execute()
-        self.store.upsert_many(tickets, workspace)
+        self.store.upsert_many(tickets, workspace, announce=announce)
         for ticket in tickets:
             if ticket.updated_at:
                 high = max(high, ticket.updated_at.timestamp())
@@ -278,7 +280,8 @@ class Syncer:
             state.backfill_started = time.time()
             self.gw.redis.delete(f"sync:{connection}:seen")
         page = self.gw.call(connection, "gateway_ticket_list", query=TicketQuery(page_size=PAGE_SIZE, cursor=state.backfill_cursor))
-        state.watermark = self._store_page(page.tickets, workspace, state, f"sync:{connection}:seen")
+        # A backfill loads what exists: no ticket events (tickets gone at the end are announced).
+        state.watermark = self._store_page(page.tickets, workspace, state, f"sync:{connection}:seen", announce=False)
         if page.next_cursor:
             state.backfill_cursor = page.next_cursor
             return "backfill", 0.0
@@ -318,7 +321,7 @@ def resync(gw: Gateway, connection: str) -> None:
     """Forget a connection's tickets and sync state, and start a fresh backfill."""
     conn = gw.connection(connection)
     for ref in gw.store.refs_of_connection(conn.workspace, connection):
-        gw.store.delete(ref)
+        gw.store.delete(ref, announce=False)  # the cache is wiped; the tickets are not deleted
     gw.redis.delete(_state_key(connection), f"sync:{connection}:seen")
     schedule(gw, connection)
 

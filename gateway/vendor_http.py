@@ -22,7 +22,7 @@ import httpx
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
-from gateway import context
+from gateway import context, events
 from gateway.errors import (
     VendorAmbiguous,
     VendorError,
@@ -218,6 +218,7 @@ class VendorHTTP:
                 span.set_attribute("gateway.outcome", type(error).__name__)
                 raise error
             ctx.calls.append(response.status_code)
+            events.connection_ok(runtime, self.connection)
             return response
 
     def _send(self, method: str, path: str, kwargs: dict[str, Any]) -> httpx.Response:
@@ -258,6 +259,8 @@ class VendorHTTP:
             retry_after = fallback if fallback is not None else parse_retry_after(header)
             if self.runtime is not None:
                 self.runtime.limiter.pause(self.connection.id, retry_after)
+                events.connection_paused(self.runtime, self.connection, retry_after)
+        events.connection_refused(self.runtime, self.connection, response.status_code, detail)
         return error_for_status(
             response.status_code,
             f"{self.connection.vendor} answered {response.status_code}: {detail}",

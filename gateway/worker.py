@@ -26,7 +26,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from rq.worker import WorkerStatus
 
-from gateway import jobs, sync
+from gateway import delivery, jobs, sync
 from gateway.core import WRITE_QUEUE, Gateway
 
 log = logging.getLogger("gateway.worker")
@@ -119,6 +119,7 @@ class Housekeeping(threading.Thread):
         while not self.stopping.is_set():
             try:
                 sync.promote_due(self.gw)
+                delivery.promote_due(self.gw)
                 if time.monotonic() - last_keepalive > 5.0:
                     last_keepalive = time.monotonic()
                     sync.keep_alive(self.gw)
@@ -141,7 +142,7 @@ def run_worker(gw: Gateway, *, burst: bool = False, name: str | None = None) -> 
     try:
         for attempt in itertools.count():
             # Order matters: rq takes from the first non-empty queue, so writes always go first.
-            worker = GatewayWorker([WRITE_QUEUE, sync.EVENTS_QUEUE, sync.SYNC_QUEUE], connection=gw.redis,
+            worker = GatewayWorker([WRITE_QUEUE, delivery.QUEUE, sync.EVENTS_QUEUE, sync.SYNC_QUEUE], connection=gw.redis,
                                    name=f"{name}-{attempt}" if name and attempt else name)
             worker.gateway = gw
             try:

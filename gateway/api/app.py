@@ -8,6 +8,8 @@ Routes (all JSON, all under bearer API keys except ``/health`` and ``/schema``):
   ``POST /v1/tickets``, ``POST /v1/alerts/{ref}/actions``; ``GET /v1/writes/{id}``
 - admin: ``GET /v1/admin/dead-letters[/{id}]``, ``POST .../{id}/retry``, ``DELETE .../{id}``,
   ``GET /v1/admin/audit``
+- events (``gateway.api.events``): ``GET /v1/events``, ``GET /v1/events/stream``; webhook
+  subscriptions (``gateway.api.subscriptions``): ``/v1/admin/subscriptions``
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ from litestar.openapi import OpenAPIConfig
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
 
-from gateway import audit, intake, links, sync
+from gateway import audit, events, intake, links, sync
 from gateway.api import customers, queue
 from gateway.api.admission import Admission
+from gateway.api import events as event_routes
+from gateway.api import subscriptions
 from gateway.api.auth import KeyRing, Principal
 from gateway.api.common import (
     ADMIN,
@@ -492,6 +496,7 @@ def retry_dead_letter(request: Request, write_id: FromPath[str]) -> WriteAccepte
     finally:
         gw.writes.unlock(record.id, lock)
     _audit_admin(gw, principal, "retry", record)
+    events.write_retried(gw, record, principal.key_name)
     if head:
         enqueue_write(gw, record.id, connection=record.connection, workspace=record.workspace)
     return WriteAccepted(record.id, record.status, record.dedup_key)
@@ -507,6 +512,7 @@ def discard_dead_letter(request: Request, write_id: FromPath[str]) -> None:
     record.status = "discarded"
     gw.writes.save(record)
     _audit_admin(gw, principal, "discard", record)
+    events.write_discarded(gw, record, principal.key_name)
 
 
 @get("/v1/admin/audit", operation_id="readAudit", sync_to_thread=True)
@@ -538,7 +544,8 @@ def create_app(gateway: Gateway, *, extra_routes: list[Any] | None = None) -> Li
     otel = OpenTelemetryPlugin(OpenTelemetryConfig(tracer_provider=gateway.tracer_provider,
                                                    exclude_spans=["receive", "send"]))
     openapi = OpenAPIConfig(title="MSP integration gateway", version="1", path="/schema")
-    handlers = [*ROUTES, *customers.ROUTES, *queue.ROUTES, *(extra_routes or [])]
+    handlers = [*ROUTES, *customers.ROUTES, *queue.ROUTES, *event_routes.ROUTES, *subscriptions.ROUTES,
+                *(extra_routes or [])]
     for handler in handlers:
         # Declare the problem answers every route can give, so the OpenAPI document is complete.
         handler.responses = {**problem_responses(), **(handler.responses or {})}
@@ -549,6 +556,7 @@ def create_app(gateway: Gateway, *, extra_routes: list[Any] | None = None) -> Li
         openapi_config=openapi,
         middleware=[Admission(openapi.path)],  # the API key, then the body's depth, before any handler
         plugins=[otel],
+        on_shutdown=[event_routes.close],
         logging_config=None,  # the process configures logging (gateway.cli); Litestar must not
         debug=False,
     )

@@ -11,7 +11,7 @@ from gateway.api.schemas import IDEMPOTENCY_KEY_MAX_LENGTH, WriteAccepted
 from gateway.core import Gateway
 from gateway.models import Capability, Ticket, split_ref
 
-READ, WRITE, ADMIN = "tickets:read", "tickets:write", "admin"
+READ, WRITE, ADMIN, EVENTS = "tickets:read", "tickets:write", "admin", "events:read"
 IDEMPOTENCY_HEADER = "idempotency-key"
 
 

@@ -17,7 +17,7 @@ import msgspec
 
 from gateway.settings import Settings, hash_key, parse_settings
 
-ALL_SCOPES = ["tickets:read", "tickets:write", "admin"]
+ALL_SCOPES = ["tickets:read", "tickets:write", "events:read", "admin"]
 
 
 def connection_config(connection_id: str, sim_connection: dict[str, Any], **overrides: Any) -> dict[str, Any]:
