@@ -12,42 +12,12 @@ from pathlib import Path
 
 import redis
 
-from gateway.core import Gateway
+from gateway.core import build_gateway, redis_url_for
 from gateway.embedded_redis import EmbeddedRedis
 from gateway.errors import ConfigError
-from gateway.settings import Settings, hash_key, load_settings
+from gateway.settings import hash_key, load_settings
 
 log = logging.getLogger("gateway")
-
-
-def redis_url_for(settings: Settings) -> str:
-    """``REDIS_URL``, else the config's ``redis_url``, else the embedded redis-server (started
-    once per data directory and shared by the API and worker processes)."""
-    url = os.environ.get("REDIS_URL") or settings.gateway.redis_url
-    if url:
-        return url
-    data_dir = Path(settings.gateway.data_dir)
-    url_file = data_dir / "redis.url"
-    if url_file.is_file():
-        url = url_file.read_text().strip()
-        try:
-            redis.Redis.from_url(url, socket_connect_timeout=1).ping()
-            return url
-        except redis.RedisError:
-            pass
-    server = EmbeddedRedis(data_dir / "redis").start()
-    url_file.write_text(server.url)
-    _keep.append(server)
-    return server.url
-
-
-_keep: list[EmbeddedRedis] = []  # embedded servers live as long as the process that started them
-
-
-def build_gateway(config_path: str | None, *, service: str = "msp-gateway") -> Gateway:
-    settings = load_settings(config_path)
-    client = redis.Redis.from_url(redis_url_for(settings))
-    return Gateway(settings, client, service=service)
 
 
 def _serve(args: argparse.Namespace) -> None:
@@ -55,7 +25,7 @@ def _serve(args: argparse.Namespace) -> None:
 
     from gateway.api.app import create_app
 
-    gw = build_gateway(args.config, service="msp-gateway-api")
+    gw = build_gateway(args.config, args.started, service="msp-gateway-api")
     # uvicorn re-raises SIGTERM after shutting down; exit through Python so an embedded
     # redis-server this process started is stopped too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -71,10 +41,10 @@ def _worker(args: argparse.Namespace) -> None:
     if args.processes > 1:
         # Resolve (and if need be start) Redis once, so every child shares it.
         settings = load_settings(args.config)
-        os.environ.setdefault("REDIS_URL", redis_url_for(settings))
+        os.environ.setdefault("REDIS_URL", redis_url_for(settings, args.started))
         supervise(args.config, args.processes)
         return
-    gw = build_gateway(args.config, service="msp-gateway-worker")
+    gw = build_gateway(args.config, args.started, service="msp-gateway-worker")
     try:
         run_worker(gw, burst=args.burst)
     finally:
@@ -124,7 +94,7 @@ def _plugin_new(args: argparse.Namespace) -> None:
 
 
 def _audit_client(args: argparse.Namespace) -> redis.Redis:
-    return redis.Redis.from_url(redis_url_for(load_settings(args.config)))
+    return redis.Redis.from_url(redis_url_for(load_settings(args.config), args.started))
 
 
 def _audit_checkpoint(args: argparse.Namespace) -> None:
@@ -236,6 +206,9 @@ def main(argv: list[str] | None = None) -> None:
     export.set_defaults(func=_audit_checkpoint)
 
     args = parser.parse_args(argv)
+    # Embedded redis-servers this process starts live until the command is done.
+    started: list[EmbeddedRedis] = []
+    args.started = started
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
@@ -246,7 +219,7 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         pass
     finally:
-        for server in _keep:
+        for server in started:
             server.stop()
 
 

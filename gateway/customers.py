@@ -42,7 +42,7 @@ from gateway.models import Alert, Capability, Customer, RunbookLink, VendorKind,
 from gateway.settings import CustomerLink, WorkspaceConfig
 
 if TYPE_CHECKING:
-    from gateway.core import Gateway
+    from gateway.hub import Hub
 
 MatchedBy = Literal["config", "integration_id", "name", "unmatched"]
 
@@ -348,7 +348,7 @@ def _key(workspace: WorkspaceConfig) -> str:
     return f"customers:{workspace.id}:{hashlib.sha256(basis).hexdigest()[:16]}"
 
 
-def _sources(gw: Gateway, workspace_id: str) -> tuple[list[Source], dict[str, str]]:
+def _sources(gw: Hub, workspace_id: str) -> tuple[list[Source], dict[str, str]]:
     sources: list[Source] = []
     errors: dict[str, str] = {}
     for conn in gw.connections.values():
@@ -363,7 +363,7 @@ def _sources(gw: Gateway, workspace_id: str) -> tuple[list[Source], dict[str, st
     return sources, errors
 
 
-def customer_map(gw: Gateway, workspace_id: str, *, refresh: bool = False) -> CustomerMap:
+def customer_map(gw: Hub, workspace_id: str, *, refresh: bool = False) -> CustomerMap:
     """The workspace's customers across tools (cached; ``refresh`` recomputes)."""
     workspace = gw.settings.workspace(workspace_id)
     if workspace is None:
@@ -397,7 +397,7 @@ def customer_map(gw: Gateway, workspace_id: str, *, refresh: bool = False) -> Cu
             owner.release()
 
 
-def expires_in(gw: Gateway, workspace_id: str) -> float | None:
+def expires_in(gw: Hub, workspace_id: str) -> float | None:
     """Seconds until the cached map is recomputed, or ``None`` when none is cached."""
     workspace = gw.settings.workspace(workspace_id)
     if workspace is None:
@@ -406,12 +406,12 @@ def expires_in(gw: Gateway, workspace_id: str) -> float | None:
     return round(ttl / 1000, 3) if ttl and ttl > 0 else None
 
 
-def customer_of(gw: Gateway, workspace_id: str, ref: str) -> WorkspaceCustomer | None:
+def customer_of(gw: Hub, workspace_id: str, ref: str) -> WorkspaceCustomer | None:
     """The workspace customer that one tool's record (a PSA company ref) belongs to."""
     return customer_map(gw, workspace_id).of_ref(ref)
 
 
-def company_refs(gw: Gateway, workspace_id: str, customer_id: str) -> list[str] | None:
+def company_refs(gw: Hub, workspace_id: str, customer_id: str) -> list[str] | None:
     """The PSA company references of a workspace customer (what its tickets carry as
     ``customer.ref``), or ``None`` when the workspace has no such customer."""
     found = customer_map(gw, workspace_id).get(customer_id)
@@ -429,7 +429,7 @@ class Gathered:
     errors: dict[str, str] = field(default_factory=dict)
 
 
-def runbooks(gw: Gateway, customer: WorkspaceCustomer) -> Gathered:
+def runbooks(gw: Hub, customer: WorkspaceCustomer) -> Gathered:
     """The customer's runbooks in each linked documentation tool, with their URLs (cached
     two minutes per company: Hudu counts calls in 5-minute windows)."""
     out = Gathered()
@@ -451,7 +451,7 @@ def runbooks(gw: Gateway, customer: WorkspaceCustomer) -> Gathered:
     return out
 
 
-def alerts(gw: Gateway, customer: WorkspaceCustomer) -> Gathered:
+def alerts(gw: Hub, customer: WorkspaceCustomer) -> Gathered:
     """The customer's active alerts in each linked RMM organization."""
     out = Gathered()
     for link in customer.links_of(VendorKind.RMM):

@@ -19,7 +19,7 @@ import msgspec
 from opentelemetry import propagate, trace
 
 from gateway import events
-from gateway.core import Gateway
+from gateway.hub import Hub
 from gateway.jobs import new_run
 from gateway.models import StatusCategory, Ticket, TicketForm, TicketStatus, split_ref
 from gateway.writes import WriteRecord, WriteStep, body_hash, now
@@ -43,7 +43,7 @@ class WriteRefused(Exception):
 # --------------------------------------------------------------------------- cached vendor facts
 
 
-def cached_ticket(gw: Gateway, ref: str, *, refresh: bool = False) -> Ticket | None:
+def cached_ticket(gw: Hub, ref: str, *, refresh: bool = False) -> Ticket | None:
     """The ticket's facts for validating a write: from the ticket store when sync has it (no
     vendor call), else a short-lived cache, else the vendor."""
     key = f"cache:ticket:{ref}"
@@ -61,7 +61,7 @@ def cached_ticket(gw: Gateway, ref: str, *, refresh: bool = False) -> Ticket | N
     return ticket
 
 
-def cached_statuses(gw: Gateway, ticket: Ticket) -> list[TicketStatus]:
+def cached_statuses(gw: Hub, ticket: Ticket) -> list[TicketStatus]:
     scope = ticket.board.id if ticket.board else "-"
     key = f"cache:statuses:{ticket.connection}:{scope}"
     raw = gw.redis.get(key)
@@ -72,7 +72,7 @@ def cached_statuses(gw: Gateway, ticket: Ticket) -> list[TicketStatus]:
     return statuses
 
 
-def cached_form(gw: Gateway, connection_id: str, *, refresh: bool = False) -> TicketForm:
+def cached_form(gw: Hub, connection_id: str, *, refresh: bool = False) -> TicketForm:
     key = f"cache:form:{connection_id}"
     if not refresh:
         raw = gw.redis.get(key)
@@ -83,7 +83,7 @@ def cached_form(gw: Gateway, connection_id: str, *, refresh: bool = False) -> Ti
     return form
 
 
-def check_status(gw: Gateway, ticket: Ticket, status_id: str) -> TicketStatus:
+def check_status(gw: Hub, ticket: Ticket, status_id: str) -> TicketStatus:
     """The status named, if the ticket's board allows it; else 422 listing the valid ones."""
     statuses = cached_statuses(gw, ticket)
     for status in statuses:
@@ -117,7 +117,7 @@ def check_time_entry(started_at: datetime | None, minutes: int) -> None:
         )
 
 
-def first_in_progress(gw: Gateway, ticket: Ticket) -> str | None:
+def first_in_progress(gw: Hub, ticket: Ticket) -> str | None:
     """The status a "first reply moves New to In Progress" rule picks, if the ticket is new."""
     if ticket.status.category is not StatusCategory.NEW:
         return None
@@ -151,7 +151,7 @@ def _fingerprint(kind: str, target: str | None, request: dict[str, Any], uploads
 
 
 def replay(
-    gw: Gateway,
+    gw: Hub,
     *,
     workspace: str,
     kind: str,
@@ -185,7 +185,7 @@ def _reused(dedup_key: str, write_id: str) -> WriteRefused:
 
 
 def submit(
-    gw: Gateway,
+    gw: Hub,
     *,
     workspace: str,
     connection: str,

@@ -29,7 +29,7 @@ from opentelemetry import propagate
 from opentelemetry.trace import Status, StatusCode
 
 from gateway import context, events
-from gateway.core import Gateway
+from gateway.hub import Hub, bound
 from gateway.errors import (
     NotSupported,
     VendorAmbiguous,
@@ -52,21 +52,8 @@ from gateway.models import (
 from gateway.locks import OwnedLock
 from gateway.writes import Attempt, WriteRecord, WriteStep, now
 
-_bound: Gateway | None = None
 RETRY_BASE_SECONDS = 1.0
 RETRY_MAX_SECONDS = 120.0
-
-
-def bind(gateway: Gateway | None) -> None:
-    """Give this process's jobs their gateway (the worker does this at start-up)."""
-    global _bound
-    _bound = gateway
-
-
-def bound() -> Gateway:
-    if _bound is None:
-        raise RuntimeError("no gateway bound in this worker process (gateway.jobs.bind)")
-    return _bound
 
 
 # --------------------------------------------------------------------------- job functions
@@ -82,7 +69,7 @@ JOB_OPTIONS: dict[str, Any] = {"timeout": 600, "result_ttl": 0, "failure_ttl": 7
 BOOK_AHEAD_SECONDS = 1.0
 
 
-def new_run(gw: Gateway, write_id: str, prepaid: bool, pipe: Any) -> str:
+def new_run(gw: Hub, write_id: str, prepaid: bool, pipe: Any) -> str:
     """Create (in ``pipe``) the rq job for one run of ``write_id``; return its id."""
     run_id = f"run_{uuid.uuid4().hex}"
     job = gw.queue.create_job(run_write, args=(write_id, prepaid, run_id), job_id=run_id, **JOB_OPTIONS)
@@ -91,7 +78,7 @@ def new_run(gw: Gateway, write_id: str, prepaid: bool, pipe: Any) -> str:
 
 
 def enqueue_write(
-    gw: Gateway,
+    gw: Hub,
     write_id: str,
     *,
     connection: str | None = None,
@@ -119,7 +106,7 @@ def enqueue_write(
         pipe.execute()
 
 
-def park_write(gw: Gateway, record: WriteRecord, run_id: str | None, seconds: float, *, prepaid: bool) -> None:
+def park_write(gw: Hub, record: WriteRecord, run_id: str | None, seconds: float, *, prepaid: bool) -> None:
     """Hold the write's connection for ``seconds`` (vendor pause or our own budget) and put
     this write back at the front of its connection's runs: no worker waits, nothing spins."""
     with gw.redis.pipeline(transaction=False) as pipe:
@@ -128,7 +115,7 @@ def park_write(gw: Gateway, record: WriteRecord, run_id: str | None, seconds: fl
     gw.scheduler.park(record.connection, time.time() + seconds, run_id or "", requeue=again)
 
 
-def sweep(gw: Gateway, older_than: float = 60.0) -> int:
+def sweep(gw: Hub, older_than: float = 60.0) -> int:
     """Re-enqueue unfinished writes that have shown no activity for ``older_than`` seconds."""
     revived = 0
     for write_id in gw.writes.stale_active(older_than):
@@ -171,7 +158,7 @@ class _Stop(Exception):
 
 
 class WriteRunner:
-    def __init__(self, gw: Gateway) -> None:
+    def __init__(self, gw: Hub) -> None:
         self.gw = gw
         self.store = gw.writes
 

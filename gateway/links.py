@@ -36,10 +36,12 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from gateway import context, events
+from gateway.customers import customer_of
+from gateway.intake import cached_ticket
 from gateway.models import Alert, Capability, Device, RelatedRecord, Ticket, VendorKind, make_ref, split_ref
 
 if TYPE_CHECKING:
-    from gateway.core import Gateway
+    from gateway.hub import Hub
 
 log = logging.getLogger("gateway.links")
 
@@ -99,8 +101,8 @@ def related_lines(refs: tuple[str, ...] | list[str]) -> str:
 # --------------------------------------------------------------------------- ticket <-> alert
 
 
-def install(gw: Gateway) -> None:
-    """Record ticket-alert links when writes succeed (call once per ``Gateway``; repeat calls
+def install(gw: Hub) -> None:
+    """Record ticket-alert links when writes succeed (call once per ``Hub``; repeat calls
     do nothing)."""
     if not any(isinstance(listener, _LinkRecorder) for listener in gw.write_listeners):
         gw.write_listeners.append(_LinkRecorder(gw))
@@ -110,7 +112,7 @@ class _LinkRecorder:
     """The write listener: a created ticket that names alerts is linked to them; a resolved
     alert is remembered as resolved. Never raises: the write has already landed."""
 
-    def __init__(self, gw: Gateway) -> None:
+    def __init__(self, gw: Hub) -> None:
         self.gw = gw
 
     def __call__(self, record: Any) -> None:
@@ -126,7 +128,7 @@ class _LinkRecorder:
             log.exception("could not record the links of write %s", getattr(record, "id", "?"))
 
 
-def link_alert(gw: Gateway, ticket_ref: str, alert_ref: str, *, workspace: str | None = None) -> None:
+def link_alert(gw: Hub, ticket_ref: str, alert_ref: str, *, workspace: str | None = None) -> None:
     """Link a ticket and an alert both ways, and keep what the alert is about."""
     when = time.time()
     with gw.redis.pipeline() as pipe:
@@ -148,17 +150,17 @@ def link_alert(gw: Gateway, ticket_ref: str, alert_ref: str, *, workspace: str |
         context.current.reset(token)
 
 
-def alerts_of_ticket(gw: Gateway, ticket_ref: str) -> list[str]:
+def alerts_of_ticket(gw: Hub, ticket_ref: str) -> list[str]:
     """Alert refs linked to the ticket, oldest link first."""
     return [m.decode() for m in gw.redis.zrange(f"links:ticket:{ticket_ref}", 0, -1)]
 
 
-def tickets_of_alert(gw: Gateway, alert_ref: str) -> list[str]:
+def tickets_of_alert(gw: Hub, alert_ref: str) -> list[str]:
     """Ticket refs linked to the alert, oldest link first."""
     return [m.decode() for m in gw.redis.zrange(f"links:alert:{alert_ref}", 0, -1)]
 
 
-def alert_snapshot(gw: Gateway, alert_ref: str, *, refresh: bool = False) -> Alert | None:
+def alert_snapshot(gw: Hub, alert_ref: str, *, refresh: bool = False) -> Alert | None:
     """The alert: as last seen when it is known resolved or was checked within a minute, else
     read from the RMM (an alert the RMM no longer lists is kept, marked inactive)."""
     key = f"links:info:{alert_ref}"
@@ -186,7 +188,7 @@ def alert_snapshot(gw: Gateway, alert_ref: str, *, refresh: bool = False) -> Ale
     return live
 
 
-def _mark_resolved(gw: Gateway, alert_ref: str) -> None:
+def _mark_resolved(gw: Hub, alert_ref: str) -> None:
     key = f"links:info:{alert_ref}"
     raw = gw.redis.get(key)
     if raw:
@@ -198,7 +200,7 @@ def _mark_resolved(gw: Gateway, alert_ref: str) -> None:
 # --------------------------------------------------------------------------- devices
 
 
-def device(gw: Gateway, device_ref: str) -> Device | None:
+def device(gw: Hub, device_ref: str) -> Device | None:
     """The RMM device with its console URL (cached five minutes)."""
     key = f"cache:device:{device_ref}"
     raw = gw.redis.get(key)
@@ -213,7 +215,7 @@ def device(gw: Gateway, device_ref: str) -> Device | None:
     return found
 
 
-def device_for_configuration(gw: Gateway, ticket: Ticket, item: RelatedRecord) -> Device | None:
+def device_for_configuration(gw: Hub, ticket: Ticket, item: RelatedRecord) -> Device | None:
     """The RMM device a PSA configuration item is, matched by serial, else host name.
 
     Only the RMM organizations linked to the ticket's customer are searched when the customer
@@ -242,7 +244,7 @@ def device_for_configuration(gw: Gateway, ticket: Ticket, item: RelatedRecord) -
     return found
 
 
-def _rmm_candidates(gw: Gateway, ticket: Ticket) -> list[tuple[str, str | None]]:
+def _rmm_candidates(gw: Hub, ticket: Ticket) -> list[tuple[str, str | None]]:
     """(RMM connection, the organization the device must belong to or ``None``)."""
     workspace = gw.connection(ticket.connection).workspace
     rmm = [
@@ -251,8 +253,6 @@ def _rmm_candidates(gw: Gateway, ticket: Ticket) -> list[tuple[str, str | None]]
         and gw.vendors.has(c.vendor, Capability.DEVICE_READ) and gw.vendors.implements(c.vendor, "gateway_device_find")
     ]  # fmt: skip
     if ticket.customer is not None and ticket.customer.ref:
-        from gateway.customers import customer_of
-
         try:
             customer = customer_of(gw, workspace, ticket.customer.ref)
         except Exception:
@@ -266,7 +266,7 @@ def _rmm_candidates(gw: Gateway, ticket: Ticket) -> list[tuple[str, str | None]]
 # --------------------------------------------------------------------------- a ticket's related records
 
 
-def related_records(gw: Gateway, ticket_ref: str, ticket: Ticket | None = None) -> list[RelatedRecord]:
+def related_records(gw: Hub, ticket_ref: str, ticket: Ticket | None = None) -> list[RelatedRecord]:
     """Records in other tools linked to the ticket (alerts, devices), oldest link first.
 
     Includes the PSA's own related records of the ticket (configuration items, agreements),
@@ -274,8 +274,6 @@ def related_records(gw: Gateway, ticket_ref: str, ticket: Ticket | None = None) 
     was just read, to spare reading it again. A tool that fails to answer leaves out only what
     it would have added.
     """
-    from gateway.intake import cached_ticket
-
     out: list[RelatedRecord] = []
     seen: set[tuple[str, str]] = set()
 
@@ -314,7 +312,7 @@ def related_records(gw: Gateway, ticket_ref: str, ticket: Ticket | None = None) 
     return out
 
 
-def _device_record(gw: Gateway, device_ref: str) -> RelatedRecord:
+def _device_record(gw: Hub, device_ref: str) -> RelatedRecord:
     try:
         found = device(gw, device_ref)
     except Exception:

@@ -16,6 +16,7 @@ A full backfill also removes tickets the vendor no longer returns (deleted or me
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import time
@@ -27,7 +28,7 @@ import msgspec
 import rq
 
 from gateway import context, events
-from gateway.core import Gateway
+from gateway.hub import Hub, bound
 from gateway.errors import VendorError, VendorRateLimited
 from gateway.locks import try_lock
 from gateway.models import Capability, Ticket, TicketQuery, make_ref
@@ -79,21 +80,21 @@ def _state_key(connection: str) -> str:
     return f"sync:{connection}"
 
 
-def load_state(gw: Gateway, connection: str) -> SyncState:
+def load_state(gw: Hub, connection: str) -> SyncState:
     raw = gw.redis.get(_state_key(connection))
     return _dec.decode(raw) if raw else SyncState()
 
 
-def save_state(gw: Gateway, connection: str, state: SyncState) -> None:
+def save_state(gw: Hub, connection: str, state: SyncState) -> None:
     gw.redis.set(_state_key(connection), _enc.encode(state))
 
 
-def synced_connections(gw: Gateway) -> list[str]:
+def synced_connections(gw: Hub) -> list[str]:
     """PSA connections whose tickets the store keeps."""
     return [c.id for c in gw.connections.values() if gw.vendors.has(c.vendor, Capability.TICKET_READ)]
 
 
-def status(gw: Gateway, connection: str) -> SyncStatus:
+def status(gw: Hub, connection: str) -> SyncStatus:
     state = load_state(gw, connection)
     last = datetime.fromtimestamp(state.last_success, tz=timezone.utc) if state.last_success else None
     backlog = int(gw.redis.llen(f"rq:queue:{SYNC_QUEUE}") or 0)
@@ -111,7 +112,7 @@ def status(gw: Gateway, connection: str) -> SyncStatus:
 # --------------------------------------------------------------------------- scheduling
 
 
-def schedule(gw: Gateway, connection: str, *, at: float | None = None) -> None:
+def schedule(gw: Hub, connection: str, *, at: float | None = None) -> None:
     """Run a sync step of ``connection`` now (or at ``at``)."""
     if at is None or at <= time.time():
         rq.Queue(SYNC_QUEUE, connection=gw.redis).enqueue(run_sync, connection, **JOB_OPTIONS)
@@ -120,7 +121,7 @@ def schedule(gw: Gateway, connection: str, *, at: float | None = None) -> None:
 
 
 def fetch_soon(
-    gw: Gateway, connection: str, ticket_id: str, action: str = "updated", *, at: float | None = None
+    gw: Hub, connection: str, ticket_id: str, action: str = "updated", *, at: float | None = None
 ) -> None:
     """Fetch one ticket again as soon as a worker is free of writes (webhooks, landed writes).
 
@@ -138,7 +139,7 @@ def _pending_key(connection: str, ticket_id: str) -> str:
     return f"sync:{connection}:fetching:{ticket_id}"
 
 
-def promote_due(gw: Gateway) -> int:
+def promote_due(gw: Hub) -> int:
     """Enqueue delayed sync steps and fetches whose time has come (any worker may run it)."""
     due = gw.redis.zrangebyscore(DELAYED, "-inf", time.time(), start=0, num=100)
     promoted = 0
@@ -154,7 +155,14 @@ def promote_due(gw: Gateway) -> int:
     return promoted
 
 
-def after_write(gw: Gateway, record: Any) -> None:
+def install(gw: Hub) -> None:
+    """Refetch a ticket when a write to it lands (call once per ``Hub``; repeat calls do
+    nothing)."""
+    if not any(getattr(listener, "func", None) is after_write for listener in gw.write_listeners):
+        gw.write_listeners.append(functools.partial(after_write, gw))
+
+
+def after_write(gw: Hub, record: Any) -> None:
     """A write landed: fetch its ticket so the queue shows it as the vendor now has it."""
     ref = record.target if record.kind != "alert_action" else None
     ref = ref or record.result_ref
@@ -163,7 +171,7 @@ def after_write(gw: Gateway, record: Any) -> None:
         fetch_soon(gw, connection, ticket_id)
 
 
-def keep_alive(gw: Gateway) -> None:
+def keep_alive(gw: Hub) -> None:
     """Start sync for every connection that has none running (first start, lost jobs)."""
     for connection in synced_connections(gw):
         poll = _poll_seconds(gw, connection)
@@ -171,12 +179,12 @@ def keep_alive(gw: Gateway) -> None:
             schedule(gw, connection)
 
 
-def _poll_seconds(gw: Gateway, connection: str) -> float:
+def _poll_seconds(gw: Hub, connection: str) -> float:
     found = gw.settings.connection(connection)
     return found[1].poll_seconds if found else 30.0
 
 
-def _overlap_seconds(gw: Gateway, connection: str) -> float:
+def _overlap_seconds(gw: Hub, connection: str) -> float:
     found = gw.settings.connection(connection)
     return found[1].poll_overlap_seconds if found else 120.0
 
@@ -186,20 +194,16 @@ def _overlap_seconds(gw: Gateway, connection: str) -> float:
 
 def run_sync(connection: str) -> str:
     """rq job: one page of a connection's backfill or incremental pull."""
-    from gateway.jobs import bound
-
     return Syncer(bound()).step(connection)
 
 
 def fetch_ticket(connection: str, ticket_id: str, action: str = "updated") -> str:
     """rq job: fetch one ticket and put it in the store (or take it out)."""
-    from gateway.jobs import bound
-
     return Syncer(bound()).fetch(connection, ticket_id, action)
 
 
 class Syncer:
-    def __init__(self, gw: Gateway) -> None:
+    def __init__(self, gw: Hub) -> None:
         self.gw = gw
         self.store: TicketStore = gw.store
 
@@ -317,7 +321,7 @@ class Syncer:
         return "polled", poll
 
 
-def resync(gw: Gateway, connection: str) -> None:
+def resync(gw: Hub, connection: str) -> None:
     """Forget a connection's tickets and sync state, and start a fresh backfill."""
     conn = gw.connection(connection)
     for ref in gw.store.refs_of_connection(conn.workspace, connection):
@@ -325,21 +329,3 @@ def resync(gw: Gateway, connection: str) -> None:
     gw.redis.delete(_state_key(connection), f"sync:{connection}:seen")
     schedule(gw, connection)
 
-
-def sync_until_idle(gw: Gateway, connection: str, *, max_steps: int = 100_000) -> None:
-    """Run a connection's sync in this process until its pull is done (tests, benchmarks).
-
-    Waits out rate-limit deferrals rather than scheduling them."""
-    syncer = Syncer(gw)
-    for _ in range(max_steps):
-        outcome = syncer.step(connection)
-        # This loop is the scheduler here: drop the step it just scheduled.
-        for member in gw.redis.zrange(DELAYED, 0, -1):
-            if member.decode().startswith(f"sync|{connection}|"):
-                gw.redis.zrem(DELAYED, member)
-        rq.Queue(SYNC_QUEUE, connection=gw.redis).empty()
-        if outcome in {"backfilled", "polled"}:
-            return
-        if outcome in {"deferred", "error"}:
-            time.sleep(0.05)
-    raise RuntimeError(f"sync of {connection} did not settle")

@@ -1,0 +1,151 @@
+"""Redis key names shared between modules, built in one place.
+
+Two families, and why they differ:
+
+- **Caches** (``cache:{ws}:...``): facts read from vendors and kept a few minutes. They belong
+  to a workspace and carry it as a hash tag (``{ws}``), so a cluster would keep a workspace's
+  caches on one slot. A cache may be renamed freely: an old name is a miss that expires.
+- **Durable state** (write records, dedup keys, chains, claims, dead letters, the event log,
+  subscriptions, sync state, links): names unchanged from the first release. Renaming one would
+  orphan records a running system holds (a write's dedup key, its chain position), so a hash tag
+  for them waits for a migration that moves the data; until then these builders only make the
+  names the modules spelled themselves before.
+
+Keys used by one module only stay in that module (the ticket store's ``tk:``/``ix:`` names in
+``store.py``, the scheduler's ``{sched}:`` names in ``scheduler.py``, the rate limiter's
+``rl:`` names in ``ratelimit.py``).
+"""
+
+from __future__ import annotations
+
+
+def _tag(workspace: str) -> str:
+    return "{" + workspace + "}"
+
+
+# --------------------------------------------------------------------------- caches
+
+
+def ticket_cache(workspace: str, ref: str) -> str:
+    """A ticket's facts for validating a write (``intake.cached_ticket``); a landed write and
+    a sync fetch drop it."""
+    return f"cache:{_tag(workspace)}:ticket:{ref}"
+
+
+def statuses_cache(workspace: str, connection: str, board: str) -> str:
+    """The statuses of one board (or ``-``) of a PSA connection."""
+    return f"cache:{_tag(workspace)}:statuses:{connection}:{board}"
+
+
+def form_cache(workspace: str, connection: str) -> str:
+    """A PSA connection's new-ticket form."""
+    return f"cache:{_tag(workspace)}:form:{connection}"
+
+
+def device_cache(workspace: str, ref: str) -> str:
+    """An RMM device read."""
+    return f"cache:{_tag(workspace)}:device:{ref}"
+
+
+def ci_device_cache(workspace: str, connection: str, digest: str) -> str:
+    """The RMM device a PSA configuration item resolves to (``-`` when none matched)."""
+    return f"cache:{_tag(workspace)}:ci-device:{connection}:{digest}"
+
+
+def runbooks_cache(workspace: str, customer_id: str) -> str:
+    """A workspace customer's runbooks gathered from the docs tools."""
+    return f"cache:{_tag(workspace)}:runbooks:{customer_id}"
+
+
+# --------------------------------------------------------------------------- writes (durable)
+
+ACTIVE_WRITES = "writes:active"
+
+
+def write_record(write_id: str) -> str:
+    return f"write:{write_id}"
+
+
+def write_lock(write_id: str) -> str:
+    return f"lock:write:{write_id}"
+
+
+def dedup(workspace: str, dedup_key: str) -> str:
+    return f"dedup:{workspace}:{dedup_key}"
+
+
+def chain(chain_id: str) -> str:
+    """A ticket's writes in acceptance order (``{connection}:{ticket}`` or ``new:{write}``)."""
+    return f"chain:{chain_id}"
+
+
+def dead_letters(workspace: str) -> str:
+    return f"deadletters:{workspace}"
+
+
+def claimed(connection: str, ticket: str | None, step: str) -> str:
+    return f"claimed:{connection}:{ticket}:{step}"
+
+
+def blob(write_id: str, index: int) -> str:
+    return f"blob:{write_id}:{index}"
+
+
+def auth_failed(connection: str) -> str:
+    """Set while a connection's credentials are refused (``Hub.call``)."""
+    return f"conn:{connection}:auth_failed"
+
+
+# --------------------------------------------------------------------------- sync (durable)
+
+SYNC_DELAYED = "sync:delayed"
+
+
+def sync_state(connection: str) -> str:
+    return f"sync:{connection}"
+
+
+def sync_lock(connection: str) -> str:
+    return f"sync:{connection}:lock"
+
+
+def sync_alive(connection: str) -> str:
+    return f"sync:{connection}:alive"
+
+
+def sync_seen(connection: str) -> str:
+    """Ticket refs a running backfill has seen (the rest are gone at the vendor)."""
+    return f"sync:{connection}:seen"
+
+
+def sync_fetching(connection: str, ticket_id: str) -> str:
+    """Set while a fetch of the ticket waits to run (fetches of one ticket coalesce)."""
+    return f"sync:{connection}:fetching:{ticket_id}"
+
+
+# --------------------------------------------------------------------------- events and deliveries
+
+DELIVERIES_PENDING = "deliveries:pending"
+DELIVERIES_DELAYED = "deliveries:delayed"
+DELIVERIES_SWEEP = "deliveries:sweep"
+
+
+def event_stream(workspace: str) -> str:
+    return f"events:{workspace}"
+
+
+def subscriptions(workspace: str) -> str:
+    return f"subs:{workspace}"
+
+
+def active_subscriptions(workspace: str) -> str:
+    """Subscriptions of the workspace that are not disabled (the event append nudges them)."""
+    return f"subs:{workspace}:active"
+
+
+def subscription_state(sid: str) -> str:
+    return f"sub:{sid}:state"
+
+
+def subscription_lock(sid: str) -> str:
+    return f"sub:{sid}:lock"
