@@ -26,9 +26,7 @@ tool failed to answer, so it heals quickly); ``refresh`` recomputes it at once.
 from __future__ import annotations
 
 import hashlib
-import math
 import re
-import time
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,7 +35,8 @@ from typing import TYPE_CHECKING, Literal
 
 import msgspec
 
-from gateway.locks import try_lock
+from gateway import keys
+from gateway.cache import ReadThrough
 from gateway.models import Alert, Capability, Customer, RunbookLink, VendorKind, split_ref
 from gateway.settings import CustomerLink, WorkspaceConfig
 
@@ -340,12 +339,17 @@ def _record(ref: str, records: dict[str, tuple[Source, Customer]], how: dict[str
 
 # --------------------------------------------------------------------------- the cached map
 
+# One process computes a workspace's map; the others wait briefly for its answer instead of
+# asking every tool.
+MAPS = ReadThrough(CustomerMap, 0, single_flight=(60, 10))
+RUNBOOKS = ReadThrough(list[RunbookLink], RUNBOOK_TTL_SECONDS)
+
 
 def _key(workspace: WorkspaceConfig) -> str:
     basis = msgspec.json.encode(
         {"customers": workspace.customers, "connections": [(c.id, c.vendor) for c in workspace.connections]}
     )
-    return f"customers:{workspace.id}:{hashlib.sha256(basis).hexdigest()[:16]}"
+    return keys.customer_map_cache(workspace.id, hashlib.sha256(basis).hexdigest()[:16])
 
 
 def _sources(gw: Hub, workspace_id: str) -> tuple[list[Source], dict[str, str]]:
@@ -368,33 +372,22 @@ def customer_map(gw: Hub, workspace_id: str, *, refresh: bool = False) -> Custom
     workspace = gw.settings.workspace(workspace_id)
     if workspace is None:
         return CustomerMap(workspace_id, [], datetime.now(timezone.utc))
-    key = _key(workspace)
-    if not refresh:
-        raw = gw.redis.get(key)
-        if raw:
-            return msgspec.json.decode(raw, type=CustomerMap)
-    # One process computes; the others wait briefly for its answer instead of asking every tool.
-    owner = try_lock(gw.redis, f"lock:{key}", 60)
-    if owner is None and not refresh:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            time.sleep(0.05)
-            raw = gw.redis.get(key)
-            if raw:
-                return msgspec.json.decode(raw, type=CustomerMap)
-    try:
+
+    def compute() -> CustomerMap:
         sources, errors = _sources(gw, workspace_id)
         vendors = {
             c.id: (c.vendor, gw.vendors.info(c.vendor).kind) for c in gw.connections.values() if c.workspace == workspace_id
         }
         customers = match_customers(workspace.customers, sources, vendors)
-        computed = CustomerMap(workspace_id, customers, datetime.now(timezone.utc), errors)
-        ttl = workspace.customer_map_seconds if not errors else min(workspace.customer_map_seconds, ERROR_TTL_SECONDS)
-        gw.redis.set(key, msgspec.json.encode(computed), ex=max(1, math.ceil(ttl)))
-        return computed
-    finally:
-        if owner is not None:
-            owner.release()
+        return CustomerMap(workspace_id, customers, datetime.now(timezone.utc), errors)
+
+    def ttl(computed: CustomerMap) -> float:
+        # A map missing a tool that failed is recomputed soon.
+        return workspace.customer_map_seconds if not computed.errors else min(workspace.customer_map_seconds, ERROR_TTL_SECONDS)
+
+    found = MAPS.get(gw.redis, _key(workspace), compute, refresh=refresh, ttl=ttl)
+    assert found is not None  # compute always answers
+    return found
 
 
 def expires_in(gw: Hub, workspace_id: str) -> float | None:
@@ -436,18 +429,14 @@ def runbooks(gw: Hub, customer: WorkspaceCustomer) -> Gathered:
     for link in customer.links_of(VendorKind.DOCS):
         if not link.found or not gw.capable(link.connection, Capability.RUNBOOK):
             continue
-        key = f"cache:runbooks:{link.ref}"
-        raw = gw.redis.get(key)
-        if raw:
-            out.items += msgspec.json.decode(raw, type=list[RunbookLink])
-            continue
+        key = keys.runbooks_cache(gw.connection(link.connection).workspace, link.ref)
         try:
-            found = list(gw.call(link.connection, "gateway_runbook_list", customer_id=link.vendor_id) or [])
+            found = RUNBOOKS.get(gw.redis, key, lambda: list(
+                gw.call(link.connection, "gateway_runbook_list", customer_id=link.vendor_id) or []))
         except Exception as exc:
             out.errors[link.connection] = gw.redactor.scrub(str(exc) or type(exc).__name__)
             continue
-        gw.redis.set(key, msgspec.json.encode(found), ex=RUNBOOK_TTL_SECONDS)
-        out.items += found
+        out.items += found or []
     return out
 
 

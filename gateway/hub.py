@@ -23,7 +23,7 @@ import msgspec
 import redis
 import rq
 
-from gateway import audit
+from gateway import audit, keys
 from gateway.errors import ConfigError, NotSupported, VendorAuthFailed
 from gateway.events import ConnectionWatch, EventLog
 from gateway.models import Capability, Connection, RateLimitPolicy, RateLimitWindow
@@ -99,7 +99,7 @@ class Hub:
     def after_write(self, record: WriteRecord) -> None:
         """Tell listeners a write landed; drop cached ticket facts it made stale."""
         if record.target:
-            self.redis.delete(f"cache:ticket:{record.target}")
+            self.redis.delete(keys.ticket_cache(record.workspace, record.target))
         for listener in self.write_listeners:
             listener(record)
 
@@ -174,17 +174,17 @@ class Hub:
         except VendorAuthFailed as exc:
             self._auth_marked.add(connection_id)
             mark = {"since": str(time.time()), "cause": str(exc), "credentials": self._credentials_digest(conn)}
-            self.redis.hset(f"conn:{connection_id}:auth_failed", mapping=mark)
+            self.redis.hset(keys.auth_failed(connection_id), mapping=mark)
             raise
         if connection_id in self._auth_marked:
             self._auth_marked.discard(connection_id)
-            self.redis.delete(f"conn:{connection_id}:auth_failed")
+            self.redis.delete(keys.auth_failed(connection_id))
         return result
 
     def auth_failure(self, connection_id: str) -> tuple[float, str] | None:
         """``(since, cause)`` while the connection's credentials are refused, else ``None``. A
         mark left by other credentials (changed in config since) no longer counts."""
-        raw = self.redis.hgetall(f"conn:{connection_id}:auth_failed")
+        raw = self.redis.hgetall(keys.auth_failed(connection_id))
         if not raw:
             return None
         mark = {k.decode() if isinstance(k, bytes) else k: v.decode() if isinstance(v, bytes) else v

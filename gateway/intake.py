@@ -18,7 +18,9 @@ from typing import Any
 import msgspec
 from opentelemetry import propagate, trace
 
-from gateway import events
+from gateway import events, keys
+from gateway.cache import ReadThrough
+from gateway.errors import WriteRefused
 from gateway.hub import Hub
 from gateway.jobs import new_run
 from gateway.models import StatusCategory, Ticket, TicketForm, TicketStatus, split_ref
@@ -29,58 +31,38 @@ STATUSES_TTL = 600
 FORM_TTL = 3600
 
 
-class WriteRefused(Exception):
-    """A write that fails validation: ``status`` is the HTTP status to answer with."""
-
-    def __init__(self, status: int, title: str, detail: str, **extra: Any) -> None:
-        self.status = status
-        self.title = title
-        self.detail = detail
-        self.extra = extra
-        super().__init__(detail)
-
-
 # --------------------------------------------------------------------------- cached vendor facts
+
+TICKETS = ReadThrough(Ticket, TICKET_TTL)
+STATUSES = ReadThrough(list[TicketStatus], STATUSES_TTL)
+FORMS = ReadThrough(TicketForm, FORM_TTL)
 
 
 def cached_ticket(gw: Hub, ref: str, *, refresh: bool = False) -> Ticket | None:
     """The ticket's facts for validating a write: from the ticket store when sync has it (no
     vendor call), else a short-lived cache, else the vendor."""
-    key = f"cache:ticket:{ref}"
     if not refresh:
         stored = gw.store.get(ref)
         if stored is not None:
             return stored
-        raw = gw.redis.get(key)
-        if raw:
-            return msgspec.json.decode(raw, type=Ticket)
     connection_id, vendor_id = split_ref(ref)
-    ticket = gw.call(connection_id, "gateway_ticket_get", ticket_id=vendor_id)
-    if ticket is not None:
-        gw.redis.set(key, msgspec.json.encode(ticket), ex=TICKET_TTL)
-    return ticket
+    key = keys.ticket_cache(gw.connection(connection_id).workspace, ref)
+    return TICKETS.get(gw.redis, key, lambda: gw.call(connection_id, "gateway_ticket_get", ticket_id=vendor_id),
+                       refresh=refresh)
 
 
 def cached_statuses(gw: Hub, ticket: Ticket) -> list[TicketStatus]:
-    scope = ticket.board.id if ticket.board else "-"
-    key = f"cache:statuses:{ticket.connection}:{scope}"
-    raw = gw.redis.get(key)
-    if raw:
-        return msgspec.json.decode(raw, type=list[TicketStatus])
-    statuses = gw.call(ticket.connection, "gateway_ticket_statuses", ticket=ticket)
-    gw.redis.set(key, msgspec.json.encode(statuses), ex=STATUSES_TTL)
-    return statuses
+    """The statuses of the ticket's board (or of its connection, for PSAs without boards)."""
+    key = keys.statuses_cache(gw.connection(ticket.connection).workspace, ticket.connection, ticket.board.id if ticket.board else "-")
+    found = STATUSES.get(gw.redis, key, lambda: gw.call(ticket.connection, "gateway_ticket_statuses", ticket=ticket))
+    return found or []
 
 
 def cached_form(gw: Hub, connection_id: str, *, refresh: bool = False) -> TicketForm:
-    key = f"cache:form:{connection_id}"
-    if not refresh:
-        raw = gw.redis.get(key)
-        if raw:
-            return msgspec.json.decode(raw, type=TicketForm)
-    form = gw.call(connection_id, "gateway_ticket_form")
-    gw.redis.set(key, msgspec.json.encode(form), ex=FORM_TTL)
-    return form
+    """The connection's new-ticket form (required fields, picklists)."""
+    key = keys.form_cache(gw.connection(connection_id).workspace, connection_id)
+    form = FORMS.get(gw.redis, key, lambda: gw.call(connection_id, "gateway_ticket_form"), refresh=refresh)
+    return form if form is not None else TicketForm(connection_id, ())
 
 
 def check_status(gw: Hub, ticket: Ticket, status_id: str) -> TicketStatus:

@@ -28,7 +28,7 @@ import msgspec
 from opentelemetry import propagate
 from opentelemetry.trace import Status, StatusCode
 
-from gateway import context, events
+from gateway import context, events, keys
 from gateway.hub import Hub, bound
 from gateway.errors import (
     NotSupported,
@@ -123,7 +123,7 @@ def sweep(gw: Hub, older_than: float = 60.0) -> int:
             continue
         record = gw.writes.get(write_id)
         if record is None:
-            gw.redis.zrem("writes:active", write_id)
+            gw.redis.zrem(keys.ACTIVE_WRITES, write_id)
             continue
         if record.terminal:
             gw.writes.save(record)

@@ -11,9 +11,10 @@ Two families, and why they differ:
   for them waits for a migration that moves the data; until then these builders only make the
   names the modules spelled themselves before.
 
-Keys used by one module only stay in that module (the ticket store's ``tk:``/``ix:`` names in
-``store.py``, the scheduler's ``{sched}:`` names in ``scheduler.py``, the rate limiter's
-``rl:`` names in ``ratelimit.py``).
+Keys used by one module only stay in that module, listed in its docstring: a write's record,
+dedup key, chain, claims and blobs in ``writes.py``, the ticket store's ``tk:``/``ix:`` names in
+``store.py``, the scheduler's ``{sched}:`` names in ``scheduler.py``, the rate limiter's ``rl:``
+names in ``ratelimit.py``, the audit chain's in ``audit_chain.py``.
 """
 
 from __future__ import annotations
@@ -47,48 +48,25 @@ def device_cache(workspace: str, ref: str) -> str:
     return f"cache:{_tag(workspace)}:device:{ref}"
 
 
-def ci_device_cache(workspace: str, connection: str, digest: str) -> str:
+def ci_device_cache(workspace: str, item_ref: str, digest: str) -> str:
     """The RMM device a PSA configuration item resolves to (``-`` when none matched)."""
-    return f"cache:{_tag(workspace)}:ci-device:{connection}:{digest}"
+    return f"cache:{_tag(workspace)}:ci-device:{item_ref}:{digest}"
 
 
-def runbooks_cache(workspace: str, customer_id: str) -> str:
-    """A workspace customer's runbooks gathered from the docs tools."""
-    return f"cache:{_tag(workspace)}:runbooks:{customer_id}"
+def customer_map_cache(workspace: str, digest: str) -> str:
+    """The workspace's customer map, computed from the config and connections ``digest`` names."""
+    return f"cache:{_tag(workspace)}:customers:{digest}"
+
+
+def runbooks_cache(workspace: str, company_ref: str) -> str:
+    """One documentation tool's runbooks of one company."""
+    return f"cache:{_tag(workspace)}:runbooks:{company_ref}"
 
 
 # --------------------------------------------------------------------------- writes (durable)
 
+# Unfinished writes by when something should next happen to them (``WriteStore``, the sweeper).
 ACTIVE_WRITES = "writes:active"
-
-
-def write_record(write_id: str) -> str:
-    return f"write:{write_id}"
-
-
-def write_lock(write_id: str) -> str:
-    return f"lock:write:{write_id}"
-
-
-def dedup(workspace: str, dedup_key: str) -> str:
-    return f"dedup:{workspace}:{dedup_key}"
-
-
-def chain(chain_id: str) -> str:
-    """A ticket's writes in acceptance order (``{connection}:{ticket}`` or ``new:{write}``)."""
-    return f"chain:{chain_id}"
-
-
-def dead_letters(workspace: str) -> str:
-    return f"deadletters:{workspace}"
-
-
-def claimed(connection: str, ticket: str | None, step: str) -> str:
-    return f"claimed:{connection}:{ticket}:{step}"
-
-
-def blob(write_id: str, index: int) -> str:
-    return f"blob:{write_id}:{index}"
 
 
 def auth_failed(connection: str) -> str:

@@ -16,8 +16,8 @@ names an alert succeeds, in both directions, in Redis:
 - ``links:info:{alert ref}``: the alert as it was when linked (message, device, customer),
   kept after it is resolved, when the RMM no longer lists it.
 
-Device reads are cached five minutes (``cache:device:{ref}``) and configuration item matches
-ten (``cache:ci-device:...``; two when nothing matched), so a ticket view costs the RMM at most
+Device reads are cached five minutes and configuration item matches ten (two when nothing
+matched; ``gateway.keys`` names the caches), so a ticket view costs the RMM at most
 a call or two.
 
 PSA plugins describe a configuration item with ``configuration_record`` (serial number and host
@@ -35,7 +35,8 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from gateway import context, events
+from gateway import context, events, keys
+from gateway.cache import ReadThrough
 from gateway.customers import customer_of
 from gateway.intake import cached_ticket
 from gateway.models import Alert, Capability, Device, RelatedRecord, Ticket, VendorKind, make_ref, split_ref
@@ -200,19 +201,29 @@ def _mark_resolved(gw: Hub, alert_ref: str) -> None:
 # --------------------------------------------------------------------------- devices
 
 
+DEVICES = ReadThrough(Device, DEVICE_TTL)
+CI_DEVICES = ReadThrough(Device, CI_MATCH_TTL, miss_ttl=CI_MISS_TTL)
+
+
+def _device_key(gw: Hub, device_ref: str) -> str | None:
+    connection_id = split_ref(device_ref)[0]
+    conn = gw.connections.get(connection_id)
+    return keys.device_cache(conn.workspace, device_ref) if conn is not None else None
+
+
 def device(gw: Hub, device_ref: str) -> Device | None:
     """The RMM device with its console URL (cached five minutes)."""
-    key = f"cache:device:{device_ref}"
-    raw = gw.redis.get(key)
-    if raw:
-        return msgspec.json.decode(raw, type=Device)
+    key = _device_key(gw, device_ref)
     connection_id, device_id = split_ref(device_ref)
-    if connection_id not in gw.connections or not gw.capable(connection_id, Capability.DEVICE_READ):
+    if key is None:
         return None
-    found = gw.call(connection_id, "gateway_device_get", device_id=device_id)
-    if found is not None:
-        gw.redis.set(key, msgspec.json.encode(found), ex=DEVICE_TTL)
-    return found
+
+    def load() -> Device | None:
+        if not gw.capable(connection_id, Capability.DEVICE_READ):
+            return None
+        return gw.call(connection_id, "gateway_device_get", device_id=device_id)
+
+    return DEVICES.get(gw.redis, key, load)
 
 
 def device_for_configuration(gw: Hub, ticket: Ticket, item: RelatedRecord) -> Device | None:
@@ -226,22 +237,19 @@ def device_for_configuration(gw: Hub, ticket: Ticket, item: RelatedRecord) -> De
     if not serial and not hostname:
         return None
     digest = hashlib.sha256(f"{serial}|{hostname}".encode()).hexdigest()[:16]
-    key = f"cache:ci-device:{item.ref}:{digest}"
-    raw = gw.redis.get(key)
-    if raw is not None:
-        return msgspec.json.decode(raw, type=Device) if raw != b"-" else None
-    found = None
-    for connection_id, organization in _rmm_candidates(gw, ticket):
-        candidate = gw.call(connection_id, "gateway_device_find", serial=serial, hostname=hostname)
-        if candidate is not None and (organization is None or candidate.customer_ref == organization):
-            found = candidate
-            break
-    if found is None:
-        gw.redis.set(key, b"-", ex=CI_MISS_TTL)
-    else:
-        gw.redis.set(key, msgspec.json.encode(found), ex=CI_MATCH_TTL)
-        gw.redis.set(f"cache:device:{found.ref}", msgspec.json.encode(found), ex=DEVICE_TTL)
-    return found
+    key = keys.ci_device_cache(gw.connection(ticket.connection).workspace, item.ref, digest)
+
+    def load() -> Device | None:
+        for connection_id, organization in _rmm_candidates(gw, ticket):
+            candidate = gw.call(connection_id, "gateway_device_find", serial=serial, hostname=hostname)
+            if candidate is not None and (organization is None or candidate.customer_ref == organization):
+                device_key = _device_key(gw, candidate.ref)
+                if device_key is not None:
+                    DEVICES.put(gw.redis, device_key, candidate)
+                return candidate
+        return None
+
+    return CI_DEVICES.get(gw.redis, key, load)
 
 
 def _rmm_candidates(gw: Hub, ticket: Ticket) -> list[tuple[str, str | None]]:

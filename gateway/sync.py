@@ -27,7 +27,7 @@ from typing import Any
 import msgspec
 import rq
 
-from gateway import context, events
+from gateway import context, events, keys
 from gateway.hub import Hub, bound
 from gateway.errors import VendorError, VendorRateLimited
 from gateway.locks import try_lock
@@ -38,7 +38,7 @@ log = logging.getLogger("gateway.sync")
 
 EVENTS_QUEUE = "events"
 SYNC_QUEUE = "sync"
-DELAYED = "sync:delayed"
+DELAYED = keys.SYNC_DELAYED
 PAGE_SIZE = 500  # a wish: each vendor caps it (HaloPSA at 100)
 JOB_OPTIONS: dict[str, Any] = {"job_timeout": 300, "result_ttl": 0, "failure_ttl": 24 * 3600}
 
@@ -76,17 +76,13 @@ _enc = msgspec.json.Encoder()
 _dec = msgspec.json.Decoder(SyncState)
 
 
-def _state_key(connection: str) -> str:
-    return f"sync:{connection}"
-
-
 def load_state(gw: Hub, connection: str) -> SyncState:
-    raw = gw.redis.get(_state_key(connection))
+    raw = gw.redis.get(keys.sync_state(connection))
     return _dec.decode(raw) if raw else SyncState()
 
 
 def save_state(gw: Hub, connection: str, state: SyncState) -> None:
-    gw.redis.set(_state_key(connection), _enc.encode(state))
+    gw.redis.set(keys.sync_state(connection), _enc.encode(state))
 
 
 def synced_connections(gw: Hub) -> list[str]:
@@ -128,15 +124,11 @@ def fetch_soon(
     Fetches of one ticket are coalesced: while one is waiting to run, asking again adds none
     (the waiting fetch will see the newer state). A delayed fetch (a deferral) always runs."""
     if at is None or at <= time.time():
-        if action != "deleted" and not gw.redis.set(_pending_key(connection, ticket_id), action, nx=True, ex=JOB_OPTIONS["job_timeout"]):
+        if action != "deleted" and not gw.redis.set(keys.sync_fetching(connection, ticket_id), action, nx=True, ex=JOB_OPTIONS["job_timeout"]):
             return
         rq.Queue(EVENTS_QUEUE, connection=gw.redis).enqueue(fetch_ticket, connection, ticket_id, action, **JOB_OPTIONS)
     else:
         gw.redis.zadd(DELAYED, {f"fetch|{connection}|{action}|{uuid.uuid4().hex[:8]}|{ticket_id}": at})
-
-
-def _pending_key(connection: str, ticket_id: str) -> str:
-    return f"sync:{connection}:fetching:{ticket_id}"
 
 
 def promote_due(gw: Hub) -> int:
@@ -175,7 +167,7 @@ def keep_alive(gw: Hub) -> None:
     """Start sync for every connection that has none running (first start, lost jobs)."""
     for connection in synced_connections(gw):
         poll = _poll_seconds(gw, connection)
-        if gw.redis.set(f"sync:{connection}:alive", "1", nx=True, ex=int(poll * 3 + 60)):
+        if gw.redis.set(keys.sync_alive(connection), "1", nx=True, ex=int(poll * 3 + 60)):
             schedule(gw, connection)
 
 
@@ -214,7 +206,7 @@ class Syncer:
     def fetch(self, connection: str, ticket_id: str, action: str = "updated") -> str:
         conn = self.gw.connection(connection)
         ref = make_ref(connection, ticket_id)
-        self.gw.redis.delete(_pending_key(connection, ticket_id))  # a change from now on fetches again
+        self.gw.redis.delete(keys.sync_fetching(connection, ticket_id))  # a change from now on fetches again
         reset = self._context()
         try:
             ticket = None if action == "deleted" else self.gw.call(connection, "gateway_ticket_get", ticket_id=ticket_id)
@@ -228,18 +220,18 @@ class Syncer:
             self.store.delete(ref)
             return "deleted"
         self.store.upsert(ticket, conn.workspace)
-        self.gw.redis.delete(f"cache:ticket:{ref}")
+        self.gw.redis.delete(keys.ticket_cache(conn.workspace, ref))
         return "stored"
 
     def step(self, connection: str) -> str:
         """Advance the connection's sync by one page; schedule the next step."""
         gw = self.gw
         conn = gw.connection(connection)
-        lock = try_lock(gw.redis, f"sync:{connection}:lock", conn.timeout_seconds * 2 + 10)
+        lock = try_lock(gw.redis, keys.sync_lock(connection), conn.timeout_seconds * 2 + 10)
         if lock is None:
             return "busy"
         poll = _poll_seconds(gw, connection)
-        gw.redis.set(f"sync:{connection}:alive", "1", ex=int(poll * 3 + 60))
+        gw.redis.set(keys.sync_alive(connection), "1", ex=int(poll * 3 + 60))
         state = load_state(gw, connection)
         reset = self._context()
         try:
@@ -282,18 +274,18 @@ class Syncer:
     def _backfill_page(self, connection: str, workspace: str, state: SyncState) -> tuple[str, float]:
         if state.backfill_started is None:
             state.backfill_started = time.time()
-            self.gw.redis.delete(f"sync:{connection}:seen")
+            self.gw.redis.delete(keys.sync_seen(connection))
         page = self.gw.call(connection, "gateway_ticket_list", query=TicketQuery(page_size=PAGE_SIZE, cursor=state.backfill_cursor))
         # A backfill loads what exists: no ticket events (tickets gone at the end are announced).
-        state.watermark = self._store_page(page.tickets, workspace, state, f"sync:{connection}:seen", announce=False)
+        state.watermark = self._store_page(page.tickets, workspace, state, keys.sync_seen(connection), announce=False)
         if page.next_cursor:
             state.backfill_cursor = page.next_cursor
             return "backfill", 0.0
         # Done: whatever the vendor no longer returns was deleted or merged there.
-        seen = {m.decode() for m in self.gw.redis.smembers(f"sync:{connection}:seen")}
+        seen = {m.decode() for m in self.gw.redis.smembers(keys.sync_seen(connection))}
         for ref in self.store.refs_of_connection(workspace, connection) - seen:
             self.store.delete(ref)
-        self.gw.redis.delete(f"sync:{connection}:seen")
+        self.gw.redis.delete(keys.sync_seen(connection))
         state.backfill_done = True
         state.backfill_cursor = None
         state.last_success = time.time()
@@ -326,6 +318,6 @@ def resync(gw: Hub, connection: str) -> None:
     conn = gw.connection(connection)
     for ref in gw.store.refs_of_connection(conn.workspace, connection):
         gw.store.delete(ref, announce=False)  # the cache is wiped; the tickets are not deleted
-    gw.redis.delete(_state_key(connection), f"sync:{connection}:seen")
+    gw.redis.delete(keys.sync_state(connection), keys.sync_seen(connection))
     schedule(gw, connection)
 
