@@ -359,7 +359,7 @@ def _sources(gw: Hub, workspace_id: str) -> tuple[list[Source], dict[str, str]]:
         if conn.workspace != workspace_id or not gw.vendors.has(conn.vendor, Capability.CUSTOMER_READ):
             continue
         try:
-            listed = gw.call(conn.id, "gateway_customer_list") or []
+            listed = gw.vendor(conn.id).customer_list() or []
         except Exception as exc:  # one tool down must not hide the others' customers
             errors[conn.id] = gw.redactor.scrub(str(exc) or type(exc).__name__)
             continue
@@ -383,7 +383,8 @@ def customer_map(gw: Hub, workspace_id: str, *, refresh: bool = False) -> Custom
 
     def ttl(computed: CustomerMap) -> float:
         # A map missing a tool that failed is recomputed soon.
-        return workspace.customer_map_seconds if not computed.errors else min(workspace.customer_map_seconds, ERROR_TTL_SECONDS)
+        seconds = workspace.customer_map_seconds
+        return seconds if not computed.errors else min(seconds, ERROR_TTL_SECONDS)
 
     found = MAPS.get(gw.redis, _key(workspace), compute, refresh=refresh, ttl=ttl)
     assert found is not None  # compute always answers
@@ -432,7 +433,7 @@ def runbooks(gw: Hub, customer: WorkspaceCustomer) -> Gathered:
         key = keys.runbooks_cache(gw.connection(link.connection).workspace, link.ref)
         try:
             found = RUNBOOKS.get(gw.redis, key, lambda: list(
-                gw.call(link.connection, "gateway_runbook_list", customer_id=link.vendor_id) or []))
+                gw.vendor(link.connection).runbook_list(customer_id=link.vendor_id) or []))
         except Exception as exc:
             out.errors[link.connection] = gw.redactor.scrub(str(exc) or type(exc).__name__)
             continue
@@ -447,7 +448,7 @@ def alerts(gw: Hub, customer: WorkspaceCustomer) -> Gathered:
         if not link.found or not gw.capable(link.connection, Capability.ALERT_READ):
             continue
         try:
-            found: list[Alert] = list(gw.call(link.connection, "gateway_alert_list", customer_id=link.vendor_id) or [])
+            found: list[Alert] = list(gw.vendor(link.connection).alert_list(customer_id=link.vendor_id) or [])
         except Exception as exc:
             out.errors[link.connection] = gw.redactor.scrub(str(exc) or type(exc).__name__)
             continue

@@ -27,7 +27,7 @@ from gateway import audit, keys
 from gateway.errors import ConfigError, NotSupported, VendorAuthFailed
 from gateway.events import ConnectionWatch, EventLog
 from gateway.models import Capability, Connection, RateLimitPolicy, RateLimitWindow
-from gateway.plugins import LoadedPlugins, Vendors, load_plugins
+from gateway.plugins import LoadedPlugins, Vendor, Vendors, load_plugins
 from gateway.ratelimit import RateLimiter
 from gateway.scheduler import Scheduler
 from gateway.redact import Redactor, install_log_redaction
@@ -159,15 +159,21 @@ class Hub:
                 client = self._clients.get(connection_id)
                 if client is None:
                     conn = self.connection(connection_id)
-                    client = self.vendors.call(conn.vendor, "gateway_connect", connection=conn)
+                    client = self.vendors.connect(conn.vendor, connection=conn)
                     if client is None:
                         raise NotSupported(conn.vendor, "connect", f"{conn.vendor} returned no client")
                     self._clients[connection_id] = client
         return client
 
+    def vendor(self, connection_id: str) -> Vendor:
+        """The typed facade over the plugin of the connection (``Vendor``): the way the gateway
+        calls a vendor."""
+        return Vendor(lambda spec, **kwargs: self.call(connection_id, spec.__name__, **kwargs))
+
     def call(self, connection_id: str, hook: str, **kwargs: Any) -> Any:
-        """Call ``hook`` of the plugin owning the connection, with its client. A refusal of the
-        connection's credentials marks it ``auth_failed``; a later success clears the mark."""
+        """Call ``hook`` (by name) of the plugin owning the connection, with its client. A
+        refusal of the connection's credentials marks it ``auth_failed``; a later success
+        clears the mark. ``vendor(connection_id)`` is the typed form over this."""
         conn = self.connection(connection_id)
         try:
             result = self.vendors.call(conn.vendor, hook, client=self.client(connection_id), **kwargs)

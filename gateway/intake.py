@@ -22,7 +22,6 @@ from gateway import events, keys
 from gateway.cache import ReadThrough
 from gateway.errors import WriteRefused
 from gateway.hub import Hub
-from gateway.jobs import new_run
 from gateway.models import StatusCategory, Ticket, TicketForm, TicketStatus, split_ref
 from gateway.writes import WriteRecord, WriteStep, body_hash, now
 
@@ -47,21 +46,21 @@ def cached_ticket(gw: Hub, ref: str, *, refresh: bool = False) -> Ticket | None:
             return stored
     connection_id, vendor_id = split_ref(ref)
     key = keys.ticket_cache(gw.connection(connection_id).workspace, ref)
-    return TICKETS.get(gw.redis, key, lambda: gw.call(connection_id, "gateway_ticket_get", ticket_id=vendor_id),
+    return TICKETS.get(gw.redis, key, lambda: gw.vendor(connection_id).ticket_get(ticket_id=vendor_id),
                        refresh=refresh)
 
 
 def cached_statuses(gw: Hub, ticket: Ticket) -> list[TicketStatus]:
     """The statuses of the ticket's board (or of its connection, for PSAs without boards)."""
     key = keys.statuses_cache(gw.connection(ticket.connection).workspace, ticket.connection, ticket.board.id if ticket.board else "-")
-    found = STATUSES.get(gw.redis, key, lambda: gw.call(ticket.connection, "gateway_ticket_statuses", ticket=ticket))
+    found = STATUSES.get(gw.redis, key, lambda: gw.vendor(ticket.connection).ticket_statuses(ticket=ticket))
     return found or []
 
 
 def cached_form(gw: Hub, connection_id: str, *, refresh: bool = False) -> TicketForm:
     """The connection's new-ticket form (required fields, picklists)."""
     key = keys.form_cache(gw.connection(connection_id).workspace, connection_id)
-    form = FORMS.get(gw.redis, key, lambda: gw.call(connection_id, "gateway_ticket_form"), refresh=refresh)
+    form = FORMS.get(gw.redis, key, lambda: gw.vendor(connection_id).ticket_form(), refresh=refresh)
     return form if form is not None else TicketForm(connection_id, ())
 
 
@@ -110,6 +109,19 @@ def first_in_progress(gw: Hub, ticket: Ticket) -> str | None:
 
 
 # --------------------------------------------------------------------------- submission
+
+# A write run is an rq job of this function (rq imports it by name in the worker; naming it
+# keeps the API side from importing the runner).
+RUN_JOB = "gateway.jobs.run_write"
+JOB_OPTIONS: dict[str, Any] = {"timeout": 600, "result_ttl": 0, "failure_ttl": 7 * 24 * 3600}
+
+
+def new_run(gw: Hub, write_id: str, prepaid: bool, pipe: Any) -> str:
+    """Create (in ``pipe``) the rq job for one run of ``write_id``; return its id."""
+    run_id = f"run_{uuid.uuid4().hex}"
+    job = gw.queue.create_job(RUN_JOB, args=(write_id, prepaid, run_id), job_id=run_id, **JOB_OPTIONS)
+    job.save(pipeline=pipe)
+    return run_id
 
 
 @dataclass
@@ -200,7 +212,7 @@ def submit(
         workspace=workspace,
         connection=connection,
         vendor=gw.connection(connection).vendor,
-        kind=kind,  # type: ignore[arg-type]
+        kind=kind,
         dedup_key=dedup_key,
         body_hash=fingerprint,
         chain=f"{connection}:{split_ref(target)[1]}" if target else f"new:{write_id}",

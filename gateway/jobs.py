@@ -20,11 +20,9 @@ from __future__ import annotations
 
 import random
 import time
-import uuid
 from datetime import datetime, timedelta, timezone
-from typing import Any, NoReturn
+from typing import NoReturn
 
-import msgspec
 from opentelemetry import propagate
 from opentelemetry.trace import Status, StatusCode
 
@@ -40,16 +38,14 @@ from gateway.errors import (
     VendorUnreachable,
 )
 from gateway.models import (
-    AttachmentUpload,
     Effect,
     ReconcileContext,
-    ReplyStep,
-    TicketCreate,
-    TimeEntryCreate,
     make_ref,
     split_ref,
 )
+from gateway.intake import new_run
 from gateway.locks import OwnedLock
+from gateway.writekinds import STEPS, step_kind
 from gateway.writes import Attempt, WriteRecord, WriteStep, now
 
 RETRY_BASE_SECONDS = 1.0
@@ -64,17 +60,8 @@ def run_write(write_id: str, prepaid: bool = False, run_id: str | None = None) -
     return WriteRunner(bound()).run(write_id, prepaid=prepaid, run_id=run_id)
 
 
-JOB_OPTIONS: dict[str, Any] = {"timeout": 600, "result_ttl": 0, "failure_ttl": 7 * 24 * 3600}
 # How far ahead a connection's runs book rate-limit slots before the connection is parked.
 BOOK_AHEAD_SECONDS = 1.0
-
-
-def new_run(gw: Hub, write_id: str, prepaid: bool, pipe: Any) -> str:
-    """Create (in ``pipe``) the rq job for one run of ``write_id``; return its id."""
-    run_id = f"run_{uuid.uuid4().hex}"
-    job = gw.queue.create_job(run_write, args=(write_id, prepaid, run_id), job_id=run_id, **JOB_OPTIONS)
-    job.save(pipeline=pipe)
-    return run_id
 
 
 def enqueue_write(
@@ -354,55 +341,30 @@ class WriteRunner:
         if record.target:
             return split_ref(record.target)[1]
         for step in record.steps:
-            if step.name == "create" and step.effect and step.effect.vendor_id:
+            if step.name in STEPS and STEPS[step.name].creates_ticket and step.effect and step.effect.vendor_id:
                 return step.effect.vendor_id
         return None
 
     def _send(self, record: WriteRecord, step: WriteStep, ticket_id: str | None) -> Effect:
-        p = step.payload
-        key = record.dedup_key
-        call = self.gw.call
-        conn = record.connection
-        if step.name == "reply":
-            reply = ReplyStep(text=p["text"], internal=p.get("internal", False), status_id=p.get("status_id"))
-            effect = call(conn, "gateway_reply", ticket_id=ticket_id, reply=reply, dedup_key=key)
-        elif step.name == "status":
-            effect = call(conn, "gateway_status_change", ticket_id=ticket_id, status_id=p["status_id"])
-        elif step.name == "time_entry":
-            entry = msgspec.convert(p, TimeEntryCreate)
-            effect = call(conn, "gateway_time_entry", ticket_id=ticket_id, entry=entry, dedup_key=key)
-        elif step.name == "create":
-            ticket = msgspec.convert(p, TicketCreate)
-            effect = call(conn, "gateway_ticket_create", ticket=ticket, dedup_key=key)
-        elif step.name == "attachment":
-            data = self.store.get_blob(record.id, p["index"])
-            upload = AttachmentUpload(p["filename"], p["content_type"], p["size"], data)
-            effect = call(
-                conn, "gateway_attachment_add", ticket_id=ticket_id, attachment=upload,
-                dedup_key=f"{key}:{p['index']}",
-            )
-        elif step.name == "alert":
-            alert_id = split_ref(record.target or "")[1]
-            effect = call(conn, "gateway_alert_action", alert_id=alert_id, action=p["action"], dedup_key=key)
-        else:
-            raise NotSupported(record.vendor, step.name, f"unknown write step {step.name!r}")
+        effect = step_kind(record, step).send(self.gw, record, step, ticket_id)
         if not isinstance(effect, Effect):
             raise NotSupported(record.vendor, step.name, f"the {record.vendor} plugin returned no effect")
         return effect
 
     def _reconcile(self, record: WriteRecord, step: WriteStep, ticket_id: str | None) -> Effect | None:
         payload = {k: v for k, v in step.payload.items() if k != "data"}
-        reconcile_ticket = ticket_id if step.name != "alert" else split_ref(record.target or "")[1]
+        kind = step_kind(record, step)
+        reconcile_ticket = kind.subject(record, ticket_id)
         context_ = ReconcileContext(
             step=step.name,
             ticket_id=reconcile_ticket,
             payload=payload,
-            dedup_key=record.dedup_key if step.name != "attachment" else f"{record.dedup_key}:{payload['index']}",
+            dedup_key=kind.dedup_key(record, payload),
             since=step.started_at or record.created_at,
             claimed=self.store.claimed(record.connection, reconcile_ticket, step.name),
         )
         try:
-            return self.gw.call(record.connection, "gateway_reconcile", context=context_)
+            return self.gw.vendor(record.connection).reconcile(context=context_)
         except NotSupported:
             self._dead(
                 record,
@@ -416,8 +378,9 @@ class WriteRunner:
         order = step.payload.get("status_order")
         if order is not None and ticket_id is not None and outcome != "superseded":
             self.store.status_landed(record.connection, ticket_id, int(order), record.id)
-        claim_ticket = ticket_id if step.name != "alert" else split_ref(record.target or "")[1]
-        if step.name == "create" and effect.vendor_id:
+        kind = step_kind(record, step)
+        claim_ticket = kind.subject(record, ticket_id)
+        if kind.creates_ticket and effect.vendor_id:
             record.result_ref = make_ref(record.connection, effect.vendor_id)
             claim_ticket = None
         if effect.vendor_id:

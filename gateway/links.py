@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from gateway import context, events, keys
+from gateway import context, events, hookspecs, keys
 from gateway.cache import ReadThrough
 from gateway.customers import customer_of
 from gateway.intake import cached_ticket
@@ -174,7 +174,7 @@ def alert_snapshot(gw: Hub, alert_ref: str, *, refresh: bool = False) -> Alert |
     if connection_id not in gw.connections or not gw.capable(connection_id, Capability.ALERT_READ):
         return snapshot.alert if snapshot else None
     try:
-        live = gw.call(connection_id, "gateway_alert_get", alert_id=alert_id)
+        live = gw.vendor(connection_id).alert_get(alert_id=alert_id)
     except Exception:
         if snapshot is None:
             raise
@@ -221,7 +221,7 @@ def device(gw: Hub, device_ref: str) -> Device | None:
     def load() -> Device | None:
         if not gw.capable(connection_id, Capability.DEVICE_READ):
             return None
-        return gw.call(connection_id, "gateway_device_get", device_id=device_id)
+        return gw.vendor(connection_id).device_get(device_id=device_id)
 
     return DEVICES.get(gw.redis, key, load)
 
@@ -241,7 +241,7 @@ def device_for_configuration(gw: Hub, ticket: Ticket, item: RelatedRecord) -> De
 
     def load() -> Device | None:
         for connection_id, organization in _rmm_candidates(gw, ticket):
-            candidate = gw.call(connection_id, "gateway_device_find", serial=serial, hostname=hostname)
+            candidate = gw.vendor(connection_id).device_find(serial=serial, hostname=hostname)
             if candidate is not None and (organization is None or candidate.customer_ref == organization):
                 device_key = _device_key(gw, candidate.ref)
                 if device_key is not None:
@@ -258,7 +258,7 @@ def _rmm_candidates(gw: Hub, ticket: Ticket) -> list[tuple[str, str | None]]:
     rmm = [
         c.id for c in gw.connections.values()
         if c.workspace == workspace and gw.vendors.info(c.vendor).kind == VendorKind.RMM
-        and gw.vendors.has(c.vendor, Capability.DEVICE_READ) and gw.vendors.implements(c.vendor, "gateway_device_find")
+        and gw.vendors.has(c.vendor, Capability.DEVICE_READ) and gw.vendors.implements(c.vendor, hookspecs.gateway_device_find.__name__)
     ]  # fmt: skip
     if ticket.customer is not None and ticket.customer.ref:
         try:

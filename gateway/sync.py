@@ -27,7 +27,7 @@ from typing import Any
 import msgspec
 import rq
 
-from gateway import context, events, keys
+from gateway import context, events, keys, writekinds
 from gateway.hub import Hub, bound
 from gateway.errors import VendorError, VendorRateLimited
 from gateway.locks import try_lock
@@ -156,7 +156,8 @@ def install(gw: Hub) -> None:
 
 def after_write(gw: Hub, record: Any) -> None:
     """A write landed: fetch its ticket so the queue shows it as the vendor now has it."""
-    ref = record.target if record.kind != "alert_action" else None
+    declared = writekinds.KINDS.get(record.kind)
+    ref = record.target if declared is None or declared.refetch else None
     ref = ref or record.result_ref
     if ref and ref.split(":", 1)[0] in synced_connections(gw):
         connection, ticket_id = ref.split(":", 1)
@@ -209,7 +210,7 @@ class Syncer:
         self.gw.redis.delete(keys.sync_fetching(connection, ticket_id))  # a change from now on fetches again
         reset = self._context()
         try:
-            ticket = None if action == "deleted" else self.gw.call(connection, "gateway_ticket_get", ticket_id=ticket_id)
+            ticket = None if action == "deleted" else self.gw.vendor(connection).ticket_get(ticket_id=ticket_id)
         except VendorRateLimited as exc:
             retry = (exc.retry_after or 1.0) + random.uniform(0, 0.2)
             fetch_soon(self.gw, connection, ticket_id, action, at=time.time() + retry)
@@ -275,7 +276,7 @@ class Syncer:
         if state.backfill_started is None:
             state.backfill_started = time.time()
             self.gw.redis.delete(keys.sync_seen(connection))
-        page = self.gw.call(connection, "gateway_ticket_list", query=TicketQuery(page_size=PAGE_SIZE, cursor=state.backfill_cursor))
+        page = self.gw.vendor(connection).ticket_list(query=TicketQuery(page_size=PAGE_SIZE, cursor=state.backfill_cursor))
         # A backfill loads what exists: no ticket events (tickets gone at the end are announced).
         state.watermark = self._store_page(page.tickets, workspace, state, keys.sync_seen(connection), announce=False)
         if page.next_cursor:
@@ -298,8 +299,7 @@ class Syncer:
             state.poll_since = max(0.0, watermark - _overlap_seconds(self.gw, connection))
             state.poll_high = watermark
         since = datetime.fromtimestamp(state.poll_since, tz=timezone.utc)
-        page = self.gw.call(
-            connection, "gateway_ticket_list",
+        page = self.gw.vendor(connection).ticket_list(
             query=TicketQuery(updated_since=since, page_size=PAGE_SIZE, cursor=state.poll_cursor),
         )
         state.poll_high = max(state.poll_high or 0.0, self._store_page(page.tickets, workspace, state, None))

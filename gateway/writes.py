@@ -69,7 +69,7 @@ class WriteRecord(msgspec.Struct, omit_defaults=True):
     workspace: str
     connection: str
     vendor: str
-    kind: Literal["reply", "status", "time_entry", "create_ticket", "alert_action"]
+    kind: str  # a declared write kind (``gateway.writekinds.KINDS``)
     dedup_key: str
     body_hash: str
     chain: str

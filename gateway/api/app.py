@@ -15,7 +15,8 @@ Routes (all JSON, all under bearer API keys except ``/health`` and ``/schema``):
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import anyio
 import msgspec
@@ -25,7 +26,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
 
-from gateway import audit, events, intake, links, sync
+from gateway import audit, events, intake, links, sync, writekinds
 from gateway.api import customers, queue
 from gateway.api.admission import Admission
 from gateway.api import events as event_routes
@@ -73,7 +74,7 @@ from gateway.core import Gateway
 from gateway.jobs import enqueue_write
 from gateway.errors import NotSupported
 from gateway.models import Capability, Ticket, TicketForm, TicketStatus
-from gateway.writes import WriteRecord, WriteStep, WriteView
+from gateway.writes import WriteRecord, WriteView
 
 # --------------------------------------------------------------------------- meta
 
@@ -155,10 +156,13 @@ def ticket_form(request: Request, connection_id: FromPath[str], refresh: FromQue
 # --------------------------------------------------------------------------- ticket reads
 
 
-def _optional(gw: Gateway, connection_id: str, hook: str, **kwargs: Any) -> Any:
+T = TypeVar("T")
+
+
+def _optional(read: Callable[[], T]) -> T | None:
     """A detail read the vendor may not offer: ``None`` instead of 501."""
     try:
-        return gw.call(connection_id, hook, **kwargs)
+        return read()
     except NotSupported:
         return None
 
@@ -170,14 +174,15 @@ def get_ticket(request: Request, ref: FromPath[str]) -> Ticket:
     principal = authorize(request, READ)
     gw = gateway_of(request)
     connection_id, vendor_id = own_ref(gw, principal, ref)
-    ticket = gw.call(connection_id, "gateway_ticket_get", ticket_id=vendor_id)
+    vendor = gw.vendor(connection_id)
+    ticket = vendor.ticket_get(ticket_id=vendor_id)
     if ticket is None:
         gw.store.delete(ref)
         raise not_found(f"ticket {ref}")
     gw.store.upsert(ticket, principal.workspace)
-    thread = gw.call(connection_id, "gateway_ticket_thread", ticket_id=vendor_id)
-    time_entries = _optional(gw, connection_id, "gateway_ticket_time_entries", ticket_id=vendor_id)
-    attachments = _optional(gw, connection_id, "gateway_ticket_attachments", ticket_id=vendor_id)
+    thread = vendor.ticket_thread(ticket_id=vendor_id)
+    time_entries = _optional(lambda: vendor.ticket_time_entries(ticket_id=vendor_id))
+    attachments = _optional(lambda: vendor.ticket_attachments(ticket_id=vendor_id))
     related = links.related_records(gw, ref, ticket)
     return msgspec.structs.replace(
         ticket,
@@ -198,7 +203,7 @@ def download_attachment(request: Request, ref: FromPath[str], attachment_id: Fro
     connection_id, vendor_id = own_ref(gw, principal, ref)
     gw.vendors.require(gw.connection(connection_id).vendor, Capability.TICKET_READ)
     vendor_id_or_404(gw, connection_id, attachment_id, f"attachment {clip(attachment_id)} on {clip(ref)}")
-    found = gw.call(connection_id, "gateway_attachment_download", ticket_id=vendor_id, attachment_id=attachment_id)
+    found = gw.vendor(connection_id).attachment_download(ticket_id=vendor_id, attachment_id=attachment_id)
     if found is None:
         raise not_found(f"attachment {attachment_id} on {ref}")
     safe_name = "".join(c for c in found.filename if c.isprintable() and c not in '"\\') or "attachment"
@@ -237,17 +242,7 @@ async def _reply_body(request: Request, gw: Gateway, cap: int | None, vendor: st
         raw = await request.body()
         body = _convert(msgspec.json.decode(raw) if raw else None, ReplyCreate)
         uploads = []
-    if not body.text.strip():
-        raise ApiError(422, "Reply text is empty", "text must contain more than white space: the PSA would refuse it",
-                       "send the reply's text", field="text")
-    for upload in uploads:
-        if cap is not None and len(upload.data) > cap:
-            raise ApiError(
-                413, "Attachment too large",
-                f"{upload.filename} is {len(upload.data):,} bytes; {vendor} accepts at most {cap:,} bytes "
-                f"({cap / 1024 / 1024:g} MB) per attachment",
-                "send a smaller file or a link to it", cap_bytes=cap, vendor=vendor,
-            )
+    writekinds.check_reply(body, uploads, cap, vendor)
     return body, uploads
 
 
@@ -277,27 +272,7 @@ async def create_reply(request: Request, ref: FromPath[str]) -> WriteAccepted:
                                idempotency_key=key, uploads=uploads)
         if resent is not None:
             return accepted(gw, resent)
-        gw.vendors.require(conn.vendor, Capability.INTERNAL_NOTE if body.internal else Capability.REPLY)
-        if uploads:
-            gw.vendors.require(conn.vendor, Capability.ATTACHMENT)
-        ticket = owned_ticket(gw, principal, ref)
-        status_id = body.status_id
-        if status_id is not None:
-            gw.vendors.require(conn.vendor, Capability.STATUS)
-            intake.check_status(gw, ticket, status_id)
-        elif not body.internal and gw.workspace_of[connection_id].first_reply_sets_in_progress:
-            status_id = intake.first_in_progress(gw, ticket)
-        together = status_id is not None and gw.vendors.has(conn.vendor, Capability.REPLY_WITH_STATUS)
-        reply = {"text": body.text, "internal": body.internal}
-        if together:
-            reply["status_id"] = status_id
-        steps = [WriteStep("reply", reply)]
-        steps += [
-            WriteStep("attachment", {"index": i, "filename": u.filename, "content_type": u.content_type, "size": len(u.data)})
-            for i, u in enumerate(uploads)
-        ]
-        if status_id is not None and not together:
-            steps.append(WriteStep("status", {"status_id": status_id}))
+        steps = writekinds.plan_reply(gw, connection_id, body, uploads, lambda: owned_ticket(gw, principal, ref))
         submitted = intake.submit(
             gw, workspace=principal.workspace, connection=connection_id, kind="reply", target=ref,
             steps=steps, request=request_body, idempotency_key=key, uploads=uploads,
@@ -314,16 +289,15 @@ def change_status(request: Request, ref: FromPath[str], data: JSONBody[StatusUpd
     principal = authorize(request, WRITE)
     gw = gateway_of(request)
     connection_id, _ = own_ref(gw, principal, ref)
-    gw.vendors.require(gw.connection(connection_id).vendor, Capability.STATUS)
+    writekinds.STATUS.require(gw, connection_id, data)
     key, body = idempotency_key(request), msgspec.to_builtins(data)
     resent = intake.replay(gw, workspace=principal.workspace, kind="status", target=ref, request=body, idempotency_key=key)
     if resent is not None:
         return accepted(gw, resent)
-    ticket = owned_ticket(gw, principal, ref)
-    intake.check_status(gw, ticket, data.status_id)
+    steps = writekinds.plan_status(gw, connection_id, data, lambda: owned_ticket(gw, principal, ref))
     submitted = intake.submit(
         gw, workspace=principal.workspace, connection=connection_id, kind="status", target=ref,
-        steps=[WriteStep("status", {"status_id": data.status_id})], request=body, idempotency_key=key,
+        steps=steps, request=body, idempotency_key=key,
     )
     return accepted(gw, submitted)
 
@@ -335,17 +309,16 @@ def create_time_entry(request: Request, ref: FromPath[str], data: JSONBody[TimeE
     principal = authorize(request, WRITE)
     gw = gateway_of(request)
     connection_id, _ = own_ref(gw, principal, ref)
-    gw.vendors.require(gw.connection(connection_id).vendor, Capability.TIME_ENTRY)
+    writekinds.TIME_ENTRY.require(gw, connection_id, data)
     key, payload = idempotency_key(request), msgspec.to_builtins(data)
     resent = intake.replay(gw, workspace=principal.workspace, kind="time_entry", target=ref, request=payload,
                            idempotency_key=key)
     if resent is not None:
         return accepted(gw, resent)
-    intake.check_time_entry(data.started_at, data.minutes)
-    owned_ticket(gw, principal, ref)
+    steps = writekinds.plan_time_entry(gw, connection_id, data, lambda: owned_ticket(gw, principal, ref))
     submitted = intake.submit(
         gw, workspace=principal.workspace, connection=connection_id, kind="time_entry", target=ref,
-        steps=[WriteStep("time_entry", payload)], request=payload, idempotency_key=key,
+        steps=steps, request=payload, idempotency_key=key,
     )
     return accepted(gw, submitted)
 
@@ -357,24 +330,13 @@ def create_ticket(request: Request, data: JSONBody[TicketCreateBody]) -> WriteAc
     principal = authorize(request, WRITE)
     gw = gateway_of(request)
     own_connection(gw, principal, data.connection, f"connection {data.connection}")
-    gw.vendors.require(gw.connection(data.connection).vendor, Capability.CREATE_TICKET)
+    writekinds.CREATE_TICKET.require(gw, data.connection, data)
     key, body = idempotency_key(request), msgspec.to_builtins(data)
     resent = intake.replay(gw, workspace=principal.workspace, kind="create_ticket", target=None, request=body,
                            idempotency_key=key)
     if resent is not None:
         return accepted(gw, resent)
-    form = intake.cached_form(gw, data.connection)
-    problems = []
-    for field in form.fields:
-        value = data.fields.get(field.name)
-        if field.name == "summary":
-            continue
-        if field.required and value in (None, ""):
-            problems.append(f"{field.name} is required")
-        elif value not in (None, "") and field.options and str(value) not in {o.id for o in field.options}:
-            problems.append(f"{field.name}={quote(value)} is not one of its options")
-    unknown = sorted(set(data.fields) - {f.name for f in form.fields})
-    problems += [f"{clip(name)} is not a field of this form" for name in unknown]
+    problems = writekinds.form_problems(intake.cached_form(gw, data.connection), data.fields, quote, clip)
     if problems:
         raise ApiError(422, "Ticket does not fit the PSA's form", "; ".join(problems),
                        f"see GET /v1/connections/{data.connection}/ticket-form", problems=problems)
@@ -382,11 +344,9 @@ def create_ticket(request: Request, data: JSONBody[TicketCreateBody]) -> WriteAc
     if data.alert:
         own_ref(gw, principal, data.alert, "alert")
         related = (data.alert,)
-    payload = {"summary": data.summary, "description": data.description, "customer_id": data.customer_id,
-               "fields": data.fields, "related": list(related)}
     submitted = intake.submit(
         gw, workspace=principal.workspace, connection=data.connection, kind="create_ticket", target=None,
-        steps=[WriteStep("create", payload)], request=body, idempotency_key=key,
+        steps=writekinds.plan_create(gw, data.connection, data, related), request=body, idempotency_key=key,
     )
     return accepted(gw, submitted)
 
@@ -398,12 +358,10 @@ def alert_action(request: Request, ref: FromPath[str], data: JSONBody[AlertActio
     principal = authorize(request, WRITE)
     gw = gateway_of(request)
     connection_id, _ = own_ref(gw, principal, ref, "alert")
-    vendor = gw.connection(connection_id).vendor
-    capability = Capability.ALERT_ACKNOWLEDGE if data.action == "acknowledge" else Capability.ALERT_RESOLVE
-    gw.vendors.require(vendor, capability)
+    writekinds.ALERT_ACTION.require(gw, connection_id, data)
     submitted = intake.submit(
         gw, workspace=principal.workspace, connection=connection_id, kind="alert_action", target=ref,
-        steps=[WriteStep("alert", {"action": data.action})], request=msgspec.to_builtins(data),
+        steps=writekinds.plan_alert(gw, connection_id, data.action), request=msgspec.to_builtins(data),
         idempotency_key=idempotency_key(request),  # an alert action needs no vendor read to accept
     )
     return accepted(gw, submitted)
