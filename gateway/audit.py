@@ -5,6 +5,10 @@ write jobs, admin actions) as an ``AuditRecord``, indexed by write id and by tic
 so ``GET /v1/admin/audit`` can read them back. It is attached with a ``SimpleSpanProcessor``:
 the record is in Redis before the call returns, so a crash cannot lose it. With
 ``OTEL_EXPORTER_OTLP_ENDPOINT`` set the same spans also go out over OTLP.
+
+Each vendor call also counts, in the same round trip, towards a per-minute sample of its
+connection (``usage:{connection}:{minute}``: reads, writes and 429s, kept two hours) that the
+operator console charts.
 """
 
 from __future__ import annotations
@@ -31,6 +35,12 @@ from gateway.redact import Redactor
 AUDIT_ALL = "audit:all"
 KEEP_SECONDS = 14 * 24 * 3600
 KEEP_GLOBAL = 200_000
+USAGE_KEEP_SECONDS = 2 * 3600
+
+
+def usage_key(connection: str, minute: int) -> str:
+    """The per-minute call counts of ``connection`` (``minute`` = Unix time // 60)."""
+    return f"usage:{connection}:{minute}"
 
 
 class AuditRecord(msgspec.Struct, omit_defaults=True):
@@ -86,6 +96,8 @@ class RedisAuditExporter(SpanExporter):
                 data = _encoder.encode(record)
                 pipe.lpush(AUDIT_ALL, data)
                 pipe.ltrim(AUDIT_ALL, 0, KEEP_GLOBAL - 1)
+                if record.kind == "vendor_call":
+                    _count_usage(pipe, record)
                 for attr, prefix in (("gateway.write_id", "audit:write:"), ("gateway.ticket", "audit:ticket:")):
                     value = record.attributes.get(attr)
                     if value:
@@ -100,6 +112,17 @@ class RedisAuditExporter(SpanExporter):
 
     def shutdown(self) -> None:  # the Redis client belongs to the app
         return None
+
+
+def _count_usage(pipe: redis.client.Pipeline, record: AuditRecord) -> None:
+    connection = record.attributes.get("gateway.connection")
+    if not connection:
+        return
+    key = usage_key(str(connection), int(record.started_at.timestamp() // 60))
+    pipe.hincrby(key, "write" if record.attributes.get("gateway.write_id") else "read", 1)
+    if record.attributes.get("http.response.status_code") == 429:
+        pipe.hincrby(key, "throttled", 1)
+    pipe.expire(key, USAGE_KEEP_SECONDS)
 
 
 def read_audit(
