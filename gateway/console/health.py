@@ -112,7 +112,9 @@ def usage(gw: Gateway, connection: str, policy: RateLimitPolicy, now: float | No
     counts = [{k.decode(): int(v) for k, v in sample.items()} for sample in samples]
     budget = budget_per_minute(policy)
     peak = max([c.get("read", 0) + c.get("write", 0) for c in counts] + [1])
-    top = max(peak, budget or 0)
+    # Scaled to the busiest minute (a budget of 600 would flatten 7 calls to nothing); the
+    # budget line is drawn only when it falls inside the chart.
+    top = peak * 1.25
     scale = CHART_HEIGHT / top
     bar = CHART_WIDTH / MINUTES
     result = Usage(budget_per_minute=budget, peak=peak, bar_width=bar)
@@ -120,7 +122,7 @@ def usage(gw: Gateway, connection: str, policy: RateLimitPolicy, now: float | No
         reads, writes = c.get("read", 0), c.get("write", 0)
         result.minutes.append(Minute(minute, reads, writes, c.get("throttled", 0), round(index * bar, 2),
                                      round(reads * scale, 2), round(writes * scale, 2)))
-    if budget:
+    if budget and budget <= top:
         result.limit_y = round(CHART_HEIGHT - budget * scale, 2)
     return result
 
@@ -152,7 +154,7 @@ def connections(gw: Gateway, principal: Principal) -> list[ConnectionHealth]:
         used = usage(gw, conn.id, conn.rate_limit)
         budget = used.budget_per_minute
         result.append(ConnectionHealth(
-            id=conn.id, vendor=conn.vendor, title=info.title or conn.vendor, kind=info.kind,
+            id=conn.id, vendor=conn.vendor, title=info.title or conn.vendor, kind=str(getattr(info.kind, "value", info.kind)),
             synced=conn.id in synced, sync=status, writes_in_flight=active.get(conn.id, 0),
             dead_letters=dead.get(conn.id, 0), paused_seconds=round(gw.limiter.paused_for(conn.id), 1),
             rate_limit=describe(conn.rate_limit),

@@ -21,6 +21,7 @@ class Bar:
     """One audited span drawn as a bar."""
 
     label: str
+    name: str
     kind: str
     started_at: datetime
     offset_ms: float
@@ -54,7 +55,14 @@ def _label(record: AuditRecord) -> str:
     if record.kind == "api_write":
         return f"API {record.name}"
     if record.kind == "vendor_call":
-        return f"{attrs.get('gateway.vendor', 'vendor')}: {record.name}"
+        # "connectwise POST /v4_6_release/apis/3.0/service/tickets/1/notes": the tail says what
+        # was called; the full name is in the bar's tooltip.
+        vendor, _, call = record.name.partition(" ")
+        method, _, path = call.partition(" ")
+        segments = [s for s in path.split("/") if s]
+        tail = "/".join(segments[-3:])
+        short = f"{method} {'…/' if len(segments) > 3 else '/'}{tail}" if method else record.name
+        return f"{attrs.get('gateway.vendor', vendor)} {short}"
     return record.name
 
 
@@ -122,7 +130,7 @@ def timeline(records: list[AuditRecord]) -> Timeline:
         x = offset * scale
         width = max(record.duration_ms * scale, MIN_BAR)
         bars.append(Bar(
-            label=_label(record), kind=record.kind or "span", started_at=record.started_at,
+            label=_label(record), name=record.name, kind=record.kind or "span", started_at=record.started_at,
             offset_ms=round(offset, 1), duration_ms=record.duration_ms, x=round(min(x, WIDTH - MIN_BAR), 2),
             width=round(min(width, WIDTH - min(x, WIDTH - MIN_BAR)), 2), depth=depths[record.span_id],
             failed=_failed(record), detail=_detail(record),
