@@ -244,7 +244,7 @@ def test_connections_show_the_last_hour_of_calls_and_resync_after_confirmation(c
         assert page.status_code == 200 and "connection-cw-a" in page.text
         used = re.search(r"(\d+) reads, (\d+) writes", page.text)
         assert used and int(used.group(1)) >= 1 and int(used.group(2)) >= 1, page.text
-        assert 'class="write"' in page.text and 'class="limit"' in page.text
+        assert 'class="write"' in page.text and 'class="read"' in page.text  # the chart's bars
         csrf = csrf_of(page)
         ask = client.post("/console/connections/cw-a/resync", data={"csrf": csrf})
         assert "Are you sure?" in ask.text

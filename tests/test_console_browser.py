@@ -24,7 +24,7 @@ from gateway_connectwise.simulator import ConnectWiseSimulator
 
 from gateway.embedded_redis import EmbeddedRedis
 from gateway.testing.browser import ensure_chromium
-from gateway.testing.harness import connection_config, to_toml, workspace_config
+from gateway.testing.harness import connection_config, free_port, to_toml, workspace_config
 from gateway.testing.simulator import Faults
 
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -32,14 +32,6 @@ playwright_api = pytest.importorskip("playwright.sync_api")
 ADMIN = "browser-admin-key"
 HOSTILE = '<script>document.title="pwned"</script> Printer on fire'
 SHOTS = os.environ.get("CONSOLE_SCREENSHOTS")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
