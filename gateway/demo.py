@@ -215,6 +215,7 @@ def run_demo(*, port: int, workers: int, data_dir: Path) -> None:
         sample = "cw-main:" + sims["connectwise"][0].sample_ticket_id() if "connectwise" in sims else "<ticket ref>"
         print(f"\nMSP gateway demo on {base}  (OpenAPI: {base}/schema)", flush=True)
         print(f"API key: {key}", flush=True)
+        print(f"Operator console: {base}/console  (sign in with the API key)", flush=True)
         for vendor, (sim, served) in sims.items():
             print(f"  {vendor:<12} simulator {served.base_url}  (faults: POST {served.base_url}/_sim/faults)", flush=True)
         print(

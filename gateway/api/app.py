@@ -10,6 +10,7 @@ Routes (all JSON, all under bearer API keys except ``/health`` and ``/schema``):
   ``GET /v1/admin/audit``
 - events (``gateway.api.events``): ``GET /v1/events``, ``GET /v1/events/stream``; webhook
   subscriptions (``gateway.api.subscriptions``): ``/v1/admin/subscriptions``
+- the operator console under ``/console`` (``gateway.console``) and the API reference at ``/schema``
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import anyio
 import msgspec
 from litestar import Litestar, Request, Response, delete, get, post
 from litestar.datastructures import State, UploadFile
-from litestar.openapi import OpenAPIConfig
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
 
@@ -409,7 +409,7 @@ def alert_action(request: Request, ref: FromPath[str], data: JSONBody[AlertActio
     return accepted(gw, submitted)
 
 
-def _view(gw: Gateway, record: WriteRecord) -> WriteView:
+def write_view(gw: Gateway, record: WriteRecord) -> WriteView:
     # Step payloads carry the caller's text: scrub configured secrets pasted into it.
     steps = [msgspec.structs.replace(s, payload=gw.redactor.payload(s.payload)) for s in record.steps]
     return WriteView(record.id, record.kind, record.status, record.connection, record.dedup_key,
@@ -417,7 +417,8 @@ def _view(gw: Gateway, record: WriteRecord) -> WriteView:
                      record.target, record.result_ref, record.error)
 
 
-def _own_write(gw: Gateway, principal: Principal, write_id: FromPath[str]) -> WriteRecord:
+def own_write(gw: Gateway, principal: Principal, write_id: str) -> WriteRecord:
+    """The write if it belongs to the caller's workspace, else 404."""
     record = gw.writes.get(write_id) if write_id.startswith("w_") else None
     if record is None or record.workspace != principal.workspace:
         raise not_found(f"write {write_id}")
@@ -428,7 +429,7 @@ def _own_write(gw: Gateway, principal: Principal, write_id: FromPath[str]) -> Wr
 def get_write(request: Request, write_id: FromPath[str]) -> WriteView:
     """A write's status, its steps (with the vendor ids they made) and every attempt."""
     principal = authorize(request, READ)
-    return _view(gateway_of(request), _own_write(gateway_of(request), principal, write_id))
+    return write_view(gateway_of(request), own_write(gateway_of(request), principal, write_id))
 
 
 # --------------------------------------------------------------------------- admin
@@ -457,21 +458,21 @@ def list_dead_letters(request: Request, limit: FromQuery[int] = 100, offset: Fro
     principal = authorize(request, ADMIN)
     gw = gateway_of(request)
     records = gw.writes.dead_letters(principal.workspace, max(1, min(limit, 500)), max(0, offset))
-    return [DeadLetter(_view(gw, r), gw.redactor.payload(r.request), r.workspace) for r in records]
+    return [DeadLetter(write_view(gw, r), gw.redactor.payload(r.request), r.workspace) for r in records]
 
 
 @get("/v1/admin/dead-letters/{write_id:str}", operation_id="getDeadLetter", sync_to_thread=True)
 def get_dead_letter(request: Request, write_id: FromPath[str]) -> DeadLetter:
     principal = authorize(request, ADMIN)
     gw = gateway_of(request)
-    record = _own_write(gw, principal, write_id)
+    record = own_write(gw, principal, write_id)
     if record.status != "dead":
         raise not_found(f"dead letter {write_id}")
-    return DeadLetter(_view(gw, record), gw.redactor.payload(record.request), record.workspace)
+    return DeadLetter(write_view(gw, record), gw.redactor.payload(record.request), record.workspace)
 
 
 def _own_dead_letter(gw: Gateway, principal: Principal, write_id: str, action: str) -> WriteRecord:
-    record = _own_write(gw, principal, write_id)
+    record = own_write(gw, principal, write_id)
     if record.status != "dead":
         raise ApiError(409, "Not a dead letter", f"write {write_id} is {record.status}", f"only dead letters can be {action}")
     return record
@@ -481,8 +482,11 @@ def _own_dead_letter(gw: Gateway, principal: Principal, write_id: str, action: s
       operation_class=declared())
 def retry_dead_letter(request: Request, write_id: FromPath[str]) -> WriteAccepted:
     """Send a dead letter again with the same dedup key; unknown outcomes are reconciled first."""
-    principal = authorize(request, ADMIN)
-    gw = gateway_of(request)
+    return retry_dead_letter_as(gateway_of(request), authorize(request, ADMIN), write_id)
+
+
+def retry_dead_letter_as(gw: Gateway, principal: Principal, write_id: str) -> WriteAccepted:
+    """Requeue a dead letter of ``principal``'s workspace (the admin API and the console)."""
     record = _own_dead_letter(gw, principal, write_id, "retried")
     lock = gw.writes.lock(record.id, 30)
     if lock is None:
@@ -506,8 +510,11 @@ def retry_dead_letter(request: Request, write_id: FromPath[str]) -> WriteAccepte
         operation_class=declared())
 def discard_dead_letter(request: Request, write_id: FromPath[str]) -> None:
     """Give up on a dead letter for good (it stays readable at ``GET /v1/writes/{id}``)."""
-    principal = authorize(request, ADMIN)
-    gw = gateway_of(request)
+    discard_dead_letter_as(gateway_of(request), authorize(request, ADMIN), write_id)
+
+
+def discard_dead_letter_as(gw: Gateway, principal: Principal, write_id: str) -> None:
+    """Give up on a dead letter of ``principal``'s workspace (the admin API and the console)."""
     record = _own_dead_letter(gw, principal, write_id, "discarded")
     record.status = "discarded"
     gw.writes.save(record)
@@ -521,7 +528,7 @@ def read_audit(request: Request, write_id: FromQuery[str | None] = None, ticket:
     principal = authorize(request, ADMIN)
     gw = gateway_of(request)
     if write_id:
-        _own_write(gw, principal, write_id)
+        own_write(gw, principal, write_id)
     if ticket:
         own_ref(gw, principal, ticket)
     records = audit.read_audit(gw.redis, write_id=write_id, ticket=ticket, limit=max(1, min(limit, 1000)))
@@ -540,17 +547,21 @@ ROUTES = [
 def create_app(gateway: Gateway, *, extra_routes: list[Any] | None = None) -> Litestar:
     """Build the API around an assembled ``Gateway`` (the caller owns and closes it)."""
 
+    from gateway import console  # the console imports this module's admin functions
+    from gateway.console import reference
+
     # One span per request (it carries the audit attributes): no span per ASGI receive/send.
     otel = OpenTelemetryPlugin(OpenTelemetryConfig(tracer_provider=gateway.tracer_provider,
                                                    exclude_spans=["receive", "send"]))
-    openapi = OpenAPIConfig(title="MSP integration gateway", version="1", path="/schema")
+    openapi = reference.openapi_config("MSP integration gateway", "1")
     handlers = [*ROUTES, *customers.ROUTES, *queue.ROUTES, *event_routes.ROUTES, *subscriptions.ROUTES,
                 *(extra_routes or [])]
     for handler in handlers:
         # Declare the problem answers every route can give, so the OpenAPI document is complete.
         handler.responses = {**problem_responses(), **(handler.responses or {})}
     return Litestar(
-        route_handlers=handlers,
+        route_handlers=[*handlers, console.router(), reference.assets_router()],
+        template_config=console.template_config(),
         state=State({"gateway": gateway, "keyring": KeyRing(gateway.settings), "redactor": gateway.redactor}),
         exception_handlers={Exception: handle},
         openapi_config=openapi,

@@ -29,6 +29,9 @@ from reliability_kit import SimHandle, serve_psas
 READ, WRITE, ADMIN = "tickets:read", "tickets:write", "admin"
 PUBLIC = ("/health", "/schema")
 WEBHOOKS = "/v1/webhooks/"
+# Console pages take a session cookie, not a bearer key: tests/test_console.py holds their matrix
+# (admin scope only, CSRF, another workspace's records answer 404).
+CONSOLE = "/console"
 
 
 @dataclass
@@ -137,7 +140,7 @@ def routes(rig: Rig) -> list[tuple[str, str]]:
     found = []
     for route in rig.api.app.routes:
         for method in sorted(getattr(route, "methods", ())):
-            if method in {"HEAD", "OPTIONS"} or route.path.startswith(PUBLIC) or route.path.startswith(WEBHOOKS):
+            if method in {"HEAD", "OPTIONS"} or route.path.startswith((*PUBLIC, WEBHOOKS, CONSOLE)):
                 continue
             found.append((method, route.path))
     return found
