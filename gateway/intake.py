@@ -229,10 +229,7 @@ def submit(
         target=target,
         trace_context=trace_context,
     )
-    with gw.redis.pipeline(transaction=False) as pipe:
-        run_id = new_run(gw, write_id, False, pipe)
-        gw.writes.accept(record, run=(run_id, gw.connection_cap(connection)), pipe=pipe)
-        accepted = gw.writes.accepted(record, pipe.execute()[-1])
+    accepted = gw.writes.accept(record, run=(new_run(write_id), gw.connection_cap(connection)))
     span = trace.get_current_span()
     span.set_attribute("gateway.kind", "api_write")
     span.set_attribute("gateway.write_id", accepted.write_id)
@@ -240,8 +237,6 @@ def submit(
     span.set_attribute("gateway.workspace", workspace)
     if target:
         span.set_attribute("gateway.ticket", target)
-    if not accepted.new or not accepted.head:
-        gw.redis.delete(gw.queue.job_class.key_for(run_id))  # the run was not queued
     if not accepted.new:
         gw.writes.delete_blobs(write_id, len(uploads))
         if not accepted.same_body:

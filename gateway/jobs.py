@@ -26,6 +26,7 @@ from typing import Any, NoReturn
 
 import msgspec
 from opentelemetry import propagate
+from rq.job import Job
 from opentelemetry.trace import Status, StatusCode
 
 from gateway import context, events
@@ -82,12 +83,22 @@ JOB_OPTIONS: dict[str, Any] = {"timeout": 600, "result_ttl": 0, "failure_ttl": 7
 BOOK_AHEAD_SECONDS = 1.0
 
 
-def new_run(gw: Gateway, write_id: str, prepaid: bool, pipe: Any) -> str:
-    """Create (in ``pipe``) the rq job for one run of ``write_id``; return its id."""
-    run_id = f"run_{uuid.uuid4().hex}"
-    job = gw.queue.create_job(run_write, args=(write_id, prepaid, run_id), job_id=run_id, **JOB_OPTIONS)
-    job.save(pipeline=pipe)
-    return run_id
+def new_run(write_id: str, prepaid: bool = False) -> str:
+    """A run of ``write_id`` as the scheduler holds it: the write, whether its rate slot is
+    prepaid, and a nonce. Nothing is stored until a worker takes it (``run_job``)."""
+    return f"run-{write_id}-{int(prepaid)}-{uuid.uuid4().hex[:12]}"
+
+
+def run_job(gw: Gateway, run_id: str) -> Job | None:
+    """The rq job that executes a run a worker just took (rq then executes, times out and
+    registers it as any job); ``None`` for an id that is not a run."""
+    parts = run_id.split("-")
+    if len(parts) != 4 or parts[0] != "run":
+        return None
+    _, write_id, prepaid, _ = parts
+    job = gw.queue.create_job(run_write, args=(write_id, prepaid == "1", run_id), job_id=run_id, **JOB_OPTIONS)
+    job.save()
+    return job
 
 
 def enqueue_write(
@@ -101,8 +112,8 @@ def enqueue_write(
 ) -> None:
     """Queue a run of ``write_id`` on its connection in the fair scheduler, now or at ``at``.
 
-    The run is an rq job; the scheduler decides when a worker takes it (``gateway.scheduler``).
-    A delayed run (a retry) joins the front of its connection's runs when it is due.
+    The scheduler decides when a worker takes it (``gateway.scheduler``); a delayed run (a
+    retry) joins the front of its connection's runs when it is due.
     """
     if connection is None or workspace is None:
         record = gw.writes.get(write_id)
@@ -110,22 +121,16 @@ def enqueue_write(
             return
         connection, workspace = record.connection, record.workspace
     cap = gw.connection_cap(connection)
-    with gw.redis.pipeline(transaction=False) as pipe:
-        run_id = new_run(gw, write_id, prepaid, pipe)
-        if at is None:
-            gw.scheduler.push(connection, workspace, cap, run_id, client=pipe)
-        else:
-            gw.scheduler.defer(connection, workspace, cap, run_id, at.timestamp(), client=pipe)
-        pipe.execute()
+    if at is None:
+        gw.scheduler.push(connection, workspace, cap, new_run(write_id, prepaid))
+    else:
+        gw.scheduler.defer(connection, workspace, cap, new_run(write_id, prepaid), at.timestamp())
 
 
 def park_write(gw: Gateway, record: WriteRecord, run_id: str | None, seconds: float, *, prepaid: bool) -> None:
     """Hold the write's connection for ``seconds`` (vendor pause or our own budget) and put
     this write back at the front of its connection's runs: no worker waits, nothing spins."""
-    with gw.redis.pipeline(transaction=False) as pipe:
-        again = new_run(gw, record.id, prepaid, pipe)
-        pipe.execute()
-    gw.scheduler.park(record.connection, time.time() + seconds, run_id or "", requeue=again)
+    gw.scheduler.park(record.connection, time.time() + seconds, run_id or "", requeue=new_run(record.id, prepaid))
 
 
 def sweep(gw: Gateway, older_than: float = 60.0) -> int:
