@@ -1,6 +1,6 @@
 """``create_app(gateway)``: the Litestar application, its routes and its lifespan.
 
-Routes (all JSON, all under bearer API keys except ``/health`` and ``/schema``):
+Routes (all JSON, all under bearer API keys except ``/health``, ``/ready`` and ``/schema``):
 
 - ``GET /v1/plugins``, ``GET /v1/connections``, ``GET /v1/connections/{id}/ticket-form``
 - ``GET /v1/tickets``, ``GET /v1/tickets/{ref}``, ``GET /v1/tickets/{ref}/statuses``
@@ -19,10 +19,12 @@ import msgspec
 from litestar import Litestar, Request, Response, delete, get, post
 from litestar.datastructures import State, UploadFile
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
 
 from gateway import audit, intake, links, sync
+from gateway.readiness import Readiness, ReadinessCheck
 from gateway.api import customers, queue
 from gateway.api.auth import KeyRing, Principal
 from gateway.api.common import (
@@ -71,6 +73,14 @@ def health(request: Request) -> Health:
         redis_ok, active = False, 0
     broken = [b.name for b in gw.plugins.broken]
     return Health("ok" if redis_ok and not broken else "degraded", redis_ok, broken, active, sorted(gw.unavailable))
+
+
+@get("/ready", operation_id="ready", sync_to_thread=True, responses={503: ResponseSpec(Readiness, description="Not ready yet: what it waits for")})
+def ready(request: Request) -> Response[Readiness]:
+    """Readiness: 200 once Redis answers and every PSA connection finished its first backfill;
+    503 with the same detail (``waiting_for``) until then. ``/health`` is liveness."""
+    answer = request.app.state.readiness.check()
+    return Response(answer, status_code=200 if answer.ready else 503)
 
 
 @get("/v1/plugins", operation_id="listPlugins", sync_to_thread=False)
@@ -466,7 +476,7 @@ def read_audit(request: Request, write_id: FromQuery[str | None] = None, ticket:
 
 
 ROUTES = [
-    health, list_plugins, list_connections, ticket_form, get_ticket, download_attachment, ticket_statuses,
+    health, ready, list_plugins, list_connections, ticket_form, get_ticket, download_attachment, ticket_statuses,
     create_reply, change_status, create_time_entry, create_ticket, alert_action, get_write,
     list_dead_letters, get_dead_letter, retry_dead_letter, discard_dead_letter, read_audit,
 ]
@@ -482,7 +492,8 @@ def create_app(gateway: Gateway, *, extra_routes: list[Any] | None = None) -> Li
         handler.responses = {**problem_responses(), **(handler.responses or {})}
     return Litestar(
         route_handlers=handlers,
-        state=State({"gateway": gateway, "keyring": KeyRing(gateway.settings), "redactor": gateway.redactor}),
+        state=State({"gateway": gateway, "keyring": KeyRing(gateway.settings), "redactor": gateway.redactor,
+                     "readiness": ReadinessCheck(gateway)}),
         exception_handlers={Exception: handle},
         openapi_config=OpenAPIConfig(title="MSP integration gateway", version="1", path="/schema"),
         plugins=[otel],
