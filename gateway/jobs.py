@@ -28,7 +28,7 @@ import msgspec
 from opentelemetry import propagate
 from opentelemetry.trace import Status, StatusCode
 
-from gateway import context
+from gateway import context, metrics
 from gateway.core import Gateway
 from gateway.errors import (
     NotSupported,
@@ -230,6 +230,7 @@ class WriteRunner:
                 record.status = "succeeded"
                 record.error = None
                 self.store.save(record)
+                metrics.write_finished(self.gw.redis, record)
                 self.store.delete_blobs(record.id, sum(1 for s in record.steps if s.name == "attachment"))
                 self.gw.after_write(record)
                 span.set_attribute("gateway.outcome", "succeeded")
@@ -389,4 +390,5 @@ class WriteRunner:
         record.error = self.gw.redactor.scrub(reason)
         record.dead_at = now()
         self.store.save(record)
+        metrics.write_finished(self.gw.redis, record)
         raise _Stop("dead")

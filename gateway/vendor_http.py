@@ -22,7 +22,7 @@ import httpx
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
-from gateway import context
+from gateway import context, metrics
 from gateway.errors import (
     VendorAmbiguous,
     VendorError,
@@ -191,7 +191,9 @@ class VendorHTTP:
         ) as span:
             try:
                 response = self._send(method, path, kwargs)
+                metrics.vendor_request(self.connection, response.status_code)
             except VendorError as exc:
+                metrics.vendor_request(self.connection, None)
                 span.set_status(Status(StatusCode.ERROR, str(exc)))
                 span.set_attribute("gateway.outcome", type(exc).__name__)
                 raise
@@ -245,6 +247,7 @@ class VendorHTTP:
             retry_after = fallback if fallback is not None else parse_retry_after(header)
             if self.runtime is not None:
                 self.runtime.limiter.pause(self.connection.id, retry_after)
+                metrics.vendor_paused(self.connection)
         return error_for_status(
             response.status_code,
             f"{self.connection.vendor} answered {response.status_code}: {detail}",

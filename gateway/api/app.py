@@ -1,6 +1,7 @@
 """``create_app(gateway)``: the Litestar application, its routes and its lifespan.
 
-Routes (all JSON, all under bearer API keys except ``/health``, ``/ready`` and ``/schema``):
+Routes (all JSON, all under bearer API keys except ``/health``, ``/ready`` and ``/schema``;
+``/metrics`` is Prometheus text under an ``admin`` key):
 
 - ``GET /v1/plugins``, ``GET /v1/connections``, ``GET /v1/connections/{id}/ticket-form``
 - ``GET /v1/tickets``, ``GET /v1/tickets/{ref}``, ``GET /v1/tickets/{ref}/statuses``
@@ -23,7 +24,9 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
 
-from gateway import audit, intake, links, sync
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from gateway import audit, intake, links, metrics, sync
 from gateway.readiness import Readiness, ReadinessCheck
 from gateway.api import customers, queue
 from gateway.api.auth import KeyRing, Principal
@@ -81,6 +84,14 @@ def ready(request: Request) -> Response[Readiness]:
     503 with the same detail (``waiting_for``) until then. ``/health`` is liveness."""
     answer = request.app.state.readiness.check()
     return Response(answer, status_code=200 if answer.ready else 503)
+
+
+@get("/metrics", operation_id="metrics", sync_to_thread=True, media_type=CONTENT_TYPE_LATEST)
+def metrics_text(request: Request) -> Response[bytes]:
+    """Prometheus metrics of the key's workspace, from every API and worker process (they count
+    in Redis). Needs the ``admin`` scope: scrape with ``authorization: {credentials: <key>}``."""
+    principal = authorize(request, ADMIN)
+    return Response(metrics.render(gateway_of(request), principal.workspace), media_type=CONTENT_TYPE_LATEST)
 
 
 @get("/v1/plugins", operation_id="listPlugins", sync_to_thread=False)
@@ -444,6 +455,7 @@ def retry_dead_letter(request: Request, write_id: FromPath[str]) -> WriteAccepte
     finally:
         gw.writes.unlock(record.id, token)
     _audit_admin(gw, principal, "retry", record)
+    metrics.write_retried(gw.redis, record)
     if head:
         enqueue_write(gw, record.id)
     return WriteAccepted(record.id, record.status, record.dedup_key)
@@ -476,7 +488,7 @@ def read_audit(request: Request, write_id: FromQuery[str | None] = None, ticket:
 
 
 ROUTES = [
-    health, ready, list_plugins, list_connections, ticket_form, get_ticket, download_attachment, ticket_statuses,
+    health, ready, metrics_text, list_plugins, list_connections, ticket_form, get_ticket, download_attachment, ticket_statuses,
     create_reply, change_status, create_time_entry, create_ticket, alert_action, get_write,
     list_dead_letters, get_dead_letter, retry_dead_letter, discard_dead_letter, read_audit,
 ]

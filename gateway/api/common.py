@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from litestar import Request
 
-from gateway import intake
+from gateway import intake, metrics
 from gateway.api.auth import Principal
 from gateway.api.problems import ApiError, not_found
 from gateway.api.schemas import WriteAccepted
@@ -65,4 +65,6 @@ def accepted(gw: Gateway, submitted: intake.Submitted) -> WriteAccepted:
     """The 202 body for a stored write."""
     record = gw.writes.get(submitted.write_id)
     assert record is not None
+    if submitted.created:
+        metrics.write_accepted(gw.redis, record)
     return WriteAccepted(record.id, record.status, record.dedup_key, duplicate=not submitted.created)
