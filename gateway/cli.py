@@ -12,6 +12,7 @@ from pathlib import Path
 
 import redis
 
+from gateway import logs
 from gateway.core import Gateway
 from gateway.embedded_redis import EmbeddedRedis
 from gateway.errors import ConfigError
@@ -45,6 +46,7 @@ _keep: list[EmbeddedRedis] = []  # embedded servers live as long as the process 
 
 
 def build_gateway(config_path: str | None, *, service: str = "msp-gateway") -> Gateway:
+    logs.ensure_configured()  # before the gateway attaches its redaction filter to the handlers
     settings = load_settings(config_path)
     client = redis.Redis.from_url(redis_url_for(settings))
     return Gateway(settings, client, service=service)
@@ -60,7 +62,10 @@ def _serve(args: argparse.Namespace) -> None:
     # redis-server this process started is stopped too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
-        uvicorn.run(create_app(gw), host=args.host, port=args.port, log_level="warning", workers=1)
+        # With JSON logs, uvicorn's loggers go through the root handler (JSON, redacted).
+        log_config = None if logs.is_json() else uvicorn.config.LOGGING_CONFIG
+        uvicorn.run(create_app(gw), host=args.host, port=args.port, log_level="warning", workers=1,
+                    log_config=log_config)
     finally:
         gw.close()
 
@@ -170,8 +175,7 @@ def main(argv: list[str] | None = None) -> None:
     new.set_defaults(func=_plugin_new)
 
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logs.configure()  # GATEWAY_LOG_FORMAT=json: one JSON object per line
     try:
         args.func(args)
     except ConfigError as exc:

@@ -18,6 +18,7 @@ killed mid-job, a Redis restart); the lock and the step states make a duplicate 
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 import uuid
@@ -51,6 +52,7 @@ from gateway.models import (
 )
 from gateway.writes import Attempt, WriteRecord, WriteStep, now
 
+log = logging.getLogger("gateway.jobs")
 _bound: Gateway | None = None
 RETRY_BASE_SECONDS = 1.0
 RETRY_MAX_SECONDS = 120.0
@@ -390,5 +392,6 @@ class WriteRunner:
         record.error = self.gw.redactor.scrub(reason)
         record.dead_at = now()
         self.store.save(record)
+        log.warning("write %s dead-lettered: %s", record.id, record.error)
         metrics.write_finished(self.gw.redis, record)
         raise _Stop("dead")
