@@ -221,7 +221,7 @@ def run_demo(*, port: int, workers: int, data_dir: Path) -> None:
     if data_dir.exists():
         shutil.rmtree(data_dir)
     data_dir.mkdir(parents=True)
-    server = EmbeddedRedis(data_dir / "redis").start()
+    server = EmbeddedRedis(data_dir / "redis", appendfsync="always").start()  # durability "fsync"
     running = []
     try:
         connections = []

@@ -17,6 +17,7 @@ from typing import Any
 import msgspec
 from opentelemetry import propagate, trace
 
+from gateway import durability
 from gateway.core import Gateway
 from gateway.jobs import enqueue_write
 from gateway.models import StatusCategory, Ticket, TicketForm, TicketStatus, split_ref
@@ -156,6 +157,7 @@ def submit(
         trace_context=trace_context,
     )
     accepted = gw.writes.accept(record)
+    durability.confirm_accept(gw, record, accepted)  # replicated: on the replicas, or withdrawn (503)
     span = trace.get_current_span()
     span.set_attribute("gateway.kind", "api_write")
     span.set_attribute("gateway.write_id", accepted.write_id)

@@ -29,7 +29,7 @@ import msgspec
 from opentelemetry import propagate
 from opentelemetry.trace import Status, StatusCode
 
-from gateway import context, metrics
+from gateway import context, durability, metrics
 from gateway.core import Gateway
 from gateway.errors import (
     NotSupported,
@@ -261,6 +261,7 @@ class WriteRunner:
             record.status = "running"
             self.store.save(record)
             sent = True
+            durability.confirm_before_send(self.gw)  # replicated: the sending mark survives a failover
             effect = self._send(record, step, ticket_id)
         except VendorRateLimited as exc:
             if sent:

@@ -33,7 +33,9 @@ def test_a_worker_logs_a_dead_letter_as_one_json_line_with_its_ids(
 ) -> None:
     config = tmp_path / "gateway.toml"
     conn = connection_config("conf", cw.sim.demo_connection(cw.server.base_url))
-    config.write_text(to_toml({"workspaces": [workspace_config("conformance", [conn], {cw.key: ALL_SCOPES})]}))
+    tables = {"gateway": {"durability": "everysec"},  # the session's test Redis fsyncs once a second
+              "workspaces": [workspace_config("conformance", [conn], {cw.key: ALL_SCOPES})]}
+    config.write_text(to_toml(tables))
     ticket = cw.sim.sample_ticket_id()
     cw.sim.set_faults(Faults(error_rate=1.0, error_status=400, methods=["POST"]))
     write_id = cw.post(f"/v1/tickets/{cw.ref(ticket)}/replies", {"text": "will be refused"}).json()["write_id"]
