@@ -111,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         fig_memory.measure_api(ctx)
         rig.redis.flushall()  # type: ignore[union-attr]
         record("api_cost", fig_api_cost.run)
+        record("api_cost_modes", fig_api_cost.run_modes)
         record("memory", fig_memory.run)
     except _SetupFailed:
         code = 1
