@@ -45,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="sample the API and workers in each measured window; write bench/profiles.md")
     parser.add_argument("--out", type=Path, default=HERE / "results.json")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, config)")
+    parser.add_argument("--only", choices=["api-cost"], default=None,
+                        help="api-cost: only figure 4 and its durability modes, on a rig with just the API")
     args = parser.parse_args(argv)
     _restrict_cpus(args.cpus)
 
@@ -81,7 +83,10 @@ def main(argv: list[str] | None = None) -> int:
         began = time.monotonic()
         gc.disable()  # setup makes 100,000 simulated tickets: no collector passes meanwhile
         try:
-            setup(ctx)
+            if args.only == "api-cost":
+                setup_api_cost(ctx)
+            else:
+                setup(ctx)
         except Exception as exc:
             traceback.print_exc()
             figure = Figure(name="setup", error=f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
@@ -94,6 +99,10 @@ def main(argv: list[str] | None = None) -> int:
         gc.collect()
         gc.freeze()
         gc.enable()
+        if args.only == "api-cost":
+            record("api_cost", fig_api_cost.run)
+            record("api_cost_modes", fig_api_cost.run_modes)
+            raise _Done
         record("write_overhead", fig_overhead.run)
         rig.wait_quiet()
         record("freshness", fig_queue.run_freshness)
@@ -115,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         record("memory", fig_memory.run)
     except _SetupFailed:
         code = 1
+    except _Done:
+        pass
     finally:
         rig.close()
         if not args.keep:
@@ -145,6 +156,22 @@ def main(argv: list[str] | None = None) -> int:
 
 class _SetupFailed(Exception):
     """The rig did not come up; the figures cannot run."""
+
+
+class _Done(Exception):
+    """``--only``: the chosen figures ran."""
+
+
+def setup_api_cost(ctx: Context) -> None:
+    """``--only api-cost``: Redis, the API's simulator, the API and the bare baseline; no workers."""
+    rig = ctx.rig
+    rig.start_redis()
+    rig.add_vendor(fig_api_cost.CONNECTION, rate=None, tickets=fig_api_cost.tickets_for(ctx.options.quick))
+    rig.write_config()
+    rig.start_api()
+    bare_port = free_port()
+    ctx.shared["bare_api"] = (rig.spawn_other("bare", "--port", str(bare_port)), bare_port)
+    rig.wait_ready()
 
 
 def setup(ctx: Context) -> None:

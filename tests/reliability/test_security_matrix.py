@@ -27,7 +27,7 @@ from gateway.worker import drain
 from reliability_kit import SimHandle, serve_psas
 
 READ, WRITE, ADMIN = "tickets:read", "tickets:write", "admin"
-PUBLIC = ("/health", "/schema")
+PUBLIC = ("/health", "/ready", "/schema")  # probes and the OpenAPI document need no key
 WEBHOOKS = "/v1/webhooks/"
 
 
@@ -128,7 +128,7 @@ def body_for(method: str, path: str, rig: Rig, ids: dict[str, str]) -> Any:
 
 
 def scope_of(method: str, path: str) -> str:
-    if path.startswith("/v1/admin"):
+    if path.startswith("/v1/admin") or path == "/metrics":
         return ADMIN
     return READ if method == "GET" else WRITE
 
