@@ -114,9 +114,8 @@ def confirm_accept(gw: Any, record: Any, accepted: Any) -> None:
         keys = [f"dedup:{record.workspace}:{record.dedup_key}", f"write:{record.id}", f"chain:{record.chain}",
                 "writes:active", f"lock:write:{record.id}"]
         withdrawn = bool(gw.redis.register_script(_WITHDRAW)(keys=keys, args=[record.id]))
-        if withdrawn:
-            attachments = sum(1 for s in record.steps if s.name == "attachment")
-            gw.writes.delete_blobs(record.id, attachments)
+    if withdrawn or not accepted.new:  # this request's attachment bytes belong to no write now
+        gw.writes.delete_blobs(record.id, sum(1 for s in record.steps if s.name == "attachment"))
     log.warning("write %s not confirmed by replicas (%d of %d)", record.id, confirmed, config.replicas)
     raise NotReplicated(config.replicas, confirmed, config.replica_timeout_ms, record.dedup_key, withdrawn)
 
