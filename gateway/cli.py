@@ -11,7 +11,9 @@ import sys
 from pathlib import Path
 
 import redis
+from redis.sentinel import Sentinel
 
+from gateway import durability, logs
 from gateway.core import Gateway
 from gateway.embedded_redis import EmbeddedRedis
 from gateway.errors import ConfigError
@@ -22,20 +24,23 @@ log = logging.getLogger("gateway")
 
 def redis_url_for(settings: Settings) -> str:
     """``REDIS_URL``, else the config's ``redis_url``, else the embedded redis-server (started
-    once per data directory and shared by the API and worker processes)."""
+    once per data directory and shared by the API and worker processes, fsyncing every write
+    under ``durability = "fsync"``)."""
     url = os.environ.get("REDIS_URL") or settings.gateway.redis_url
     if url:
         return url
     data_dir = Path(settings.gateway.data_dir)
     url_file = data_dir / "redis.url"
+    appendfsync = durability.appendfsync_for(settings.gateway.durability)
     if url_file.is_file():
         url = url_file.read_text().strip()
         try:
-            redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+            embedded = redis.Redis.from_url(url, socket_connect_timeout=1)
+            embedded.config_set("appendfsync", appendfsync)  # ours: it follows this config
             return url
         except redis.RedisError:
             pass
-    server = EmbeddedRedis(data_dir / "redis").start()
+    server = EmbeddedRedis(data_dir / "redis", appendfsync=appendfsync).start()
     url_file.write_text(server.url)
     _keep.append(server)
     return server.url
@@ -44,9 +49,22 @@ def redis_url_for(settings: Settings) -> str:
 _keep: list[EmbeddedRedis] = []  # embedded servers live as long as the process that started them
 
 
+def redis_client_for(settings: Settings) -> redis.Redis:
+    """The Redis primary: through Sentinel when ``redis_sentinels`` is set (it follows a
+    failover), else at ``redis_url_for``."""
+    config = settings.gateway
+    if config.redis_sentinels:
+        addresses = [(host, int(port)) for host, _, port in (a.rpartition(":") for a in config.redis_sentinels)]
+        sentinel = Sentinel(addresses, socket_timeout=2, socket_connect_timeout=2)
+        return sentinel.master_for(config.redis_master_name, socket_timeout=10, socket_connect_timeout=2)
+    return redis.Redis.from_url(redis_url_for(settings))
+
+
 def build_gateway(config_path: str | None, *, service: str = "msp-gateway") -> Gateway:
+    logs.ensure_configured()  # before the gateway attaches its redaction filter to the handlers
     settings = load_settings(config_path)
-    client = redis.Redis.from_url(redis_url_for(settings))
+    client = redis_client_for(settings)
+    durability.check_server(client, settings)
     return Gateway(settings, client, service=service)
 
 
@@ -60,7 +78,10 @@ def _serve(args: argparse.Namespace) -> None:
     # redis-server this process started is stopped too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
-        uvicorn.run(create_app(gw), host=args.host, port=args.port, log_level="warning", workers=1)
+        # With JSON logs, uvicorn's loggers go through the root handler (JSON, redacted).
+        log_config = None if logs.is_json() else uvicorn.config.LOGGING_CONFIG
+        uvicorn.run(create_app(gw), host=args.host, port=args.port, log_level="warning", workers=1,
+                    log_config=log_config)
     finally:
         gw.close()
 
@@ -71,7 +92,8 @@ def _worker(args: argparse.Namespace) -> None:
     if args.processes > 1:
         # Resolve (and if need be start) Redis once, so every child shares it.
         settings = load_settings(args.config)
-        os.environ.setdefault("REDIS_URL", redis_url_for(settings))
+        if not settings.gateway.redis_sentinels:
+            os.environ.setdefault("REDIS_URL", redis_url_for(settings))
         supervise(args.config, args.processes)
         return
     gw = build_gateway(args.config, service="msp-gateway-worker")
@@ -236,8 +258,7 @@ def main(argv: list[str] | None = None) -> None:
     export.set_defaults(func=_audit_checkpoint)
 
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logs.configure()  # GATEWAY_LOG_FORMAT=json: one JSON object per line
     try:
         args.func(args)
     except ConfigError as exc:

@@ -18,7 +18,7 @@ from typing import Any
 import msgspec
 from opentelemetry import propagate, trace
 
-from gateway import events
+from gateway import durability, events, metrics
 from gateway.core import Gateway
 from gateway.jobs import new_run
 from gateway.models import StatusCategory, Ticket, TicketForm, TicketStatus, split_ref
@@ -230,6 +230,7 @@ def submit(
         trace_context=trace_context,
     )
     accepted = gw.writes.accept(record, run=(new_run(write_id), gw.connection_cap(connection)))
+    durability.confirm_accept(gw, record, accepted)  # replicated: on the replicas, or withdrawn (503)
     span = trace.get_current_span()
     span.set_attribute("gateway.kind", "api_write")
     span.set_attribute("gateway.write_id", accepted.write_id)
@@ -237,7 +238,9 @@ def submit(
     span.set_attribute("gateway.workspace", workspace)
     if target:
         span.set_attribute("gateway.ticket", target)
-    if not accepted.new:
+    if accepted.new:
+        metrics.write_accepted(gw.redis, record)
+    else:
         gw.writes.delete_blobs(write_id, len(uploads))
         if not accepted.same_body:
             raise _reused(dedup_key, accepted.write_id)

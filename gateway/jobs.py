@@ -18,6 +18,7 @@ killed mid-job, a Redis restart); the lock and the step states make a duplicate 
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 import uuid
@@ -29,7 +30,7 @@ from opentelemetry import propagate
 from rq.job import Job
 from opentelemetry.trace import Status, StatusCode
 
-from gateway import context, events
+from gateway import context, durability, events, metrics
 from gateway.core import Gateway
 from gateway.errors import (
     NotSupported,
@@ -53,6 +54,7 @@ from gateway.models import (
 from gateway.locks import OwnedLock
 from gateway.writes import Attempt, WriteRecord, WriteStep, now
 
+log = logging.getLogger("gateway.jobs")
 _bound: Gateway | None = None
 RETRY_BASE_SECONDS = 1.0
 RETRY_MAX_SECONDS = 120.0
@@ -261,6 +263,7 @@ class WriteRunner:
                 record.status = "succeeded"
                 record.error = None
                 self.store.save(record)
+                metrics.write_finished(self.gw.redis, record)
                 self.store.delete_blobs(record.id, sum(1 for s in record.steps if s.name == "attachment"))
                 events.write_succeeded(self.gw, record)
                 self.gw.after_write(record)
@@ -293,6 +296,7 @@ class WriteRunner:
             record.status = "running"
             self.store.save(record)
             sent = True
+            durability.confirm_before_send(self.gw)  # replicated: the sending mark survives a failover
             effect = self._send(record, step, ticket_id)
         except VendorRateLimited as exc:
             if sent:
@@ -470,4 +474,6 @@ class WriteRunner:
         record.dead_at = now()
         self.store.save(record)
         events.write_dead_lettered(self.gw, record)
+        log.warning("write %s dead-lettered: %s", record.id, record.error)
+        metrics.write_finished(self.gw.redis, record)
         raise _Stop("dead")

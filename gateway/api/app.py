@@ -1,6 +1,7 @@
 """``create_app(gateway)``: the Litestar application, its routes and its lifespan.
 
-Routes (all JSON, all under bearer API keys except ``/health`` and ``/schema``):
+Routes (all JSON, all under bearer API keys except ``/health``, ``/ready`` and ``/schema``;
+``/metrics`` is Prometheus text under an ``admin`` key):
 
 - ``GET /v1/plugins``, ``GET /v1/connections``, ``GET /v1/connections/{id}/ticket-form``
 - ``GET /v1/tickets``, ``GET /v1/tickets/{ref}``, ``GET /v1/tickets/{ref}/statuses``
@@ -22,10 +23,13 @@ import anyio
 import msgspec
 from litestar import Litestar, Request, Response, delete, get, post
 from litestar.datastructures import State, UploadFile
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
+from prometheus_client import CONTENT_TYPE_LATEST
 
-from gateway import audit, events, intake, links, sync
+from gateway import audit, events, intake, links, metrics, sync
+from gateway.readiness import Readiness, ReadinessCheck
 from gateway.api import customers, queue
 from gateway.api.admission import Admission
 from gateway.api import events as event_routes
@@ -89,6 +93,22 @@ def health(request: Request) -> Health:
         redis_ok, active = False, 0
     broken = [b.name for b in gw.plugins.broken]
     return Health("ok" if redis_ok and not broken else "degraded", redis_ok, broken, active, sorted(gw.unavailable))
+
+
+@get("/ready", operation_id="ready", sync_to_thread=True, responses={503: ResponseSpec(Readiness, description="Not ready yet: what it waits for")})
+def ready(request: Request) -> Response[Readiness]:
+    """Readiness: 200 once Redis answers and every PSA connection finished its first backfill;
+    503 with the same detail (``waiting_for``) until then. ``/health`` is liveness."""
+    answer = request.app.state.readiness.check()
+    return Response(answer, status_code=200 if answer.ready else 503)
+
+
+@get("/metrics", operation_id="metrics", sync_to_thread=True, media_type=CONTENT_TYPE_LATEST)
+def metrics_text(request: Request) -> Response[bytes]:
+    """Prometheus metrics of the key's workspace, from every API and worker process (they count
+    in Redis). Needs the ``admin`` scope: scrape with ``authorization: {credentials: <key>}``."""
+    principal = authorize(request, ADMIN)
+    return Response(metrics.render(gateway_of(request), principal.workspace), media_type=CONTENT_TYPE_LATEST)
 
 
 @get("/v1/plugins", operation_id="listPlugins", sync_to_thread=False)
@@ -501,6 +521,7 @@ def retry_dead_letter_as(gw: Gateway, principal: Principal, write_id: str) -> Wr
         gw.writes.unlock(record.id, lock)
     _audit_admin(gw, principal, "retry", record)
     events.write_retried(gw, record, principal.key_name)
+    metrics.write_retried(gw.redis, record)
     if head:
         enqueue_write(gw, record.id, connection=record.connection, workspace=record.workspace)
     return WriteAccepted(record.id, record.status, record.dedup_key)
@@ -538,7 +559,7 @@ def read_audit(request: Request, write_id: FromQuery[str | None] = None, ticket:
 
 
 ROUTES = [
-    health, list_plugins, list_connections, ticket_form, get_ticket, download_attachment, ticket_statuses,
+    health, ready, metrics_text, list_plugins, list_connections, ticket_form, get_ticket, download_attachment, ticket_statuses,
     create_reply, change_status, create_time_entry, create_ticket, alert_action, get_write,
     list_dead_letters, get_dead_letter, retry_dead_letter, discard_dead_letter, read_audit,
 ]
@@ -562,7 +583,8 @@ def create_app(gateway: Gateway, *, extra_routes: list[Any] | None = None) -> Li
     return Litestar(
         route_handlers=[*handlers, console.router(), reference.assets_router()],
         template_config=console.template_config(),
-        state=State({"gateway": gateway, "keyring": KeyRing(gateway.settings), "redactor": gateway.redactor}),
+        state=State({"gateway": gateway, "keyring": KeyRing(gateway.settings), "redactor": gateway.redactor,
+                     "readiness": ReadinessCheck(gateway)}),
         exception_handlers={Exception: handle},
         openapi_config=openapi,
         middleware=[Admission(openapi.path)],  # the API key, then the body's depth, before any handler

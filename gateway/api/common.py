@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from litestar import Request
 
-from gateway import intake
+from gateway import intake, metrics
 from gateway.api.auth import Principal
 from gateway.api.problems import ApiError, clip, not_found
 from gateway.api.schemas import IDEMPOTENCY_KEY_MAX_LENGTH, WriteAccepted

@@ -27,7 +27,7 @@ from gateway.worker import drain
 from reliability_kit import SimHandle, serve_psas
 
 READ, WRITE, ADMIN = "tickets:read", "tickets:write", "admin"
-PUBLIC = ("/health", "/schema")
+PUBLIC = ("/health", "/ready", "/schema")  # probes and the OpenAPI document need no key
 WEBHOOKS = "/v1/webhooks/"
 # Console pages take a session cookie, not a bearer key: tests/test_console.py holds their matrix
 # (admin scope only, CSRF, another workspace's records answer 404).
@@ -131,7 +131,7 @@ def body_for(method: str, path: str, rig: Rig, ids: dict[str, str]) -> Any:
 
 
 def scope_of(method: str, path: str) -> str:
-    if path.startswith("/v1/admin"):
+    if path.startswith("/v1/admin") or path == "/metrics":
         return ADMIN
     return READ if method == "GET" else WRITE
 
