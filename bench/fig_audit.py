@@ -2,8 +2,9 @@
 in quick mode: hashing 10,000 records' 8.6 MB ran twice as fast per byte, likely from the CPU
 cache, which flattered the baseline), each a vendor-call record as the gateway writes it;
 ``gateway audit verify``'s walk (``audit_chain.verify``: paged reads from Redis, checking each
-record's seq and link, hashing it) against hashing the same stored bytes with hashlib alone, already in memory. The ratio is what
-reading from Redis and checking the links cost on top of the hashing no verifier can skip.
+record's seq and link, hashing it) against hashing the same stored bytes with hashlib alone,
+already in memory. The ratio is what reading from Redis and checking the links cost on top of
+the hashing no verifier can skip.
 
 The chain is written in pipelined batches with the gateway's own record format
 (``audit_chain.entry_bytes``), not through the append script: the figure is about verifying.
