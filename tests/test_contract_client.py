@@ -89,7 +89,7 @@ class Stack:
         while True:
             status, write = self.call("get_write", write_id=write_id)
             assert status == 200 and isinstance(write, self.models.WriteView), write
-            if write.status in ("succeeded", "dead"):
+            if write.status in ("succeeded", "dead", "discarded"):
                 return write
             assert time.monotonic() < deadline, f"write {write_id} did not finish: {write.status}"
             time.sleep(0.05)
@@ -368,13 +368,19 @@ def test_an_alert_action_resolves_the_alert_once(stack: Stack) -> None:
 def test_an_admin_retries_a_dead_letter_and_it_lands_once(stack: Stack) -> None:
     models = stack.models
     body = models.CreateReplyJsonBody(text="Sent while ConnectWise refused (contract)")
-    stack.cw.set_faults(Faults(error_rate=1.0, error_status=400, writes_only=True))
+    given_up = models.CreateReplyJsonBody(text="Never to be sent (contract)")
+    stack.cw.set_faults(Faults(error_rate=1.0, error_status=400, writes_only=True))  # ConnectWise refuses writes
     try:
         write = stack.accepted("create_reply", ref=DEMO_TICKET, body=body, idempotency_key="contract-dead-1")
-        assert stack.finished(write.write_id).status == "dead"
+        discarded = stack.accepted("create_reply", ref=DEMO_TICKET, body=given_up, idempotency_key="contract-dead-2")
+        assert stack.finished(write.write_id).status == stack.finished(discarded.write_id).status == "dead"
     finally:
         stack.cw.set_faults(Faults())
-    assert _notes(stack.cw, DEMO_TICKET, body.text) == []
+    assert _notes(stack.cw, DEMO_TICKET, body.text) == _notes(stack.cw, DEMO_TICKET, given_up.text) == []
+
+    status, nothing = stack.call("discard_dead_letter", write_id=discarded.write_id)
+    assert status == 204 and nothing is None
+    assert stack.finished(discarded.write_id).status == "discarded"
     status, letters = stack.call("list_dead_letters")
     assert status == 200 and write.write_id in {d.write.id for d in letters}
     status, letter = stack.call("get_dead_letter", write_id=write.write_id)
@@ -386,6 +392,14 @@ def test_an_admin_retries_a_dead_letter_and_it_lands_once(stack: Stack) -> None:
     assert len(_notes(stack.cw, DEMO_TICKET, body.text)) == 1
     status, problem = stack.call("retry_dead_letter", write_id=write.write_id)
     assert status == 409 and isinstance(problem, models.Problem)
+    assert _notes(stack.cw, DEMO_TICKET, given_up.text) == []
+
+
+def test_an_admin_resync_rebuilds_the_queue(stack: Stack) -> None:
+    status, started = stack.call("resync_connection", connection_id=CW)
+    assert status == 202 and isinstance(started, stack.models.ResyncStarted) and started.connection == CW
+    _wait(lambda: {t.ref for t in _queue(stack, connection=[CW]).tickets} == _cw_refs(stack, lambda t: True),
+          "the resync did not bring every ticket back")
 
 
 def test_the_documented_request_examples_work_against_the_demo(stack: Stack) -> None:
