@@ -1,9 +1,11 @@
-"""``python -m bench [--quick]``: run every figure, print one line each, write results.json.
+"""``python -m bench [--quick] [--only NAMES]``: run the figures, print one line each, write
+results.json.
 
 Order matters on a two-core machine: the figures that need workers run first (3, 6, 1, 2), the
-workers' memory is read, the workers stop, the queue is read (5), Redis is emptied, and the
-API's write path is measured alone (4); the audit chain's verification (8) needs only Redis and
-runs last.
+workers' memory is read, the workers stop, the queue is read (5), the ticket store's memory is
+measured by deleting it, the queue's growth is measured on generated tickets (5b), Redis is
+emptied, and the API's write path is measured alone (4); the audit chain's verification (8) needs
+only Redis; a gateway of its own with many connections (9) runs last.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, config)")
     parser.add_argument("--only", type=lambda v: set(v.split(",")), default=None, metavar="NAMES",
                         help=f"run only these steps (comma-separated: {', '.join(STEPS)}); "
-                             "'growth' alone starts only Redis and the API")
+                             "'growth' alone starts only Redis and the API; 'api-cost' alone runs figure 4 and its durability modes on a rig with just the API")
     parser.add_argument("--sizes", type=lambda v: tuple(int(n) for n in v.split(",")), default=None,
                         help="ticket counts for the growth figures (default 10000, or 10000,100000,1000000 in a full run)")
     args = parser.parse_args(argv)
@@ -74,10 +76,13 @@ def main(argv: list[str] | None = None) -> int:
     timings: dict[str, float] = {}
 
     only = args.only
+    api_cost_alone = only == {"api-cost"}
+    if api_cost_alone:
+        only = {"api_cost", "api_cost_modes"}
     if only and not only <= set(STEPS):
-        parser.error(f"--only takes {', '.join(STEPS)}")
+        parser.error(f"--only takes {', '.join(STEPS)}, or api-cost alone")
 
-    def record(name: str, step: Callable[[Context], list[Figure]]) -> None:
+    def record(name: str, step: Callable[[Context], list[Figure]], *, printed: bool = False) -> None:
         if only and name not in only:
             return
         began = time.monotonic()
@@ -88,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
             results = [Figure(name=name, error=f"{type(exc).__name__}: {exc}")]
         timings[name] = round(time.monotonic() - began, 1)
         for figure in results:
-            print(figure.line(), flush=True)
+            if not printed or figure.error:
+                print(figure.line(), flush=True)
             figures.append(figure)
 
     code = 0
@@ -96,7 +102,10 @@ def main(argv: list[str] | None = None) -> int:
         began = time.monotonic()
         gc.disable()  # setup makes 100,000 simulated tickets: no collector passes meanwhile
         try:
-            setup(ctx, light=bool(only) and only <= {"growth"})
+            if api_cost_alone:
+                setup_api_cost(ctx)
+            else:
+                setup(ctx, light=bool(only) and only <= {"growth"})
         except Exception as exc:
             traceback.print_exc()
             figure = Figure(name="setup", error=f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
@@ -109,6 +118,10 @@ def main(argv: list[str] | None = None) -> int:
         gc.collect()
         gc.freeze()
         gc.enable()
+        if api_cost_alone:
+            record("api_cost", fig_api_cost.run)
+            record("api_cost_modes", fig_api_cost.run_modes)
+            raise _Done
         record("write_overhead", fig_overhead.run)
         rig.wait_quiet()
         record("freshness", fig_queue.run_freshness)
@@ -130,14 +143,17 @@ def main(argv: list[str] | None = None) -> int:
         record("queue_reads", fig_queue.run_reads)
         fig_memory.measure_api(ctx)
         fig_memory.measure_store(ctx)
-        record("growth", lambda c: fig_queue.run_growth(c, args.sizes))
-        rig.redis.flushall()  # type: ignore[union-attr]
+        record("growth", lambda c: fig_queue.run_growth(c, args.sizes), printed=True)  # prints each size's lines
+        rig.redis.flushall(asynchronous=True)  # type: ignore[union-attr]  # a million keys outlast a socket timeout
         record("api_cost", fig_api_cost.run)
+        record("api_cost_modes", fig_api_cost.run_modes)
         record("memory", fig_memory.run)
         record("audit_verify", fig_audit.run)
         record("scale", fig_scale.run)  # a gateway of its own, with many connections
     except _SetupFailed:
         code = 1
+    except _Done:
+        pass
     finally:
         rig.close()
         if not args.keep:
@@ -166,12 +182,29 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
-STEPS = ("write_overhead", "freshness", "rate_limit_utilisation", "isolation", "isolation_trouble", "queue_reads",
-         "growth", "api_cost", "memory", "audit_verify", "halo_reads_budget", "scale")
+STEPS = ("write_overhead", "freshness", "rate_limit_utilisation", "isolation", "isolation_trouble",
+         "halo_reads_budget", "events", "queue_reads", "growth", "api_cost", "api_cost_modes", "memory",
+         "audit_verify", "scale")
 
 
 class _SetupFailed(Exception):
     """The rig did not come up; the figures cannot run."""
+
+
+class _Done(Exception):
+    """``--only``: the chosen figures ran."""
+
+
+def setup_api_cost(ctx: Context) -> None:
+    """``--only api-cost``: Redis, the API's simulator, the API and the bare baseline; no workers."""
+    rig = ctx.rig
+    rig.start_redis()
+    rig.add_vendor(fig_api_cost.CONNECTION, rate=None, tickets=fig_api_cost.tickets_for(ctx.options.quick))
+    rig.write_config()
+    rig.start_api()
+    bare_port = free_port()
+    ctx.shared["bare_api"] = (rig.spawn_other("bare", "--port", str(bare_port)), bare_port)
+    rig.wait_ready()
 
 
 def setup(ctx: Context, *, light: bool = False) -> None:

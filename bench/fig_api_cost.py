@@ -131,3 +131,108 @@ def _command_counts(rig: Rig) -> dict[str, int]:
     """Calls per Redis command so far (INFO commandstats)."""
     stats = rig.redis.info("commandstats")
     return {name.removeprefix("cmdstat_"): int(value["calls"]) for name, value in stats.items()}
+
+
+# --------------------------------------------------------------------------- durability modes
+
+
+def run_modes(ctx: Context) -> list[Figure]:
+    """``api_cost`` per durability mode: the same POST reply load on an API configured for
+    ``fsync`` (Redis fsyncs before each answer) and for ``replicated`` (one replica, WAIT after
+    each accept), in rounds alternating with the ``everysec`` API of ``run`` (the rig's), on the
+    same Redis. Each figure's baseline is that ``everysec`` rate, from the same rounds."""
+    return [_run_mode(ctx, "fsync"), _run_mode(ctx, "replicated")]
+
+
+def _run_mode(ctx: Context, mode: str) -> Figure:
+    import copy
+
+    from gateway.embedded_redis import EmbeddedRedis
+
+    from bench.rig import free_port, stop, to_toml
+
+    rig = ctx.rig
+    assert rig.redis is not None and rig.api is not None and rig.redis_server is not None
+    rig.redis.flushall()
+    vendor = ctx.vendor(CONNECTION)
+    rig.warm_ticket_cache(vendor)
+    replica = None
+    if mode == "replicated":
+        replica = EmbeddedRedis(rig.workdir / "replica",
+                                extra_args=["--replicaof", "127.0.0.1", str(rig.redis_server.port)]).start()
+        _wait_replica_up(replica)
+    appendfsync = {"everysec": "everysec", mode: "always" if mode == "fsync" else "everysec"}
+    rig.redis.config_set("appendfsync", appendfsync[mode])  # the API checks it at start-up
+    tables = copy.deepcopy(rig.tables)
+    tables["gateway"]["durability"] = mode
+    config = rig.workdir / f"gateway-{mode}.toml"
+    config.write_text(to_toml(tables))
+    port = free_port()
+    api = rig.spawn_other("serve", "--config", str(config), "--port", str(port))
+    try:
+        wait_http(f"http://127.0.0.1:{port}/health", api, time.monotonic() + 60)
+        rounds = 2 if ctx.quick else 3
+        seconds = 1.0 if ctx.quick else 6.0
+        body = b'{"text":"Benchmark API cost","internal":true}'
+        refs = vendor.refs
+        offset = 0
+        totals = {name: [0, 0.0, 0.0, 0] for name in ("everysec", mode)}  # requests, seconds, API CPU, answered
+        latencies: dict[str, list[float]] = {"everysec": [], mode: []}
+        statuses: dict[str, dict[int, int]] = {"everysec": {}, mode: {}}
+        for _ in range(rounds):
+            for name, api_port, pid in (("everysec", rig.api_port, rig.api.pid), (mode, port, api.pid)):
+                rig.redis.config_set("appendfsync", appendfsync[name])
+                requests = [http_post("127.0.0.1", api_port, f"/v1/tickets/{ref}/replies", body, rig.headers)
+                            for ref in refs[offset:] + refs[:offset]]
+                cpu_before = cpu_seconds(pid)
+                result = start_load(LoadSpec("127.0.0.1", api_port, requests, concurrency=16,
+                                             duration=seconds, warmup=0.3)).result()
+                total = totals[name]
+                total[0] += result.completed
+                total[1] += result.measured_seconds
+                total[2] += cpu_seconds(pid) - cpu_before
+                total[3] += result.answered
+                latencies[name] += result.latencies
+                for status, n in result.statuses.items():
+                    statuses[name][status] = statuses[name].get(status, 0) + n
+                offset = (offset + result.answered + 50) % len(refs)
+    finally:
+        stop(api)
+        rig.redis.config_set("appendfsync", "everysec")
+        if replica is not None:
+            replica.stop()
+    rates = {name: t[0] / t[1] if t[1] else 0.0 for name, t in totals.items()}
+    details = {
+        "rounds": rounds,
+        "seconds_per_round": seconds,
+        "connections": 16,
+        "statuses": statuses,
+        "requests_per_second": {k: round(v, 1) for k, v in rates.items()},
+        "latency_ms": {
+            name: {"p50": round(percentile(v, 50) * 1000, 2), "p99": round(percentile(v, 99) * 1000, 2)}
+            for name, v in latencies.items() if v
+        },
+        "api_cpu_ms_per_request": {name: round(1000 * t[2] / max(1, t[3]), 3) for name, t in totals.items()},
+    }
+    if mode == "replicated":
+        details["replicas"] = 1
+    return Figure(
+        name=f"api_cost_{mode}",
+        value=round(rates[mode], 1),
+        unit="req/s",
+        baseline=round(rates["everysec"], 1),
+        baseline_label="the same API under everysec",
+        details=details,
+        note=f"durability {mode}",
+    )
+
+
+def _wait_replica_up(replica: object) -> None:
+    import redis
+
+    client = redis.Redis.from_url(replica.url)  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 30
+    while client.info("replication").get("master_link_status") != "up":
+        if time.monotonic() > deadline:
+            raise RuntimeError("the benchmark's replica did not connect")
+        time.sleep(0.05)

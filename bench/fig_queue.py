@@ -242,6 +242,7 @@ def run_growth(ctx: Context, sizes: tuple[int, ...] | None = None) -> list[Figur
             gw.store.upsert_many(generated(start, min(size, start + 1000)), WORKSPACE)
         load_s = time.monotonic() - began
         loaded = size
+        print(f"growth: {size} tickets in the store ({load_s:.0f} s to load)", flush=True)
         store_bytes = _used_memory(rig) - empty
         db = str(rig.workdir / f"growth-{size}.sqlite")
         began = time.monotonic()
@@ -251,13 +252,16 @@ def run_growth(ctx: Context, sizes: tuple[int, ...] | None = None) -> list[Figur
         label = _size_label(size)
         reads = measure_reads(ctx, db, queries, count=70 if ctx.quick else 300, rounds=1 if ctx.quick else 2)
         details = {"tickets": size, "store_load_s": round(load_s, 1), "sqlite_build_s": round(build_s, 1)}
-        figures += reads.figures(f"_{label}", details)
-        figures.append(Figure(
+        at_size = reads.figures(f"_{label}", details)
+        at_size.append(Figure(
             name=f"memory_store_{label}", value=round(store_bytes / size), unit="B/ticket",
             note=f"Redis, {size} tickets", baseline=round(sqlite_bytes / size),
             baseline_label="SQLite file with its indexes", target=1.5,
             details={"redis_bytes": store_bytes, "sqlite_bytes": sqlite_bytes, "tickets": size},
         ))
+        for figure in at_size:
+            print(figure.line(), flush=True)  # a long run shows each size as it is done
+        figures += at_size
         os.remove(db)
     return figures
 

@@ -9,6 +9,9 @@ the record is in Redis before the call returns, so a crash cannot lose it. With
 Each record also joins its workspace's hash chain (``gateway.audit_chain``), in the same
 atomic step, so ``gateway audit verify`` can show whether any record was edited, removed or
 reordered since.
+Each vendor call also counts, in the same round trip, towards a per-minute sample of its
+connection (``usage:{connection}:{minute}``: reads, writes and 429s, kept two hours) that the
+operator console charts.
 """
 
 from __future__ import annotations
@@ -38,8 +41,14 @@ AUDIT_ALL = "audit:all"
 KEEP_SECONDS = 14 * 24 * 3600
 KEEP_GLOBAL = 200_000
 INDEXES = (("gateway.write_id", "audit:write:"), ("gateway.ticket", "audit:ticket:"))
+USAGE_KEEP_SECONDS = 2 * 3600
 
 log = logging.getLogger(__name__)
+
+
+def usage_key(connection: str, minute: int) -> str:
+    """The per-minute call counts of ``connection`` (``minute`` = Unix time // 60)."""
+    return f"usage:{connection}:{minute}"
 
 
 class AuditRecord(msgspec.Struct, omit_defaults=True):
@@ -101,10 +110,25 @@ class RedisAuditExporter(SpanExporter):
             except (redis.RedisError, ChainContended) as exc:
                 log.warning("audit record %s/%s not stored: %s", record.trace_id, record.span_id, exc)
                 return SpanExportResult.FAILURE
+            if record.kind == "vendor_call":
+                with self.redis.pipeline(transaction=False) as pipe:
+                    _count_usage(pipe, record)
+                    pipe.execute()
         return SpanExportResult.SUCCESS
 
     def shutdown(self) -> None:  # the Redis client belongs to the app
         return None
+
+
+def _count_usage(pipe: redis.client.Pipeline, record: AuditRecord) -> None:
+    connection = record.attributes.get("gateway.connection")
+    if not connection:
+        return
+    key = usage_key(str(connection), int(record.started_at.timestamp() // 60))
+    pipe.hincrby(key, "write" if record.attributes.get("gateway.write_id") else "read", 1)
+    if record.attributes.get("http.response.status_code") == 429:
+        pipe.hincrby(key, "throttled", 1)
+    pipe.expire(key, USAGE_KEEP_SECONDS)
 
 
 def read_audit(

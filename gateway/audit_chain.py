@@ -416,11 +416,11 @@ def verify(
                                            "readable chain record", *_trace_span(previous))
                 break
             report.broken = _classify(record, previous, expected_seq, expected_prev, pages, head_seq, head_digest)
-            if report.broken.what == "removed" and copies:
-                _name_from_copy(client, copies, report.broken, expected_prev)
             if report.broken.what == "removed" and _trimmed_past(client, workspace, expected_seq):
                 report.broken = None
                 report.note = "retention trimmed the chain past the verifier while it read: run again"
+            elif report.broken.what == "removed" and copies:
+                _name_from_copy(client, copies, report.broken, expected_prev)
             break
         link = sha256(raw).hexdigest().encode()
         if expected_seq == checkpoint_seq:

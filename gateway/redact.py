@@ -73,7 +73,7 @@ def sent_credentials(headers: Any) -> list[str]:
 
 
 class RedactingFilter(logging.Filter):
-    """A logging filter that scrubs secrets from every formatted message."""
+    """A logging filter that scrubs secrets from every formatted message and its traceback."""
 
     def __init__(self, redactor: Redactor) -> None:
         super().__init__()
@@ -84,6 +84,10 @@ class RedactingFilter(logging.Filter):
         clean = self.redactor.scrub(message)
         if clean != message:
             record.msg, record.args = clean, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self.redactor.scrub(record.exc_text)
         return True
 
 

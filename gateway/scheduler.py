@@ -1,7 +1,7 @@
 """The fair scheduler: which write run a free worker takes next.
 
-rq stays the job machinery (each run is an rq ``Job``, executed, timed out and registered by rq),
-but write runs do not wait in rq's one ``writes`` list, where a write on an idle connection
+rq stays the job machinery (each run becomes an rq ``Job`` when a worker takes it, and rq
+executes, times out and registers it), but write runs do not wait in rq's one ``writes`` list, where a write on an idle connection
 queued behind another connection's 10,000-write backlog. They wait per connection, and a free
 worker asks this module for the next one:
 

@@ -84,9 +84,21 @@ class WorkspaceConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     first_reply_sets_in_progress: bool = False
 
 
+Durability = Literal["fsync", "replicated", "everysec"]
+
+
 class GatewayConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     redis_url: str | None = None
+    # Redis Sentinel ("host:port" each) and the name of the master they watch; wins over redis_url.
+    redis_sentinels: list[str] = []
+    redis_master_name: str = "gateway"
     data_dir: str = ".gateway"
+    # When a write answered 202 is safe (docs/operations.md#durability): "fsync" (on disk before
+    # the 202), "replicated" (on ``replicas`` replicas before the 202), "everysec" (may lose the
+    # last second of writes to a crash of the Redis machine).
+    durability: Durability = "fsync"
+    replicas: int = 1
+    replica_timeout_ms: int = 500
     # How long dedup keys (Idempotency-Key) are remembered.
     idempotency_hours: float = 24.0
     max_attempts: int = 8
@@ -135,6 +147,15 @@ def _check(settings: Settings) -> None:
                  "delivery_retry_base_seconds", "subscription_disable_after_hours"):  # fmt: skip
         if getattr(settings.gateway, name) <= 0:
             raise ConfigError(f"gateway.{name}: must be more than 0")
+    gateway = settings.gateway
+    if gateway.replicas < 1:
+        raise ConfigError("gateway.replicas: must be 1 or more")
+    if gateway.replica_timeout_ms < 1:
+        raise ConfigError("gateway.replica_timeout_ms: must be 1 or more")
+    for index, address in enumerate(gateway.redis_sentinels):
+        host, sep, port = address.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ConfigError(f"gateway.redis_sentinels[{index}]: {address!r} is not host:port")
     seen: set[str] = set()
     for w_index, workspace in enumerate(settings.workspaces):
         where = f"workspaces[{w_index}]"

@@ -90,6 +90,14 @@ def synced_connections(gw: Hub) -> list[str]:
     return [c.id for c in gw.connections.values() if gw.vendors.has(c.vendor, Capability.TICKET_READ)]
 
 
+def last_pull(gw: Hub, connection: str) -> float | None:
+    """When the connection's last complete pull ended (``None``: never, or not a connection
+    whose tickets the store keeps)."""
+    if connection not in synced_connections(gw):
+        return None
+    return load_state(gw, connection).last_success
+
+
 def status(gw: Hub, connection: str) -> SyncStatus:
     state = load_state(gw, connection)
     last = datetime.fromtimestamp(state.last_success, tz=timezone.utc) if state.last_success else None

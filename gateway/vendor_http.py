@@ -22,7 +22,7 @@ import httpx
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
-from gateway import context, events
+from gateway import context, events, metrics
 from gateway.errors import (
     VendorAmbiguous,
     VendorError,
@@ -204,7 +204,9 @@ class VendorHTTP:
             try:
                 ctx.requests += 1
                 response = self._send(method, path, kwargs)
+                metrics.vendor_request(self.connection, response.status_code)
             except VendorError as exc:
+                metrics.vendor_request(self.connection, None)
                 span.set_status(Status(StatusCode.ERROR, str(exc)))
                 span.set_attribute("gateway.outcome", type(exc).__name__)
                 raise
@@ -260,6 +262,7 @@ class VendorHTTP:
             if self.runtime is not None:
                 self.runtime.limiter.pause(self.connection.id, retry_after)
                 events.connection_paused(self.runtime, self.connection, retry_after)
+                metrics.vendor_paused(self.connection)
         events.connection_refused(self.runtime, self.connection, response.status_code, detail)
         return error_for_status(
             response.status_code,

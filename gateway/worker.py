@@ -77,7 +77,7 @@ class GatewayWorker(SimpleWorker):
                     self.run_maintenance_tasks()
             picked = gw.scheduler.pick()
             if picked.run_id is not None:
-                job = self._fetch(picked.run_id)
+                job = jobs.run_job(gw, picked.run_id)
                 if job is not None:
                     return job, gw.queue
                 gw.scheduler.finish(picked.connection or "", picked.run_id)

@@ -189,13 +189,11 @@ class WriteStore:
     def new_id() -> str:
         return "w_" + uuid.uuid4().hex
 
-    def accept(self, record: WriteRecord, *, run: tuple[str, int] | None = None,
-               pipe: redis.client.Pipeline | None = None) -> Accepted | None:
+    def accept(self, record: WriteRecord, *, run: tuple[str, int] | None = None) -> Accepted:
         """Store a new write unless its dedup key is taken (atomically, in one script).
 
-        ``run`` is ``(run id, connection cap)`` of an rq job already saved for the write's first
-        run: queued in the scheduler in the same script when the write heads its chain. With
-        ``pipe`` the script is only queued on the pipeline: read its answer with ``accepted``.
+        ``run`` is ``(run id, connection cap)`` of the write's first run: queued in the fair
+        scheduler by the same script when the write heads its chain.
         """
         names = [
             f"dedup:{record.workspace}:{record.dedup_key}",
@@ -207,13 +205,7 @@ class WriteStore:
         args: list[Any] = [record.id, record.body_hash, self.idempotency_seconds, _enc.encode(record), time.time()]
         if run is not None:
             args += [run[0], record.connection, record.workspace, run[1]]
-        answer = self._accept(keys=names, args=args, client=pipe)
-        return None if pipe is not None else self.accepted(record, answer)
-
-    @staticmethod
-    def accepted(record: WriteRecord, answer: list[bytes]) -> Accepted:
-        """Read the accept script's answer for ``record``."""
-        kind, value = answer
+        kind, value = self._accept(keys=names, args=args)
         if kind == b"existing":
             existing_id, existing_hash = value.decode().split(" ", 1)
             return Accepted(existing_id, new=False, head=False, same_body=existing_hash == record.body_hash)

@@ -301,3 +301,17 @@ def test_a_negative_retention_is_refused_at_start_up() -> None:
     assert parse_settings("[gateway]\naudit_keep_records = 0\n").gateway.audit_keep_records == 0
     with pytest.raises(ConfigError, match="gateway.audit_keep_records"):
         parse_settings("[gateway]\naudit_keep_records = -1\n")
+
+
+def test_verifying_while_retention_trims_reports_no_false_break(redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(audit_chain, "PAGE", 5)  # many pages, so trims land between them
+    emit(redis_client, 30, keep_records=30)
+    writer = threading.Thread(target=emit, args=(redis_client, 400), kwargs={"keep_records": 30, "label": "busy"})
+    writer.start()
+    reports = []
+    while writer.is_alive():
+        reports.append(audit_chain.verify(redis_client, "acme"))
+    writer.join()
+    assert reports and [r.describe() for r in reports if r.broken] == []
+    final = audit_chain.verify(redis_client, "acme")
+    assert final.ok and (final.first_seq, final.last_seq) == (401, 430)

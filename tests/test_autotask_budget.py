@@ -36,7 +36,8 @@ def run(count: int, redis_server: EmbeddedRedis, tmp_path: Path) -> None:
     key = new_api_key()
     conn = connection_config("at", sim.demo_connection(server.base_url),
                              rate_limit=[{"requests": THRESHOLD, "per_seconds": 3600.0}])
-    tables = {"workspaces": [workspace_config("msp", [conn], {key: ALL_SCOPES})]}
+    # The session's test Redis fsyncs once a second (tests/test_durability.py covers "fsync").
+    tables = {"gateway": {"durability": "everysec"}, "workspaces": [workspace_config("msp", [conn], {key: ALL_SCOPES})]}
     config = tmp_path / "gateway.toml"
     config.write_text(to_toml(tables))
     client = redis.Redis.from_url(redis_server.url)

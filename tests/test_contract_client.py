@@ -13,9 +13,11 @@ answer into the declared model, so a route whose behaviour leaves its declaratio
 from __future__ import annotations
 
 import importlib
+import inspect
 import io
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -87,7 +89,7 @@ class Stack:
         while True:
             status, write = self.call("get_write", write_id=write_id)
             assert status == 200 and isinstance(write, self.models.WriteView), write
-            if write.status in ("succeeded", "dead"):
+            if write.status in ("succeeded", "dead", "discarded"):
                 return write
             assert time.monotonic() < deadline, f"write {write_id} did not finish: {write.status}"
             time.sleep(0.05)
@@ -175,8 +177,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 def _free_port() -> int:
-    import socket
-
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -220,8 +220,6 @@ def _key_schema(operation: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def test_every_write_takes_an_idempotency_key_and_declares_its_body_and_answer(stack: Stack) -> None:
-    import inspect
-
     operation_ids = {op["operationId"] for item in stack.document["paths"].values() for op in item.values()}
     assert STABLE_OPERATION_IDS <= operation_ids, f"renamed: {STABLE_OPERATION_IDS - operation_ids}"
     writes = _keyed_writes(stack.document)
@@ -246,7 +244,7 @@ def test_the_idempotency_key_length_is_the_one_declared_and_enforced(stack: Stac
     longest = stack.accepted("create_reply", ref=DEMO_TICKET, body=body, idempotency_key="k" * longest_key)
     status, problem = stack.call("create_reply", ref=DEMO_TICKET, body=models.CreateReplyJsonBody(text="too long"),
                                  idempotency_key="k" * (longest_key + 1))
-    assert status == 400 and isinstance(problem, models.Problem) and "Idempotency-Key" in problem.title
+    assert status == 400 and isinstance(problem, models.Problem) and "Idempotency-Key" in f"{problem.title} {problem.detail}"
     assert stack.finished(longest.write_id).status == "succeeded"
     assert len(_notes(stack.cw, DEMO_TICKET, "key at its longest")) == 1
     assert _notes(stack.cw, DEMO_TICKET, "too long") == []
@@ -370,13 +368,19 @@ def test_an_alert_action_resolves_the_alert_once(stack: Stack) -> None:
 def test_an_admin_retries_a_dead_letter_and_it_lands_once(stack: Stack) -> None:
     models = stack.models
     body = models.CreateReplyJsonBody(text="Sent while ConnectWise refused (contract)")
-    stack.cw.set_faults(Faults(error_rate=1.0, error_status=400, writes_only=True))
+    given_up = models.CreateReplyJsonBody(text="Never to be sent (contract)")
+    stack.cw.set_faults(Faults(error_rate=1.0, error_status=400, writes_only=True))  # ConnectWise refuses writes
     try:
         write = stack.accepted("create_reply", ref=DEMO_TICKET, body=body, idempotency_key="contract-dead-1")
-        assert stack.finished(write.write_id).status == "dead"
+        discarded = stack.accepted("create_reply", ref=DEMO_TICKET, body=given_up, idempotency_key="contract-dead-2")
+        assert stack.finished(write.write_id).status == stack.finished(discarded.write_id).status == "dead"
     finally:
         stack.cw.set_faults(Faults())
-    assert _notes(stack.cw, DEMO_TICKET, body.text) == []
+    assert _notes(stack.cw, DEMO_TICKET, body.text) == _notes(stack.cw, DEMO_TICKET, given_up.text) == []
+
+    status, nothing = stack.call("discard_dead_letter", write_id=discarded.write_id)
+    assert status == 204 and nothing is None
+    assert stack.finished(discarded.write_id).status == "discarded"
     status, letters = stack.call("list_dead_letters")
     assert status == 200 and write.write_id in {d.write.id for d in letters}
     status, letter = stack.call("get_dead_letter", write_id=write.write_id)
@@ -388,6 +392,14 @@ def test_an_admin_retries_a_dead_letter_and_it_lands_once(stack: Stack) -> None:
     assert len(_notes(stack.cw, DEMO_TICKET, body.text)) == 1
     status, problem = stack.call("retry_dead_letter", write_id=write.write_id)
     assert status == 409 and isinstance(problem, models.Problem)
+    assert _notes(stack.cw, DEMO_TICKET, given_up.text) == []
+
+
+def test_an_admin_resync_rebuilds_the_queue(stack: Stack) -> None:
+    status, started = stack.call("resync_connection", connection_id=CW)
+    assert status == 202 and isinstance(started, stack.models.ResyncStarted) and started.connection == CW
+    _wait(lambda: {t.ref for t in _queue(stack, connection=[CW]).tickets} == _cw_refs(stack, lambda t: True),
+          "the resync did not bring every ticket back")
 
 
 def test_the_documented_request_examples_work_against_the_demo(stack: Stack) -> None:

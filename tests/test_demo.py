@@ -4,9 +4,11 @@ and a reply posted twice with one Idempotency-Key lands once."""
 from __future__ import annotations
 
 import os
+import queue
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -31,18 +33,18 @@ def demo(tmp_path: Path):
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+    output = []
+    deadline = time.monotonic() + 90
+    while not any(line.startswith("API key:") for line in output):  # the banner
         try:
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
+            output.append(lines.get(timeout=max(0.1, deadline - time.monotonic())))
+        except queue.Empty:
             pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            output = proc.stdout.read() if proc.poll() is not None else ""
+        if time.monotonic() > deadline or (proc.poll() is not None and lines.empty()):
             proc.kill()
-            raise AssertionError(f"demo did not start:\n{output}")
-        time.sleep(0.2)
+            raise AssertionError("demo did not print its banner:\n" + "".join(output))
     client = httpx.Client(base_url=base, headers={"Authorization": "Bearer demo-test-key"}, timeout=10)
     yield client
     client.close()
@@ -63,12 +65,11 @@ def wait_for(client: httpx.Client, write_id: str) -> dict:
 def test_the_demo_serves_and_one_idempotency_key_makes_one_note(demo: httpx.Client) -> None:
     plugins = {p["vendor"] for p in demo.get("/v1/plugins").json()["plugins"]}
     assert "connectwise" in plugins
-    deadline = time.monotonic() + 30
-    tickets: list = []
-    while not tickets and time.monotonic() < deadline:  # the workers' first sync fills the queue
-        tickets = demo.get("/v1/tickets", params={"connection": "cw-main"}).json()["tickets"]
-        time.sleep(0.2)
-    assert tickets, "the queue stayed empty"
+    # The banner is printed once the demo is ready: the first request a user copies from it
+    # finds every PSA's tickets, not an empty queue.
+    assert demo.get("/ready").status_code == 200
+    tickets = demo.get("/v1/tickets", params={"connection": "cw-main"}).json()["tickets"]
+    assert tickets, "the banner was printed before the queue was filled"
     ref = tickets[0]["ref"]
     first = demo.post(f"/v1/tickets/{ref}/replies", json={"text": "demo reply"}, headers={"Idempotency-Key": "demo-1"})
     second = demo.post(f"/v1/tickets/{ref}/replies", json={"text": "demo reply"}, headers={"Idempotency-Key": "demo-1"})

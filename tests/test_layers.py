@@ -18,16 +18,16 @@ ROOT = Path(__file__).resolve().parents[1] / "gateway"
 # Lowest first; each module imports only from its own layer or earlier ones.
 LAYERS: list[tuple[str, set[str]]] = [
     ("models and errors", {"gateway", "models", "errors", "settings", "hookspecs", "context", "redact"}),
-    ("primitives", {"keys", "locks", "cache", "embedded_redis"}),
+    ("primitives", {"keys", "locks", "cache", "embedded_redis", "logs", "metrics"}),
     ("stores and vendor access", {
         "writes", "store", "audit", "audit_chain", "ratelimit", "scheduler", "events", "webhooks",
-        "plugins", "runtime", "vendor_http", "oauth",
+        "plugins", "runtime", "vendor_http", "oauth", "durability",
     }),
     ("hub", {"hub"}),
     ("services", {"intake", "writekinds", "jobs", "sync", "customers", "links", "delivery"}),
     ("assembly", {"core"}),
     ("API, CLI and tools", {
-        "api", "cli", "worker", "demo", "testing", "plugin_kit", "hookdocs", "eventdocs",
+        "api", "console", "readiness", "cli", "worker", "demo", "testing", "plugin_kit", "hookdocs", "eventdocs",
     }),
 ]
 
@@ -70,9 +70,10 @@ def imports_of(path: Path, modules: set[str]) -> set[str]:
             if node.level:
                 package = module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
                 base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
-            found.add(base)
-            for alias in node.names:  # ``from gateway import sync`` imports the module gateway.sync
-                found.add(f"{base}.{alias.name}")
+            submodules = {f"{base}.{alias.name}" for alias in node.names} & modules
+            # ``from gateway import sync`` imports the module gateway.sync (its package is
+            # already importing); ``from gateway.store import TicketStore`` imports gateway.store.
+            found.update(submodules or {base})
         for child in ast.iter_child_nodes(node):
             visit(child)
 

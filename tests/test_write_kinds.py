@@ -11,7 +11,7 @@ import pytest
 from litestar import Request, post
 from litestar.params import FromPath, JSONBody
 
-from gateway import intake, jobs, writekinds
+from gateway import intake, writekinds
 from gateway.api.common import WRITE, accepted, authorize, gateway_of, idempotency_key, own_ref, owned_ticket
 from gateway.api.schemas import WriteAccepted
 from gateway.hub import Hub
@@ -94,10 +94,6 @@ def test_the_alert_capability_is_declared_once_for_both_alert_routes() -> None:
     needs = writekinds.ALERT_ACTION.needs
     assert needs(writekinds.AlertActionBody("acknowledge")) == (Capability.ALERT_ACKNOWLEDGE,)
     assert needs(writekinds.AlertActionBody("resolve")) == (Capability.ALERT_RESOLVE,)
-
-
-def test_the_run_job_named_at_accept_is_the_runner() -> None:
-    assert intake.RUN_JOB == f"{jobs.run_write.__module__}.{jobs.run_write.__qualname__}"
 
 
 def test_the_architecture_doc_lists_every_write_kind_as_declared() -> None:

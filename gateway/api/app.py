@@ -1,6 +1,7 @@
 """``create_app(gateway)``: the Litestar application, its routes and its lifespan.
 
-Routes (all JSON, all under bearer API keys except ``/health`` and ``/schema``):
+Routes (all JSON, all under bearer API keys except ``/health``, ``/ready`` and ``/schema``;
+``/metrics`` is Prometheus text under an ``admin`` key):
 
 - ``GET /v1/plugins``, ``GET /v1/connections``, ``GET /v1/connections/{id}/ticket-form``
 - ``GET /v1/tickets``, ``GET /v1/tickets/{ref}``, ``GET /v1/tickets/{ref}/statuses``
@@ -10,6 +11,7 @@ Routes (all JSON, all under bearer API keys except ``/health`` and ``/schema``):
   ``GET /v1/admin/audit``
 - events (``gateway.api.events``): ``GET /v1/events``, ``GET /v1/events/stream``; webhook
   subscriptions (``gateway.api.subscriptions``): ``/v1/admin/subscriptions``
+- the operator console under ``/console`` (``gateway.console``) and the API reference at ``/schema``
 """
 
 from __future__ import annotations
@@ -22,16 +24,26 @@ import anyio
 import msgspec
 from litestar import Litestar, Request, Response, delete, get, post
 from litestar.datastructures import State, UploadFile
-from litestar.openapi import OpenAPIConfig
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
+from prometheus_client import CONTENT_TYPE_LATEST
 
-from gateway import audit, events, intake, links, sync, writekinds
+from gateway import audit, intake, links, metrics, sync, writekinds
+from gateway.readiness import Readiness, ReadinessCheck
+from gateway import console
+from gateway.console import reference
 from gateway.api import customers, queue
 from gateway.api.admission import Admission
+from gateway.api.write_admin import (
+    discard_dead_letter_as,
+    own_write,
+    retry_dead_letter_as,
+    write_view,
+)
 from gateway.api import events as event_routes
 from gateway.api import subscriptions
-from gateway.api.auth import KeyRing, Principal
+from gateway.api.auth import KeyRing
 from gateway.api.common import (
     ADMIN,
     READ,
@@ -71,10 +83,9 @@ from gateway.api.schemas import (
     WriteBacklog,
 )
 from gateway.core import Gateway
-from gateway.jobs import enqueue_write
 from gateway.errors import NotSupported
 from gateway.models import Capability, Ticket, TicketForm, TicketStatus
-from gateway.writes import WriteRecord, WriteView
+from gateway.writes import WriteView
 
 # --------------------------------------------------------------------------- meta
 
@@ -90,6 +101,24 @@ def health(request: Request) -> Health:
         redis_ok, active = False, 0
     broken = [b.name for b in gw.plugins.broken]
     return Health("ok" if redis_ok and not broken else "degraded", redis_ok, broken, active, sorted(gw.unavailable))
+
+
+@get("/ready", operation_id="ready", sync_to_thread=True, responses={503: ResponseSpec(Readiness, description="Not ready yet: what it waits for")})
+def ready(request: Request) -> Response[Readiness]:
+    """Readiness: 200 once Redis answers and every PSA connection finished its first backfill;
+    503 with the same detail (``waiting_for``) until then. ``/health`` is liveness."""
+    answer = request.app.state.readiness.check()
+    return Response(answer, status_code=200 if answer.ready else 503)
+
+
+@get("/metrics", operation_id="metrics", sync_to_thread=True, media_type=CONTENT_TYPE_LATEST)
+def metrics_text(request: Request) -> Response[bytes]:
+    """Prometheus metrics of the key's workspace, from every API and worker process (they count
+    in Redis). Needs the ``admin`` scope: scrape with ``authorization: {credentials: <key>}``."""
+    principal = authorize(request, ADMIN)
+    gw = gateway_of(request)
+    text = metrics.render(gw, principal.workspace, lambda connection: sync.last_pull(gw, connection))
+    return Response(text, media_type=CONTENT_TYPE_LATEST)
 
 
 @get("/v1/plugins", operation_id="listPlugins", sync_to_thread=False)
@@ -367,26 +396,11 @@ def alert_action(request: Request, ref: FromPath[str], data: JSONBody[AlertActio
     return accepted(gw, submitted)
 
 
-def _view(gw: Gateway, record: WriteRecord) -> WriteView:
-    # Step payloads carry the caller's text: scrub configured secrets pasted into it.
-    steps = [msgspec.structs.replace(s, payload=gw.redactor.payload(s.payload)) for s in record.steps]
-    return WriteView(record.id, record.kind, record.status, record.connection, record.dedup_key,
-                     record.created_at, record.updated_at, steps, record.attempts,
-                     record.target, record.result_ref, record.error)
-
-
-def _own_write(gw: Gateway, principal: Principal, write_id: FromPath[str]) -> WriteRecord:
-    record = gw.writes.get(write_id) if write_id.startswith("w_") else None
-    if record is None or record.workspace != principal.workspace:
-        raise not_found(f"write {write_id}")
-    return record
-
-
 @get("/v1/writes/{write_id:str}", operation_id="getWrite", sync_to_thread=False)
 def get_write(request: Request, write_id: FromPath[str]) -> WriteView:
     """A write's status, its steps (with the vendor ids they made) and every attempt."""
     principal = authorize(request, READ)
-    return _view(gateway_of(request), _own_write(gateway_of(request), principal, write_id))
+    return write_view(gateway_of(request), own_write(gateway_of(request), principal, write_id))
 
 
 # --------------------------------------------------------------------------- admin
@@ -400,77 +414,37 @@ class DeadLetter(msgspec.Struct):
     workspace: str
 
 
-def _audit_admin(gw: Gateway, principal: Principal, action: str, record: WriteRecord) -> None:
-    attributes = {"gateway.kind": "admin", "gateway.admin_action": action, "gateway.write_id": record.id,
-                  "gateway.workspace": principal.workspace, "gateway.api_key": principal.key_name}
-    if record.target:
-        attributes["gateway.ticket"] = record.target
-    with gw.tracer.start_as_current_span(f"admin {action}", attributes=attributes):
-        pass
-
-
 @get("/v1/admin/dead-letters", operation_id="listDeadLetters", sync_to_thread=True)
 def list_dead_letters(request: Request, limit: FromQuery[int] = 100, offset: FromQuery[int] = 0) -> list[DeadLetter]:
     """Dead-lettered writes of the workspace, newest first."""
     principal = authorize(request, ADMIN)
     gw = gateway_of(request)
     records = gw.writes.dead_letters(principal.workspace, max(1, min(limit, 500)), max(0, offset))
-    return [DeadLetter(_view(gw, r), gw.redactor.payload(r.request), r.workspace) for r in records]
+    return [DeadLetter(write_view(gw, r), gw.redactor.payload(r.request), r.workspace) for r in records]
 
 
 @get("/v1/admin/dead-letters/{write_id:str}", operation_id="getDeadLetter", sync_to_thread=True)
 def get_dead_letter(request: Request, write_id: FromPath[str]) -> DeadLetter:
     principal = authorize(request, ADMIN)
     gw = gateway_of(request)
-    record = _own_write(gw, principal, write_id)
+    record = own_write(gw, principal, write_id)
     if record.status != "dead":
         raise not_found(f"dead letter {write_id}")
-    return DeadLetter(_view(gw, record), gw.redactor.payload(record.request), record.workspace)
-
-
-def _own_dead_letter(gw: Gateway, principal: Principal, write_id: str, action: str) -> WriteRecord:
-    record = _own_write(gw, principal, write_id)
-    if record.status != "dead":
-        raise ApiError(409, "Not a dead letter", f"write {write_id} is {record.status}", f"only dead letters can be {action}")
-    return record
+    return DeadLetter(write_view(gw, record), gw.redactor.payload(record.request), record.workspace)
 
 
 @post("/v1/admin/dead-letters/{write_id:str}/retry", operation_id="retryDeadLetter", status_code=202, sync_to_thread=True,
       operation_class=declared())
 def retry_dead_letter(request: Request, write_id: FromPath[str]) -> WriteAccepted:
     """Send a dead letter again with the same dedup key; unknown outcomes are reconciled first."""
-    principal = authorize(request, ADMIN)
-    gw = gateway_of(request)
-    record = _own_dead_letter(gw, principal, write_id, "retried")
-    lock = gw.writes.lock(record.id, 30)
-    if lock is None:
-        raise ApiError(409, "Write is busy", f"write {write_id} is being worked on", "retry in a moment")
-    try:
-        record.status = "queued"
-        record.error = None
-        record.dead_at = None
-        gw.writes.save(record)
-        head = gw.writes.rejoin(record)
-    finally:
-        gw.writes.unlock(record.id, lock)
-    _audit_admin(gw, principal, "retry", record)
-    events.write_retried(gw, record, principal.key_name)
-    if head:
-        enqueue_write(gw, record.id, connection=record.connection, workspace=record.workspace)
-    return WriteAccepted(record.id, record.status, record.dedup_key)
+    return retry_dead_letter_as(gateway_of(request), authorize(request, ADMIN), write_id)
 
 
 @delete("/v1/admin/dead-letters/{write_id:str}", operation_id="discardDeadLetter", status_code=204, sync_to_thread=True,
         operation_class=declared())
 def discard_dead_letter(request: Request, write_id: FromPath[str]) -> None:
     """Give up on a dead letter for good (it stays readable at ``GET /v1/writes/{id}``)."""
-    principal = authorize(request, ADMIN)
-    gw = gateway_of(request)
-    record = _own_dead_letter(gw, principal, write_id, "discarded")
-    record.status = "discarded"
-    gw.writes.save(record)
-    _audit_admin(gw, principal, "discard", record)
-    events.write_discarded(gw, record, principal.key_name)
+    discard_dead_letter_as(gateway_of(request), authorize(request, ADMIN), write_id)
 
 
 @get("/v1/admin/audit", operation_id="readAudit", sync_to_thread=True)
@@ -479,7 +453,7 @@ def read_audit(request: Request, write_id: FromQuery[str | None] = None, ticket:
     principal = authorize(request, ADMIN)
     gw = gateway_of(request)
     if write_id:
-        _own_write(gw, principal, write_id)
+        own_write(gw, principal, write_id)
     if ticket:
         own_ref(gw, principal, ticket)
     records = audit.read_audit(gw.redis, write_id=write_id, ticket=ticket, limit=max(1, min(limit, 1000)))
@@ -489,7 +463,7 @@ def read_audit(request: Request, write_id: FromQuery[str | None] = None, ticket:
 
 
 ROUTES = [
-    health, list_plugins, list_connections, ticket_form, get_ticket, download_attachment, ticket_statuses,
+    health, ready, metrics_text, list_plugins, list_connections, ticket_form, get_ticket, download_attachment, ticket_statuses,
     create_reply, change_status, create_time_entry, create_ticket, alert_action, get_write,
     list_dead_letters, get_dead_letter, retry_dead_letter, discard_dead_letter, read_audit,
 ]
@@ -498,18 +472,21 @@ ROUTES = [
 def create_app(gateway: Gateway, *, extra_routes: list[Any] | None = None) -> Litestar:
     """Build the API around an assembled ``Gateway`` (the caller owns and closes it)."""
 
+
     # One span per request (it carries the audit attributes): no span per ASGI receive/send.
     otel = OpenTelemetryPlugin(OpenTelemetryConfig(tracer_provider=gateway.tracer_provider,
                                                    exclude_spans=["receive", "send"]))
-    openapi = OpenAPIConfig(title="MSP integration gateway", version="1", path="/schema")
+    openapi = reference.openapi_config("MSP integration gateway", "1")
     handlers = [*ROUTES, *customers.ROUTES, *queue.ROUTES, *event_routes.ROUTES, *subscriptions.ROUTES,
                 *(extra_routes or [])]
     for handler in handlers:
         # Declare the problem answers every route can give, so the OpenAPI document is complete.
         handler.responses = {**problem_responses(), **(handler.responses or {})}
     return Litestar(
-        route_handlers=handlers,
-        state=State({"gateway": gateway, "keyring": KeyRing(gateway.settings), "redactor": gateway.redactor}),
+        route_handlers=[*handlers, console.router(), reference.assets_router()],
+        template_config=console.template_config(),
+        state=State({"gateway": gateway, "keyring": KeyRing(gateway.settings), "redactor": gateway.redactor,
+                     "readiness": ReadinessCheck(gateway)}),
         exception_handlers={Exception: handle},
         openapi_config=openapi,
         middleware=[Admission(openapi.path)],  # the API key, then the body's depth, before any handler

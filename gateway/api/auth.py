@@ -47,3 +47,8 @@ class KeyRing:
         if scope not in principal.scopes:
             raise PermissionDeniedException(f"the API key lacks the {scope!r} scope")
         return principal
+
+    def holder(self, digest: str) -> Principal | None:
+        """The principal of a key by its SHA-256 digest (``None`` if unknown or revoked): the
+        console keeps the digest in its session, so revoking the key ends the session."""
+        return self._keys.get(digest)

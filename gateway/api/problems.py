@@ -6,13 +6,17 @@ import logging
 from typing import Any
 
 import msgspec
+import redis
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, PermissionDeniedException, ValidationException
 
+from gateway.durability import NotReplicated
 from gateway.errors import ConfigError, NotSupported, VendorError, VendorRateLimited, VendorRejected, WriteRefused
 from gateway.models import BadReference
 
 log = logging.getLogger("gateway.api")
+STORAGE_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, redis.exceptions.ReadOnlyError,
+                redis.exceptions.BusyLoadingError)
 
 
 class Problem(msgspec.Struct, omit_defaults=True):
@@ -76,7 +80,8 @@ PROBLEM_STATUSES = {
     422: "A status or form value the PSA does not allow; an Idempotency-Key reused with another body",
     501: "The vendor lacks the capability",
     502: "A read through the vendor failed",
-    503: "A read through the vendor is over its rate limit (Retry-After)",
+    503: "A read through the vendor is over its rate limit, Redis is unreachable (a failover), or the Redis "
+         "replicas did not confirm a write (Retry-After)",
 }
 
 
@@ -125,6 +130,17 @@ def handle(request: Request, exc: Exception) -> Response[Problem]:
                                 {"vendor_status": exc.status}))
     if isinstance(exc, VendorError):
         return _respond(Problem(502, "Vendor unavailable", scrub(str(exc)), "retry later"))
+    if isinstance(exc, NotReplicated):
+        key = exc.idempotency_key
+        return _respond(Problem(503, "Write not confirmed by the Redis replicas", str(exc),
+                                f"send the same request again with Idempotency-Key: {key} (that key never makes a second write)",
+                                {"idempotency_key": key, "replicas": exc.replicas, "confirmed": exc.confirmed,
+                                 "withdrawn": exc.withdrawn}),
+                        headers={"Retry-After": "1"})
+    if isinstance(exc, STORAGE_DOWN):
+        # A Redis restart or a Sentinel failover: nothing was half-done (the accept is one script).
+        return _respond(Problem(503, "Storage unavailable", "the gateway cannot reach its Redis primary right now",
+                                "retry in a moment with the same Idempotency-Key"), headers={"Retry-After": "1"})
     if isinstance(exc, ConfigError):
         return _respond(Problem(500, "Configuration error", scrub(str(exc)), "fix the gateway configuration"))
     if isinstance(exc, NotAuthorizedException):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import secrets as secrets_module
+import socket
 from typing import Any
 
 import msgspec
@@ -55,6 +56,13 @@ def workspace_config(
         ],
         **extra,
     }
+
+
+def free_port() -> int:
+    """A loopback TCP port nothing listens on now (for a server a test starts)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def new_api_key() -> str:

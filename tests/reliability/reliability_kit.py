@@ -178,7 +178,8 @@ def gateway_tables(
         for h in handles
     ]
     return {
-        "gateway": {"retry_base_seconds": 0.2, "max_attempts": 8, **(gateway or {})},
+        # Test Redis servers fsync once a second; tests/test_durability.py covers "fsync".
+        "gateway": {"retry_base_seconds": 0.2, "max_attempts": 8, "durability": "everysec", **(gateway or {})},
         "workspaces": [workspace_config(workspace, connections, keys)],
     }
 

@@ -39,6 +39,7 @@ from schemathesis.specs.openapi.checks import (
 from gateway.api.app import create_app
 from gateway.core import Gateway
 from gateway.embedded_redis import EmbeddedRedis
+from gateway.sync import sync_until_idle, synced_connections
 from gateway.testing.harness import ALL_SCOPES, new_api_key, settings_from
 
 from hostile import BODY, CURSOR, QUERY_VALUE, REFERENCE_IDS
@@ -52,6 +53,8 @@ def served_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
     key = new_api_key()
     gw = Gateway(settings_from(gateway_tables(handles, {key: ALL_SCOPES}, timeout_seconds=5.0)),
                  redis.Redis.from_url(server.url))
+    for connection in synced_connections(gw):  # a ready gateway: /ready answers 200, not 503
+        sync_until_idle(gw, connection)
     port = free_port()
     api = uvicorn.Server(uvicorn.Config(create_app(gw), host="127.0.0.1", port=port, log_level="critical",
                                         lifespan="on", access_log=False))

@@ -27,8 +27,11 @@ from gateway.testing.workers import drain
 from reliability_kit import SimHandle, serve_psas
 
 READ, WRITE, ADMIN = "tickets:read", "tickets:write", "admin"
-PUBLIC = ("/health", "/schema")
+PUBLIC = ("/health", "/ready", "/schema")  # probes and the OpenAPI document need no key
 WEBHOOKS = "/v1/webhooks/"
+# Console pages take a session cookie, not a bearer key: tests/test_console.py holds their matrix
+# (admin scope only, CSRF, another workspace's records answer 404).
+CONSOLE = "/console"
 
 
 @dataclass
@@ -128,7 +131,7 @@ def body_for(method: str, path: str, rig: Rig, ids: dict[str, str]) -> Any:
 
 
 def scope_of(method: str, path: str) -> str:
-    if path.startswith("/v1/admin"):
+    if path.startswith("/v1/admin") or path == "/metrics":
         return ADMIN
     return READ if method == "GET" else WRITE
 
@@ -137,7 +140,7 @@ def routes(rig: Rig) -> list[tuple[str, str]]:
     found = []
     for route in rig.api.app.routes:
         for method in sorted(getattr(route, "methods", ())):
-            if method in {"HEAD", "OPTIONS"} or route.path.startswith(PUBLIC) or route.path.startswith(WEBHOOKS):
+            if method in {"HEAD", "OPTIONS"} or route.path.startswith((*PUBLIC, WEBHOOKS, CONSOLE)):
                 continue
             found.append((method, route.path))
     return found

@@ -1,0 +1,150 @@
+"""The ``durability`` setting: what a 202 promises when Redis crashes or its replicas lag."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from gateway_connectwise.simulator import ConnectWiseSimulator
+
+from gateway import durability
+from gateway.embedded_redis import EmbeddedRedis
+from gateway.errors import ConfigError
+from gateway.testing.conformance import Env, build_env
+from gateway.testing.harness import settings_from
+
+
+def env_on(client: redis.Redis, **gateway: object) -> Iterator[Env]:
+    sim = ConnectWiseSimulator()
+    sim.seed_demo()
+    yield from build_env(sim, client, gateway=gateway)
+
+
+def notes_with(env: Env, ticket: str, text: str) -> list[dict]:
+    return [n for n in env.sim.ticket_notes(ticket) if text == n["text"]]
+
+
+@pytest.fixture
+def fsync_server(tmp_path: Path) -> Iterator[EmbeddedRedis]:
+    """A redis-server started as the gateway starts its embedded one under ``fsync``."""
+    server = EmbeddedRedis(tmp_path / "redis", appendfsync=durability.appendfsync_for("fsync")).start()
+    yield server
+    server.stop()
+
+
+def test_with_fsync_a_sigkill_of_redis_right_after_a_burst_of_202s_loses_none(fsync_server: EmbeddedRedis) -> None:
+    client = redis.Redis.from_url(fsync_server.url)
+    envs = env_on(client, durability="fsync")
+    env = next(envs)
+    try:
+        durability.check_server(client, env.gw.settings)  # the promise holds on this server
+        ticket = env.sim.sample_ticket_id()
+        accepted = []
+        for i in range(60):
+            answer = env.post(f"/v1/tickets/{env.ref(ticket)}/replies", {"text": f"burst {i}"}, key=f"burst-{i}")
+            assert answer.status_code == 202
+            accepted.append(answer.json()["write_id"])
+        fsync_server.kill()  # at once, no shutdown: what the last 202 promised must be on disk
+        down = env.post(f"/v1/tickets/{env.ref(ticket)}/replies", {"text": "while down"})
+        assert down.status_code == 503 and down.headers["Retry-After"] == "1"  # never a 500
+        fsync_server.start()
+        assert all(env.write(write_id)["status"] == "queued" for write_id in accepted)
+        env.drain()
+        for i in range(60):
+            assert len(notes_with(env, ticket, f"burst {i}")) == 1
+    finally:
+        envs.close()
+
+
+def test_fsync_is_refused_on_a_redis_that_fsyncs_once_a_second(redis_client: redis.Redis) -> None:
+    settings = settings_from({"gateway": {"durability": "fsync"}})
+    with pytest.raises(ConfigError, match="appendfsync always"):
+        durability.check_server(redis_client, settings)
+    durability.check_server(redis_client, settings_from({"gateway": {"durability": "everysec"}}))
+
+
+def test_gateway_serve_stops_with_one_message_when_fsync_cannot_be_kept(redis_server: EmbeddedRedis, tmp_path: Path) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text('[gateway]\ndurability = "fsync"\n')
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "--config", str(config), "serve", "--port", "1"],
+        env={**os.environ, "REDIS_URL": redis_server.url}, capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 2
+    assert "durability" in done.stderr and "appendfsync always" in done.stderr
+
+
+# --------------------------------------------------------------------------- replicated
+
+
+@pytest.fixture
+def primary_and_replica(tmp_path: Path) -> Iterator[tuple[EmbeddedRedis, EmbeddedRedis]]:
+    primary = EmbeddedRedis(tmp_path / "primary").start()
+    replica = EmbeddedRedis(tmp_path / "replica", extra_args=["--replicaof", "127.0.0.1", str(primary.port)]).start()
+    replica_client = redis.Redis.from_url(replica.url)
+    deadline = time.monotonic() + 20
+    while replica_client.info("replication").get("master_link_status") != "up":
+        assert time.monotonic() < deadline, "the replica did not connect"
+        time.sleep(0.05)
+    yield primary, replica
+    if replica.process:
+        os.kill(replica.process.pid, signal.SIGCONT)
+    replica.stop()
+    primary.stop()
+
+
+def test_replicated_answers_202_only_once_the_replica_has_the_write_else_503_and_withdraws_it(
+    primary_and_replica: tuple[EmbeddedRedis, EmbeddedRedis],
+) -> None:
+    primary, replica = primary_and_replica
+    client = redis.Redis.from_url(primary.url)
+    on_replica = redis.Redis.from_url(replica.url)
+    envs = env_on(client, durability="replicated", replicas=1, replica_timeout_ms=200)
+    env = next(envs)
+    try:
+        ticket = env.sim.sample_ticket_id()
+        ok = env.post(f"/v1/tickets/{env.ref(ticket)}/replies", {"text": "replicated"})
+        assert ok.status_code == 202
+        assert on_replica.exists(f"write:{ok.json()['write_id']}")  # there before the 202
+
+        writes_before = len(client.keys("write:*"))
+        os.kill(replica.process.pid, signal.SIGSTOP)  # connected, but confirms nothing
+        try:
+            refused = env.post(f"/v1/tickets/{env.ref(ticket)}/replies", {"text": "lagging"}, key="lag-1")
+            anonymous = env.post(f"/v1/tickets/{env.ref(ticket)}/replies", {"text": "no key"})
+        finally:
+            os.kill(replica.process.pid, signal.SIGCONT)
+        assert refused.status_code == 503 and refused.headers["Retry-After"] == "1"
+        problem = refused.json()
+        assert "0 of 1 Redis replica(s) confirmed" in problem["detail"] and "withdrawn" in problem["detail"]
+        assert problem["extra"]["idempotency_key"] == "lag-1" and "Idempotency-Key: lag-1" in problem["action"]
+        # Not half-accepted: no record, no dedup key, no place in the ticket's chain, no job.
+        assert len(client.keys("write:*")) == writes_before
+        assert not client.exists("dedup:conformance:lag-1")
+        assert client.lrange(f"chain:conf:{ticket}", 0, -1) in ([], [ok.json()["write_id"].encode()])
+        assert env.gw.queue.count <= 1
+        # A caller that sent no key is given the one the gateway stamped.
+        assert anonymous.status_code == 503
+        stamped = anonymous.json()["extra"]["idempotency_key"]
+        assert stamped.startswith("gw-")
+
+        again = env.post(f"/v1/tickets/{env.ref(ticket)}/replies", {"text": "lagging"}, key="lag-1")
+        again_anonymous = env.post(f"/v1/tickets/{env.ref(ticket)}/replies", {"text": "no key"}, key=stamped)
+        assert again.status_code == again_anonymous.status_code == 202
+        env.drain()
+        for text in ("replicated", "lagging", "no key"):
+            assert len(notes_with(env, ticket, text)) == 1
+    finally:
+        envs.close()
+
+
+def test_settings_refuse_a_replica_count_below_one() -> None:
+    with pytest.raises(ConfigError, match="gateway.replicas"):
+        settings_from({"gateway": {"durability": "replicated", "replicas": 0}})
