@@ -27,6 +27,8 @@ import redis
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
+from gateway import keys
+
 log = logging.getLogger("gateway.metrics")
 
 # Accept-to-vendor latency buckets (seconds): a healthy write lands in well under a second; a
@@ -120,10 +122,10 @@ def backlog(client: redis.Redis) -> dict[str, int]:
     counts: dict[str, int] = {}
     start = 0
     while True:
-        found = script(keys=["writes:active"], args=[start, start + BACKLOG_CHUNK - 1])
+        found = script(keys=[keys.ACTIVE_WRITES], args=[start, start + BACKLOG_CHUNK - 1])
         for connection, n in zip(found[::2], found[1::2]):
             counts[connection.decode()] = counts.get(connection.decode(), 0) + int(n)
-        if start + BACKLOG_CHUNK > int(client.zcard("writes:active")):
+        if start + BACKLOG_CHUNK > int(client.zcard(keys.ACTIVE_WRITES)):
             return counts
         start += BACKLOG_CHUNK
 

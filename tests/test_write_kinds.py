@@ -3,7 +3,7 @@ read the declaration, so a new kind is one declaration plus its route."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import msgspec
@@ -11,11 +11,11 @@ import pytest
 from litestar import Request, post
 from litestar.params import FromPath, JSONBody
 
-from gateway import intake, writekinds
-from gateway.api.common import WRITE, accepted, authorize, gateway_of, idempotency_key, own_ref, owned_ticket
+from gateway import writekinds
+from gateway.api.common import submit_ticket_write
 from gateway.api.schemas import WriteAccepted
 from gateway.hub import Hub
-from gateway.models import Capability, Effect, ReplyStep
+from gateway.models import Capability, Effect, ReplyStep, Ticket
 from gateway.testing.conformance import Env
 from gateway.writes import WriteRecord, WriteStep
 
@@ -34,27 +34,23 @@ def _send_escalation(gw: Hub, record: WriteRecord, step: WriteStep, ticket_id: s
     return gw.call(record.connection, "gateway_reply", ticket_id=ticket_id, reply=note, dedup_key=record.dedup_key)
 
 
+def _plan_escalation(gw: Hub, connection_id: str, body: EscalationBody, ticket: Callable[[], Ticket]) -> list[WriteStep]:
+    ticket()  # 404 unless the ticket exists in the caller's workspace
+    return [WriteStep("escalation_note", {"reason": body.reason})]
+
+
 ESCALATE = writekinds.WriteKind(
     "escalate", "POST /v1/tickets/{ref}/escalations", "an internal note that escalates the ticket", EscalationBody,
     ("escalation_note",), lambda body: (Capability.INTERNAL_NOTE,),
-    lambda gw, connection_id, body: [WriteStep("escalation_note", {"reason": body.reason})],
+    _plan_escalation,
 )
 ESCALATION_NOTE = writekinds.StepKind("escalation_note", "gateway_reply", _send_escalation)
 
 
 @post("/v1/tickets/{ref:str}/escalations", status_code=202, sync_to_thread=True)
 def escalate(request: Request, ref: FromPath[str], data: JSONBody[EscalationBody]) -> WriteAccepted:
-    principal = authorize(request, WRITE)
-    gw = gateway_of(request)
-    connection_id, _ = own_ref(gw, principal, ref)
-    ESCALATE.require(gw, connection_id, data)
-    owned_ticket(gw, principal, ref)
-    submitted = intake.submit(
-        gw, workspace=principal.workspace, connection=connection_id, kind=ESCALATE.name, target=ref,
-        steps=ESCALATE.plan(gw, connection_id, data), request=msgspec.to_builtins(data),
-        idempotency_key=idempotency_key(request),
-    )
-    return accepted(gw, submitted)
+    """Queue an escalation note (the route: the rest is the declaration above)."""
+    return submit_ticket_write(request, ref, ESCALATE, data)
 
 
 @pytest.fixture
@@ -81,6 +77,8 @@ def test_a_new_write_kind_is_a_declaration_and_a_route(escalations: Env) -> None
     write = env.write(first.json()["write_id"])
     assert write["kind"] == "escalate" and write["status"] == "succeeded"
     assert [s["name"] for s in write["steps"]] == ["escalation_note"] and write["steps"][0]["state"] == "done"
+    missing = env.post(f"/v1/tickets/{env.ref('999999')}/escalations", {"reason": "nobody"})
+    assert missing.status_code == 404
 
 
 def test_a_kind_with_an_undeclared_step_is_refused() -> None:

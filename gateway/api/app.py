@@ -45,6 +45,7 @@ from gateway.api import events as event_routes
 from gateway.api import subscriptions
 from gateway.api.auth import KeyRing
 from gateway.api.common import (
+    submit_ticket_write,
     ADMIN,
     READ,
     WRITE,
@@ -315,41 +316,14 @@ async def create_reply(request: Request, ref: FromPath[str]) -> WriteAccepted:
       operation_class=declared(idempotent=True, examples=STATUS_EXAMPLES))
 def change_status(request: Request, ref: FromPath[str], data: JSONBody[StatusUpdate]) -> WriteAccepted:
     """Queue a status change to one of the ticket's PSA statuses (422 lists the valid ones)."""
-    principal = authorize(request, WRITE)
-    gw = gateway_of(request)
-    connection_id, _ = own_ref(gw, principal, ref)
-    writekinds.STATUS.require(gw, connection_id, data)
-    key, body = idempotency_key(request), msgspec.to_builtins(data)
-    resent = intake.replay(gw, workspace=principal.workspace, kind="status", target=ref, request=body, idempotency_key=key)
-    if resent is not None:
-        return accepted(gw, resent)
-    steps = writekinds.plan_status(gw, connection_id, data, lambda: owned_ticket(gw, principal, ref))
-    submitted = intake.submit(
-        gw, workspace=principal.workspace, connection=connection_id, kind="status", target=ref,
-        steps=steps, request=body, idempotency_key=key,
-    )
-    return accepted(gw, submitted)
+    return submit_ticket_write(request, ref, writekinds.STATUS, data)
 
 
 @post("/v1/tickets/{ref:str}/time-entries", operation_id="createTimeEntry", status_code=202, sync_to_thread=True,
       operation_class=declared(idempotent=True, examples=TIME_ENTRY_EXAMPLES))
 def create_time_entry(request: Request, ref: FromPath[str], data: JSONBody[TimeEntryBody]) -> WriteAccepted:
     """Queue a time entry against the ticket."""
-    principal = authorize(request, WRITE)
-    gw = gateway_of(request)
-    connection_id, _ = own_ref(gw, principal, ref)
-    writekinds.TIME_ENTRY.require(gw, connection_id, data)
-    key, payload = idempotency_key(request), msgspec.to_builtins(data)
-    resent = intake.replay(gw, workspace=principal.workspace, kind="time_entry", target=ref, request=payload,
-                           idempotency_key=key)
-    if resent is not None:
-        return accepted(gw, resent)
-    steps = writekinds.plan_time_entry(gw, connection_id, data, lambda: owned_ticket(gw, principal, ref))
-    submitted = intake.submit(
-        gw, workspace=principal.workspace, connection=connection_id, kind="time_entry", target=ref,
-        steps=steps, request=payload, idempotency_key=key,
-    )
-    return accepted(gw, submitted)
+    return submit_ticket_write(request, ref, writekinds.TIME_ENTRY, data)
 
 
 @post("/v1/tickets", operation_id="createTicket", status_code=202, sync_to_thread=True,
