@@ -26,7 +26,7 @@ from gateway import hookimpl
 from gateway.errors import VendorRejected
 from gateway.models import Attachment, AttachmentUpload, TimeEntry
 
-from gateway_connectwise import schemas
+from gateway_connectwise import records
 from gateway_connectwise.client import ConnectWiseClient
 from gateway_connectwise.constants import DOCUMENT_RECORD_TYPE
 
@@ -42,7 +42,7 @@ class DocumentFile(msgspec.Struct, rename="camel"):
     size: int | None = None
     link_flag: bool = False
     url_flag: bool = False
-    info: schemas.Info | None = msgspec.field(default=None, name="_info")
+    info: records.Info | None = msgspec.field(default=None, name="_info")
 
     @property
     def name(self) -> str:
@@ -63,7 +63,7 @@ def disposition_filename(header: str | None) -> str | None:
     return message.get_filename() or None
 
 
-def _minutes(entry: schemas.TimeEntry) -> int:
+def _minutes(entry: records.TimeEntry) -> int:
     if entry.actual_hours is not None:
         return round(entry.actual_hours * 60)
     if entry.time_start and entry.time_end:
