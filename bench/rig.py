@@ -394,7 +394,7 @@ def wait_http(url: str, child: Child, deadline: float) -> None:
 
 def add_tickets(sim: Any, count: int, *, prefix: str = "Bench ticket") -> list[str]:
     """Open tickets in the simulator (its ``add_ticket``), spread over its demo companies."""
-    from gateway_connectwise import sim_seed as seed
+    from gateway_connectwise.simulator import seed
 
     return [
         sim.add_ticket(f"{prefix} {i}", company_id=seed.COMPANIES[i % len(seed.COMPANIES)][0])
