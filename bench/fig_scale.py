@@ -76,7 +76,7 @@ class Fleet:
             workspaces.setdefault(workspace, []).append(table)
             self.targets += [(workspace, f"{connection}:{t}") for t in ticket_ids]
         workspaces.setdefault("ws0", []).append(probe.table)
-        tables = {"gateway": {"data_dir": str(workdir / "data")}, "workspaces": []}
+        tables = {"gateway": {"data_dir": str(workdir / "data"), "durability": "everysec"}, "workspaces": []}
         for workspace, connections in workspaces.items():
             key = self.rig.key if workspace == "ws0" else new_api_key()
             self.keys[workspace] = key
