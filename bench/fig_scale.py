@@ -20,6 +20,7 @@ The full run uses 1,000 connections (100 workspaces); the quick run 100 (10 work
 from __future__ import annotations
 
 import itertools
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -242,7 +243,12 @@ def _bare(fleet: Fleet, count: int, workers: int) -> dict[str, Any]:
     while (queue.count or started.count) and time.monotonic() < deadline:
         time.sleep(0.02)
     seconds = time.monotonic() - began
-    for child in children:
-        child.process.wait(timeout=60)
+    lingering = 0
+    for child in children:  # burst workers leave once the queue is empty; the figure is taken
+        try:
+            child.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            child.process.kill()
+            lingering += 1
     return {"rate": round(remaining / seconds / workers, 1), "jobs": count, "timed_jobs": remaining,
-            "seconds": round(seconds, 2)}
+            "seconds": round(seconds, 2), "workers_killed_after_draining": lingering}
