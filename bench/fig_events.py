@@ -169,8 +169,11 @@ def run_faults(ctx: Context) -> Figure:
     accepted = receiver.ids()
     first: list[str] = []
     seen_ids: set[str] = set()
+    wanted = set(ids)
     for webhook_id in accepted:
-        if webhook_id not in seen_ids:
+        # Other events of the workspace (a sync's ticket.updated, a connection's recovery) may
+        # be delivered between the figure's own: the order is checked on the figure's events.
+        if webhook_id in wanted and webhook_id not in seen_ids:
             seen_ids.add(webhook_id)
             first.append(webhook_id)
     lost = len(set(ids) - seen_ids)

@@ -20,6 +20,7 @@ The full run uses 1,000 connections (100 workspaces); the quick run 100 (10 work
 from __future__ import annotations
 
 import itertools
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -76,7 +77,7 @@ class Fleet:
             workspaces.setdefault(workspace, []).append(table)
             self.targets += [(workspace, f"{connection}:{t}") for t in ticket_ids]
         workspaces.setdefault("ws0", []).append(probe.table)
-        tables = {"gateway": {"data_dir": str(workdir / "data")}, "workspaces": []}
+        tables = {"gateway": {"data_dir": str(workdir / "data"), "durability": "everysec"}, "workspaces": []}
         for workspace, connections in workspaces.items():
             key = self.rig.key if workspace == "ws0" else new_api_key()
             self.keys[workspace] = key
@@ -169,7 +170,11 @@ def _idle(fleet: Fleet, seconds: float = 10.0) -> dict[str, float]:
     time.sleep(seconds)
     cpu = sum(cpu_seconds(w.pid) for w in rig.workers) - before
     info = rig.redis.info("memory")  # type: ignore[union-attr]
-    return {"keys": float(rig.redis.dbsize()), "bytes": float(info["used_memory"]), "cpu": cpu}  # type: ignore[union-attr]
+    # The ticket store's records are the tickets synced, not the cost of a connection.
+    tickets = sum(1 for _ in rig.redis.scan_iter("tk:*", count=5000))  # type: ignore[union-attr]
+    store_bytes = sum(rig.redis.memory_usage(k) or 0 for k in rig.redis.scan_iter("tk:*", count=5000))  # type: ignore[union-attr]
+    return {"keys": float(rig.redis.dbsize() - tickets), "bytes": float(info["used_memory"] - store_bytes),  # type: ignore[union-attr]
+            "cpu": cpu, "tickets": tickets}
 
 
 def _throughput(fleet: Fleet, count: int) -> dict[str, Any]:
@@ -187,23 +192,28 @@ def _throughput(fleet: Fleet, count: int) -> dict[str, Any]:
     requests = [r for group in itertools.zip_longest(*by_workspace.values()) for r in group if r is not None]
     loaded = start_load(LoadSpec("127.0.0.1", rig.api_port, requests, concurrency=8, count=count)).result()
     accepted = loaded.statuses.get(202, 0)
-    began = time.monotonic()
     rig.start_workers(workers)
+    # Timed from when the workers have registered with rq (their start-up is not throughput):
+    # the writes still unfinished then, over the time to finish them.
+    rig.wait_ready(timeout=120)
+    began, remaining = time.monotonic(), rig.pending_writes()
     deadline = began + 600
     while rig.pending_writes() and time.monotonic() < deadline:
-        time.sleep(0.05)
+        time.sleep(0.02)
     seconds = time.monotonic() - began
     drained = rig.pending_writes() == 0
-    gateway_rate = accepted / seconds / workers if drained else 0.0
+    gateway_rate = remaining / seconds / workers if drained else 0.0
     bare = _bare(fleet, min(count, 2000), workers)
-    return {"gateway": round(gateway_rate, 1), "bare": bare["rate"], "writes": accepted, "seconds": round(seconds, 2),
+    return {"gateway": round(gateway_rate, 1), "bare": bare["rate"], "writes": accepted, "timed_writes": remaining,
+            "seconds": round(seconds, 2),
             "workers": workers, "drained": drained, "api_statuses": loaded.statuses, "bare_detail": bare}
 
 
 def _bare(fleet: Fleet, count: int, workers: int) -> dict[str, Any]:
     """The baseline: rq ``SimpleWorker`` processes running jobs that each replay the note POST
     the plugin made, over a kept-alive httpx client, to the same simulators."""
-    from rq import Queue
+    from rq import Queue, Worker
+    from rq.registry import StartedJobRegistry
 
     from bench import bare_jobs
 
@@ -224,9 +234,21 @@ def _bare(fleet: Fleet, count: int, workers: int) -> dict[str, Any]:
             queue.enqueue(bare_jobs.replay, sims[i % len(sims)], captured.method, path, headers, captured.body,
                           result_ttl=0, pipeline=pipe)
         pipe.execute()
-    began = time.monotonic()
     children = [rig.spawn_other("bare-drain") for _ in range(workers)]
-    for child in children:
-        child.process.wait(timeout=600)
+    deadline = time.monotonic() + 600
+    while Worker.count(queue=queue) < workers and time.monotonic() < deadline:  # timed from here, as above
+        time.sleep(0.02)
+    began, remaining = time.monotonic(), queue.count
+    started = StartedJobRegistry(queue=queue)
+    while (queue.count or started.count) and time.monotonic() < deadline:
+        time.sleep(0.02)
     seconds = time.monotonic() - began
-    return {"rate": round(count / seconds / workers, 1), "jobs": count, "seconds": round(seconds, 2)}
+    lingering = 0
+    for child in children:  # burst workers leave once the queue is empty; the figure is taken
+        try:
+            child.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            child.process.kill()
+            lingering += 1
+    return {"rate": round(remaining / seconds / workers, 1), "jobs": count, "timed_jobs": remaining,
+            "seconds": round(seconds, 2), "workers_killed_after_draining": lingering}

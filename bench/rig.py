@@ -256,7 +256,7 @@ class Rig:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             queued = int(self.redis.llen("rq:queue:events")) + scheduled_runs(self.redis)  # type: ignore[arg-type,union-attr]
-            fetches = sum(1 for m in self.redis.zrange("sync:delayed", 0, -1) if m.startswith(b"fetch|"))  # type: ignore[union-attr]
+            fetches = sum(1 for m in self.redis.zrange("sync:delayed", 0, -1) if m.startswith((b"fetch|", b"refresh|")))  # type: ignore[union-attr]
             if not queued and not fetches and not self.pending_writes():
                 return True
             time.sleep(0.1)
@@ -266,6 +266,8 @@ class Rig:
         """Drop the ticket fetches queued for ``connection`` (the refreshes its landed writes
         asked for); return how many. Used between figures, never inside one."""
         dropped = 0
+        dropped += int(self.redis.scard(f"sync:{connection}:refresh"))  # type: ignore[union-attr]
+        self.redis.delete(f"sync:{connection}:refresh", f"sync:{connection}:refreshing")  # type: ignore[union-attr]
         prefix = f"fetch|{connection}|".encode()
         for member in self.redis.zrange("sync:delayed", 0, -1):  # type: ignore[union-attr]
             if member.startswith(prefix):
@@ -393,7 +395,7 @@ def wait_http(url: str, child: Child, deadline: float) -> None:
 
 def add_tickets(sim: Any, count: int, *, prefix: str = "Bench ticket") -> list[str]:
     """Open tickets in the simulator (its ``add_ticket``), spread over its demo companies."""
-    from gateway_connectwise import sim_seed as seed
+    from gateway_connectwise.simulator import seed
 
     return [
         sim.add_ticket(f"{prefix} {i}", company_id=seed.COMPANIES[i % len(seed.COMPANIES)][0])

@@ -141,9 +141,12 @@ class WriteData(msgspec.Struct, frozen=True, omit_defaults=True):
     target: str | None = None
 
 
-class WriteAccepted(Event, tag="write.accepted"):
+class WriteAcceptedEvent(Event, tag="write.accepted"):
     """A write was stored and queued (the API answered 202). A repeat of the same
     Idempotency-Key and body is the same write: no second event."""
+
+    # Not "WriteAccepted": that is the 202 body's schema, and a generated client needs one name
+    # per schema.
 
     data: WriteData
 
@@ -271,7 +274,7 @@ class SubscriptionDisabled(Event, tag="subscription.disabled"):
 
 EVENT_CLASSES: tuple[type[Event], ...] = (
     TicketCreated, TicketUpdated, TicketDeleted,
-    WriteAccepted, WriteSucceeded, WriteDeadLettered, WriteRetried, WriteDiscarded,
+    WriteAcceptedEvent, WriteSucceeded, WriteDeadLettered, WriteRetried, WriteDiscarded,
     AlertLinked,
     ConnectionSyncFailed, ConnectionAuthFailed, ConnectionPaused, ConnectionRecovered,
     SubscriptionDisabled,
@@ -484,7 +487,7 @@ def _write_base(record: WriteRecord) -> dict[str, Any]:
 def write_accepted(gw: Hub, record: WriteRecord) -> None:
     """A new write was stored (call only when ``accept`` says it is new)."""
     data = WriteData(record.kind, record.status, record.dedup_key, record.target)
-    gw.events.emit(WriteAccepted(**_write_base(record), data=data))
+    gw.events.emit(WriteAcceptedEvent(**_write_base(record), data=data))
 
 
 def write_succeeded(gw: Hub, record: WriteRecord) -> None:

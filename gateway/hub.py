@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     from gateway.writes import WriteRecord
 
 WRITE_QUEUE = "writes"
+# How often a process that sees calls succeed clears an ``auth_failed`` mark another left.
+AUTH_MARK_RECHECK_SECONDS = 30.0
 
 
 class Hub:
@@ -89,8 +91,10 @@ class Hub:
                 self.workspace_of[conn.id] = workspace
         self._clients: dict[str, Any] = {}
         self._caps: dict[str, int] = {}
-        # Connections this process marked ``auth_failed`` (cleared on their next success).
+        # Connections this process marked ``auth_failed``, and when a success here next clears
+        # a mark another process left (``call``).
         self._auth_marked: set[str] = set()
+        self._auth_recheck: dict[str, float] = {}
         self._lock = threading.Lock()
         self.retry_base_seconds = settings.gateway.retry_base_seconds
         # Called with each write that succeeded, in order (services register here).
@@ -182,8 +186,12 @@ class Hub:
             mark = {"since": str(time.time()), "cause": str(exc), "credentials": self._credentials_digest(conn)}
             self.redis.hset(keys.auth_failed(connection_id), mapping=mark)
             raise
-        if connection_id in self._auth_marked:
+        now = time.monotonic()
+        if connection_id in self._auth_marked or now >= self._auth_recheck.get(connection_id, 0.0):
+            # The credentials work: clear the mark (ours at once, another process's within a
+            # recheck period, so a success costs no Redis call in between).
             self._auth_marked.discard(connection_id)
+            self._auth_recheck[connection_id] = now + AUTH_MARK_RECHECK_SECONDS
             self.redis.delete(keys.auth_failed(connection_id))
         return result
 

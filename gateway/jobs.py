@@ -68,14 +68,39 @@ JOB_OPTIONS: dict[str, Any] = {"timeout": 600, "result_ttl": 0, "failure_ttl": 7
 BOOK_AHEAD_SECONDS = 1.0
 
 
-def run_job(gw: Hub, run_id: str) -> Job | None:
-    """The rq job that executes a run a worker just took (rq then executes, times out and
-    registers it as any job); ``None`` for an id that is not a run."""
+def _parse_run(run_id: str) -> tuple[str, bool] | None:
     parts = run_id.split("-")
     if len(parts) != 4 or parts[0] != "run":
         return None
-    _, write_id, prepaid, _ = parts
-    job = gw.queue.create_job(run_write, args=(write_id, prepaid == "1", run_id), job_id=run_id, **JOB_OPTIONS)
+    return parts[1], parts[2] == "1"
+
+
+def run_job(gw: Hub, run_id: str, connection: str | None = None) -> Job | None:
+    """The rq job that executes a run a worker just took (rq then executes, times out and
+    registers it as any job), or ``None`` when there is nothing to run now.
+
+    On a rate-limited connection the run first books its vendor call's slot: when the slot is
+    later, the run waits for it in the scheduler (prepaid) instead of starting a job only to
+    find out. The connection's next runs book the slots after it, up to BOOK_AHEAD_SECONDS
+    ahead; past that the connection is parked until then.
+    """
+    parsed = _parse_run(run_id)
+    if parsed is None:
+        return None
+    write_id, prepaid = parsed
+    conn = gw.connections.get(connection or "")
+    if conn is not None and not prepaid and conn.rate_limit.windows:
+        wait = gw.limiter.reserve(conn.id, conn.rate_limit)
+        prepaid = True
+        if wait > 0:
+            due = time.time() + wait
+            gw.scheduler.defer(conn.id, conn.workspace, gw.connection_cap(conn.id), new_run(write_id, True), due)
+            if wait > BOOK_AHEAD_SECONDS:
+                gw.scheduler.park(conn.id, due - BOOK_AHEAD_SECONDS, run_id)
+            else:
+                gw.scheduler.finish(conn.id, run_id)
+            return None
+    job = gw.queue.create_job(run_write, args=(write_id, prepaid, run_id), job_id=run_id, **JOB_OPTIONS)
     job.save()
     return job
 

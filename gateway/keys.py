@@ -96,9 +96,14 @@ def sync_seen(connection: str) -> str:
     return f"sync:{connection}:seen"
 
 
-def sync_fetching(connection: str, ticket_id: str) -> str:
-    """Set while a fetch of the ticket waits to run (fetches of one ticket coalesce)."""
-    return f"sync:{connection}:fetching:{ticket_id}"
+def sync_refresh(connection: str) -> str:
+    """Tickets of the connection waiting to be fetched again (``action|ticket id``)."""
+    return f"sync:{connection}:refresh"
+
+
+def sync_refreshing(connection: str) -> str:
+    """Held while a refresh job of the connection is queued or running (one at a time)."""
+    return f"sync:{connection}:refreshing"
 
 
 # --------------------------------------------------------------------------- events and deliveries

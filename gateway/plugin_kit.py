@@ -168,6 +168,6 @@ def next_steps(plugin: NewPlugin) -> str:
         "next:\n"
         f"  .venv/bin/pip install -e {plugin.path}          # registers its entry points\n"
         f"  .venv/bin/python -m pytest {plugin.path} -q      # the simulator stub passes already\n"
-        f"  then make {plugin.package}/simulator.py the vendor's real contract, and the client follow it\n"
+        f"  then make {plugin.package}/simulator/app.py the vendor's real contract, and the client follow it\n"
         "  (docs/plugins.md walks through it)"
     )

@@ -88,17 +88,18 @@ DIMENSION_OF_TICKET = (
 DIMENSIONS = tuple(d.name for d in DIMENSION_OF_TICKET)
 FACETS = ("status", "cat", "customer", "assignee")
 # The record's length-prefixed strings, in order (after the created and updated doubles).
-RECORD = ("ws", *DIMENSIONS, "summary")
+RECORD = ("summary", "ws", *DIMENSIONS)
 RECORD_VERSION = b"\x02"
 HISTORY_LIMIT = 100
 FORMAT_KEY = "tk:format"  # set once the old format's keys are gone
 
 # Shared by the scripts: the record's layout (see ``_record``) and small helpers.
 # Lua positions of fields in the unpacked record: created, updated, then RECORD's strings.
-_POSITIONS = ", ".join(f"{name} = {index + 3}" for index, name in enumerate(RECORD) if name in DIMENSIONS)
+_POSITIONS = ", ".join(f"{name} = {index + 3}" for index, name in enumerate(RECORD))
 _LUA_RECORD = f"""
 local FIELDS = '>dd' .. string.rep('I4c0', {len(RECORD)})
 local POS = {{{_POSITIONS}}}
+local ST, CU = POS.status, POS.customer
 local FACETS = {{{", ".join(repr(name) for name in FACETS)}}}
 """ + """
 local COMBO = '>' .. string.rep('I4c0', 5)
@@ -113,7 +114,9 @@ local function fields_of(rec)
   return f
 end
 local function lp(s) return struct.pack('>I4', #s) .. s end
-local function combo(f) return lp(f[4]) .. lp(f[5]) .. lp(f[6]) .. lp(f[9]) .. lp(f[10]) end
+local function combo(f)
+  return lp(f[ST]) .. lp(f[POS.sname]) .. lp(f[POS.cat]) .. lp(f[POS.conn]) .. lp(f[POS.vendor])
+end
 local function dec(key, member)
   if redis.call('HINCRBY', key, member, -1) <= 0 then redis.call('HDEL', key, member) end
 end
@@ -136,16 +139,16 @@ if flen then
 else
   redis.call('DEL', 'tf:' .. ref, 'th:' .. ref)  -- the old format's, if any
 end
-if prev and prev[3] ~= ws then
+if prev and prev[POS.ws] ~= ws then
   return redis.error_reply('ticket moved workspace')
 end
 local p = 'ix:' .. ws .. ':'
 redis.call('ZADD', p .. 'updated', su, ref)
 redis.call('ZADD', p .. 'created', sc, ref)
-if prev and prev[4] ~= new[4] then redis.call('ZREM', p .. 'st:' .. prev[4], ref) end
-redis.call('ZADD', p .. 'st:' .. new[4], su, ref)
-if prev and prev[7] ~= '' and prev[7] ~= new[7] then redis.call('ZREM', p .. 'cu:' .. prev[7], ref) end
-if new[7] ~= '' then redis.call('ZADD', p .. 'cu:' .. new[7], su, ref) end
+if prev and prev[ST] ~= new[ST] then redis.call('ZREM', p .. 'st:' .. prev[ST], ref) end
+redis.call('ZADD', p .. 'st:' .. new[ST], su, ref)
+if prev and prev[CU] ~= '' and prev[CU] ~= new[CU] then redis.call('ZREM', p .. 'cu:' .. prev[CU], ref) end
+if new[CU] ~= '' then redis.call('ZADD', p .. 'cu:' .. new[CU], su, ref) end
 local was_combo, now_combo = prev and combo(prev), combo(new)
 if was_combo ~= now_combo then
   if was_combo then dec(p .. 'sd', was_combo) end
@@ -158,7 +161,7 @@ for _, dim in ipairs(FACETS) do
     if now ~= '' then redis.call('HINCRBY', 'cnt:' .. ws .. ':facet:' .. dim, now, 1) end
   end
 end
-local changed = prev ~= nil and prev[4] ~= new[4]
+local changed = prev ~= nil and prev[ST] ~= new[ST]
 if changed or prev == nil then
   hist = lp(seen) .. hist
   local pos, count = 1, 0
@@ -182,12 +185,12 @@ redis.call('DEL', key, 'tf:' .. ref, 'th:' .. ref)
 local flen, blen = parts(old)
 if not flen then return '' end
 local prev = fields_of(old)
-local ws = prev[3]
+local ws = prev[POS.ws]
 local p = 'ix:' .. ws .. ':'
 redis.call('ZREM', p .. 'updated', ref)
 redis.call('ZREM', p .. 'created', ref)
-redis.call('ZREM', p .. 'st:' .. prev[4], ref)
-if prev[7] ~= '' then redis.call('ZREM', p .. 'cu:' .. prev[7], ref) end
+redis.call('ZREM', p .. 'st:' .. prev[ST], ref)
+if prev[CU] ~= '' then redis.call('ZREM', p .. 'cu:' .. prev[CU], ref) end
 dec(p .. 'sd', combo(prev))
 for _, dim in ipairs(FACETS) do
   local was = prev[POS[dim]]
@@ -259,9 +262,13 @@ if by_name.customer and not by_name.customer.set[''] then
   drivers[#drivers + 1] = {keys = keys, covers = {'customer'}, exact = true}
 end
 local keys, total_keys, driver = nil, nil, nil
-for _, candidate in ipairs(drivers) do
-  local n = total_of(candidate.keys)
-  if keys == nil or n < total_keys then keys, total_keys, driver = candidate.keys, n, candidate end
+if #drivers == 1 and sort == 'u' then
+  keys, driver = drivers[1].keys, drivers[1]  -- nothing to compare: no need to count
+else
+  for _, candidate in ipairs(drivers) do
+    local n = total_of(candidate.keys)
+    if keys == nil or n < total_keys then keys, total_keys, driver = candidate.keys, n, candidate end
+  end
 end
 local ordered = true
 if keys == nil then
@@ -269,22 +276,25 @@ if keys == nil then
 elseif sort == 'c' then
   if total_keys > 20000 then keys, driver = {p .. 'created'}, nil else ordered = false end
 end
--- a walk of an index that answers every filter exactly reads only the page's records' JSON
-local must_check = text ~= '' or cmin > -math.huge or cmax < math.huge or umin > -math.huge or umax < math.huge
-if not must_check then
-  local covered = {}
-  if driver and driver.exact then for _, name in ipairs(driver.covers) do covered[name] = true end end
-  for _, d in ipairs(dims) do if not covered[d.name] then must_check = true end end
-end
+-- the filters the walked index does not answer exactly are checked per ticket; when there are
+-- none, the walk reads only the page's records
+local covered, unanswered = {}, {}
+if driver and driver.exact then for _, name in ipairs(driver.covers) do covered[name] = true end end
+for _, d in ipairs(dims) do if not covered[d.name] then unanswered[#unanswered + 1] = d end end
+local must_check = #unanswered > 0 or text ~= '' or cmin > -math.huge or cmax < math.huge
+                   or umin > -math.huge or umax < math.huge
 
 local function check(rec, need_fields)
   local flen, blen = parts(rec)
   if not flen then return nil end
   if not (must_check or want_all or need_fields) then return true, flen, blen end
+  -- times and summary lead the fields: the cheap checks read only them
+  local created, updated, summary = struct.unpack('>ddI4c0', rec, 14)
+  if created < cmin or created > cmax or updated < umin or updated > umax then return nil end
+  if text ~= '' and not string.find(summary, text, 1, true) then return nil end
+  if #unanswered == 0 and not (want_all or need_fields) then return true, flen, blen end
   local f = {struct.unpack(FIELDS, rec, 14)}
-  if f[1] < cmin or f[1] > cmax or f[2] < umin or f[2] > umax then return nil end
-  if text ~= '' and not string.find(f[13], text, 1, true) then return nil end
-  for _, d in ipairs(dims) do
+  for _, d in ipairs(unanswered) do
     if not d.set[f[d.pos]] then return nil end
   end
   return f, flen, blen
@@ -317,8 +327,9 @@ if ordered then
   if cur_score and not want_all then
     if desc then top = math.min(hi, cur_score) else bottom = math.max(lo, cur_score) end
   end
-  -- the first read of each index is one page's worth; later ones grow (ties, refused tickets)
-  local first_chunk = math.min(limit + 1, 256)
+  -- the first read of each index is its share of one page; later ones double (an index that
+  -- gives most of the page, ties before the cursor, refused tickets)
+  local first_chunk = math.min(math.ceil((limit + 1) / #keys) + 1, 256)
   local sources = {}
   for i, k in ipairs(keys) do
     local rank = 0
@@ -390,7 +401,7 @@ else
       local f = check(redis.call('GET', 'tk:' .. ref), true)
       if f then
         if want_all then count_facets(f) end
-        local score = sort == 'u' and f[2] or f[1]
+        local score = sort == 'u' and f[2] or f[1]  -- created, updated lead the fields
         if after_cursor(score, ref) then found[#found + 1] = {ref, score} end
       end
     end

@@ -127,16 +127,22 @@ def schedule(gw: Hub, connection: str, *, at: float | None = None) -> None:
 def fetch_soon(
     gw: Hub, connection: str, ticket_id: str, action: str = "updated", *, at: float | None = None
 ) -> None:
-    """Fetch one ticket again as soon as a worker is free of writes (webhooks, landed writes).
+    """Fetch one ticket again soon (webhooks, landed writes).
 
-    Fetches of one ticket are coalesced: while one is waiting to run, asking again adds none
-    (the waiting fetch will see the newer state). A delayed fetch (a deferral) always runs."""
+    Fetches are coalesced per connection: the ticket joins the connection's refresh set
+    (asking twice adds nothing) and one job at a time works through the set. A connection whose
+    reads are over budget so costs one waiting job, not one job per ticket retrying on its own.
+    """
+    gw.redis.sadd(keys.sync_refresh(connection), f"{action}|{ticket_id}")
+    if gw.redis.set(keys.sync_refreshing(connection), "1", nx=True, ex=JOB_OPTIONS["job_timeout"]):
+        _schedule_refresh(gw, connection, at)
+
+
+def _schedule_refresh(gw: Hub, connection: str, at: float | None = None) -> None:
     if at is None or at <= time.time():
-        if action != "deleted" and not gw.redis.set(keys.sync_fetching(connection, ticket_id), action, nx=True, ex=JOB_OPTIONS["job_timeout"]):
-            return
-        rq.Queue(EVENTS_QUEUE, connection=gw.redis).enqueue(fetch_ticket, connection, ticket_id, action, **JOB_OPTIONS)
+        rq.Queue(EVENTS_QUEUE, connection=gw.redis).enqueue(refresh_tickets, connection, **JOB_OPTIONS)
     else:
-        gw.redis.zadd(DELAYED, {f"fetch|{connection}|{action}|{uuid.uuid4().hex[:8]}|{ticket_id}": at})
+        gw.redis.zadd(DELAYED, {f"refresh|{connection}|{uuid.uuid4().hex[:8]}": at})
 
 
 def promote_due(gw: Hub) -> int:
@@ -148,7 +154,9 @@ def promote_due(gw: Hub) -> int:
             kind, connection, rest = member.decode().split("|", 2)
             if kind == "sync":
                 schedule(gw, connection)
-            else:
+            elif kind == "refresh":
+                _schedule_refresh(gw, connection)  # its job still holds the refreshing mark
+            else:  # a fetch delayed by an older version: it joins the refresh set
                 action, _nonce, ticket_id = rest.split("|", 2)
                 fetch_soon(gw, connection, ticket_id, action)
             promoted += 1
@@ -198,9 +206,15 @@ def run_sync(connection: str) -> str:
     return Syncer(bound()).step(connection)
 
 
+def refresh_tickets(connection: str) -> str:
+    """rq job: fetch the tickets waiting in the connection's refresh set."""
+    return Syncer(bound()).refresh(connection)
+
+
 def fetch_ticket(connection: str, ticket_id: str, action: str = "updated") -> str:
-    """rq job: fetch one ticket and put it in the store (or take it out)."""
-    return Syncer(bound()).fetch(connection, ticket_id, action)
+    """rq job of older versions (one ticket): it joins the connection's refresh set."""
+    fetch_soon(bound(), connection, ticket_id, action)
+    return "queued"
 
 
 class Syncer:
@@ -212,25 +226,55 @@ class Syncer:
         # Sync spends only free budget: it never books ahead of writes.
         return context.current.set(context.CallContext(defer_on_limit=True, book_ahead=False, purpose="sync"))
 
-    def fetch(self, connection: str, ticket_id: str, action: str = "updated") -> str:
+    # A refresh job works this long at most, then goes to the back of the queue.
+    REFRESH_SECONDS = 1.0
+    REFRESH_BATCH = 20
+
+    def refresh(self, connection: str) -> str:
+        """Fetch the tickets in the connection's refresh set until it is empty, the read budget
+        runs out (then once more when the limiter says), or ``REFRESH_SECONDS`` have passed."""
+        redis_ = self.gw.redis
+        key, mark = keys.sync_refresh(connection), keys.sync_refreshing(connection)
+        deadline = time.monotonic() + self.REFRESH_SECONDS
+        fetched = 0
+        while True:
+            members = redis_.spop(key, self.REFRESH_BATCH)
+            if not members:
+                redis_.delete(mark)
+                # A ticket added after the SPOP found the mark held: look once more.
+                if redis_.scard(key) and redis_.set(mark, "1", nx=True, ex=JOB_OPTIONS["job_timeout"]):
+                    continue
+                return f"refreshed {fetched}"
+            for index, member in enumerate(members):
+                action, ticket_id = member.decode().split("|", 1)
+                wait = self.fetch(connection, ticket_id, action)
+                if wait is not None:  # over the read budget: try again when there is some
+                    redis_.sadd(key, *members[index:])
+                    _schedule_refresh(self.gw, connection, time.time() + wait + random.uniform(0, 0.2))
+                    return f"deferred after {fetched}"
+                fetched += 1
+            if time.monotonic() > deadline:
+                _schedule_refresh(self.gw, connection)  # the mark stays ours
+                return f"refreshed {fetched}, more queued"
+
+    def fetch(self, connection: str, ticket_id: str, action: str = "updated") -> float | None:
+        """Fetch one ticket into the store (or take it out); the seconds to wait when the
+        connection's read budget is spent (nothing fetched), else ``None``."""
         conn = self.gw.connection(connection)
         ref = make_ref(connection, ticket_id)
-        self.gw.redis.delete(keys.sync_fetching(connection, ticket_id))  # a change from now on fetches again
         reset = self._context()
         try:
             ticket = None if action == "deleted" else self.gw.vendor(connection).ticket_get(ticket_id=ticket_id)
         except VendorRateLimited as exc:
-            retry = (exc.retry_after or 1.0) + random.uniform(0, 0.2)
-            fetch_soon(self.gw, connection, ticket_id, action, at=time.time() + retry)
-            return "deferred"
+            return exc.retry_after or 1.0
         finally:
             context.current.reset(reset)
         if ticket is None:
             self.store.delete(ref)
-            return "deleted"
-        self.store.upsert(ticket, conn.workspace)
-        self.gw.redis.delete(keys.ticket_cache(conn.workspace, ref))
-        return "stored"
+        else:
+            self.store.upsert(ticket, conn.workspace)
+            self.gw.redis.delete(keys.ticket_cache(conn.workspace, ref))
+        return None
 
     def step(self, connection: str) -> str:
         """Advance the connection's sync by one page; schedule the next step."""

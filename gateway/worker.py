@@ -77,11 +77,10 @@ class GatewayWorker(SimpleWorker):
                     self.run_maintenance_tasks()
             picked = gw.scheduler.pick()
             if picked.run_id is not None:
-                job = jobs.run_job(gw, picked.run_id)
+                job = jobs.run_job(gw, picked.run_id, picked.connection)
                 if job is not None:
                     return job, gw.queue
-                gw.scheduler.finish(picked.connection or "", picked.run_id)
-                continue
+                continue  # waiting for its rate slot in the scheduler, or not a run
             if others:
                 found = self.queue_class.dequeue_any(others, None, connection=self.connection,
                                                      job_class=self.job_class, serializer=self.serializer)

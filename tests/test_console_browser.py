@@ -89,7 +89,8 @@ def live(redis_server: EmbeddedRedis, tmp_path_factory: pytest.TempPathFactory) 
     server = sim.serve_in_thread()
     config = tmp_path_factory.mktemp("console") / "gateway.toml"
     config.write_text(to_toml({
-        "gateway": {"retry_base_seconds": 0.05, "max_attempts": 3},
+        # The session's test Redis fsyncs once a second: the fsync default would refuse it.
+        "gateway": {"retry_base_seconds": 0.05, "max_attempts": 3, "durability": "everysec"},
         "workspaces": [workspace_config("demo", [connection_config("cw-main", sim.demo_connection(server.base_url))],
                                         {ADMIN: ["tickets:read", "tickets:write", "admin"]})],
     }))

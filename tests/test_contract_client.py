@@ -143,7 +143,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         key = new_api_key()
         config = folder / "gateway.toml"
         config.write_text(to_toml({
-            "gateway": {"retry_base_seconds": 0.05},
+            # The session's test Redis fsyncs once a second: the fsync default would refuse it.
+            "gateway": {"retry_base_seconds": 0.05, "durability": "everysec"},
             "workspaces": [workspace_config("contract", connections, {key: ALL_SCOPES})],
         }))
         port = _free_port()

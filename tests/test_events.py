@@ -44,7 +44,7 @@ class Stack:
     sim_base: str
 
     def client(self, key: str | None = None) -> httpx.Client:
-        return httpx.Client(base_url=self.base, headers={"Authorization": f"Bearer {key or self.key}"}, timeout=10)
+        return httpx.Client(base_url=self.base, headers={"Authorization": f"Bearer {key or self.key}"}, timeout=60)
 
     def reply(self, ticket: str, text: str) -> str:
         with self.client() as api:

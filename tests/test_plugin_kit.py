@@ -68,7 +68,8 @@ def test_the_command_writes_a_renamed_plugin_with_both_entry_points(tmp_path: Pa
     files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
     for expected in ("pyproject.toml", "README.md", "gateway_acme/py.typed", "gateway_acme/auth.py",
                      "gateway_acme/client.py", "gateway_acme/errors.py", "gateway_acme/constants.py",
-                     "gateway_acme/hooks.py", "gateway_acme/simulator.py"):
+                     "gateway_acme/hooks.py", "gateway_acme/mapping.py", "gateway_acme/simulator/__init__.py",
+                     "gateway_acme/simulator/app.py"):
         assert expected in files
     assert any(f.startswith("tests/test_acme_") for f in files)
     for path in root.rglob("*"):

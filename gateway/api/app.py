@@ -104,7 +104,8 @@ def health(request: Request) -> Health:
     return Health("ok" if redis_ok and not broken else "degraded", redis_ok, broken, active, sorted(gw.unavailable))
 
 
-@get("/ready", operation_id="ready", sync_to_thread=True, responses={503: ResponseSpec(Readiness, description="Not ready yet: what it waits for")})
+@get("/ready", operation_id="ready", sync_to_thread=True, opt={"public": True},
+     responses={503: ResponseSpec(Readiness, description="Not ready yet: what it waits for")})
 def ready(request: Request) -> Response[Readiness]:
     """Readiness: 200 once Redis answers and every PSA connection finished its first backfill;
     503 with the same detail (``waiting_for``) until then. ``/health`` is liveness."""

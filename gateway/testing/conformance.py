@@ -265,6 +265,28 @@ class ConformanceSuite(_Suite):
         env.drain()
         assert [a for a in env.sim.attachments(ticket) if a["filename"] == "small.txt"]
 
+    def test_the_ticket_shows_time_and_files_and_the_gateway_serves_a_file(self, env: Env) -> None:
+        if not (env.capable(Capability.TIME_ENTRY) and env.capable(Capability.ATTACHMENT)):
+            pytest.skip("vendor takes no time entries or no attachments")
+        ref = env.ref(env.sim.sample_ticket_id())
+        data = b"boot log\nline 2\n"
+        time_entry = env.post(f"/v1/tickets/{ref}/time-entries", {"minutes": 30, "notes": "Detail time"})
+        files = {"files": ("boot.log", data, "text/plain")}
+        reply = env.api.post(f"/v1/tickets/{ref}/replies", headers=env.headers, data={"text": "Log attached"}, files=files)
+        assert (time_entry.status_code, reply.status_code) == (202, 202), (time_entry.text, reply.text)
+        env.drain()
+
+        ticket = env.get(f"/v1/tickets/{ref}").json()
+        assert [e["minutes"] for e in ticket["time_entries"] if e["notes"] == "Detail time"] == [30]
+        (listed,) = [a for a in ticket["attachments"] if a["filename"] == "boot.log"]
+        served = env.get(f"/v1/tickets/{ref}/attachments/{listed['id']}")
+
+        assert served.status_code == 200, served.text
+        assert served.content == data
+        assert served.headers["content-type"].startswith("text/plain")
+        assert 'filename="boot.log"' in served.headers["content-disposition"]
+        assert env.get(f"/v1/tickets/{ref}/attachments/999999").status_code == 404
+
     # -- faults -------------------------------------------------------------------------------
 
     def test_429_with_retry_after_is_honoured_and_nothing_is_lost(self, env: Env) -> None:

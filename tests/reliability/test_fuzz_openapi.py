@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import hypothesis
+import httpx
 import pytest
 import redis
 import requests
@@ -68,6 +69,9 @@ def served_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
         time.sleep(0.02)
     base = f"http://127.0.0.1:{port}"
     try:
+        # Build the document once with a patient client (Litestar caches it): on a loaded machine
+        # the first build can outlast schemathesis' own 10 s timeout.
+        httpx.get(f"{base}/schema/openapi.json", timeout=120).raise_for_status()
         yield {"base": base, "key": key, "schema": schemathesis.openapi.from_url(f"{base}/schema/openapi.json"),
                "ticket": f"cw:{handles[0].sim.sample_ticket_id()}"}
     finally:

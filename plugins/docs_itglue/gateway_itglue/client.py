@@ -35,7 +35,7 @@ from gateway_itglue.constants import (
     VENDOR,
 )
 from gateway_itglue.errors import error_detail_for
-from gateway_itglue.records import (
+from gateway_itglue.mapping import (
     Document,
     DocumentFolder,
     ListDocument,

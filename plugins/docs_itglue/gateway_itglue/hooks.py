@@ -11,7 +11,7 @@ from gateway import hookimpl
 from gateway.models import Capability, Connection, Customer, RunbookLink, VendorInfo, VendorKind
 from gateway_itglue.client import ITGlueClient, itglue_id
 from gateway_itglue.constants import API_KEY_SETTING, DEFAULT_RATE_LIMIT, ID_SHAPE, TITLE, VENDOR
-from gateway_itglue.records import document_url, to_customer, to_runbook
+from gateway_itglue.mapping import document_url, to_customer, to_runbook
 from gateway_itglue.settings import ITGlueSettings
 
 VENDOR_INFO = VendorInfo(

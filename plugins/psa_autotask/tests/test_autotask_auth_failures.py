@@ -11,6 +11,7 @@ import httpx
 import pytest
 import redis
 
+from gateway.core import Gateway
 from gateway.errors import VendorAuthFailed, VendorUnavailable
 from gateway.models import Connection
 from gateway.testing.conformance import Env, build_env
@@ -133,4 +134,22 @@ def test_a_refused_integration_code_dead_letters_the_write_at_once_and_marks_the
     assert again.status_code == 202, again.text
     env.drain()
     assert env.write(again.json()["write_id"])["status"] == "succeeded"
+    assert _connection_view(env).get("state", "ok") == "ok"
+
+
+def test_a_success_in_another_process_clears_the_mark(env: Env) -> None:
+    sim = env.sim
+    assert isinstance(sim, AutotaskSimulator)
+    users = dict(sim.api_users)
+    sim.api_users.clear()
+    assert env.get(f"/v1/tickets/{env.ref(sim.sample_ticket_id())}").status_code == 502
+    assert _connection_view(env)["state"] == "auth_failed"
+    sim.api_users.update(users)  # the API user is back
+
+    worker = Gateway(env.gw.settings, env.gw.redis)  # another process, which never saw the refusal
+    try:
+        assert worker.call("at", "gateway_ticket_get", ticket_id=sim.sample_ticket_id()) is not None
+    finally:
+        worker.close()
+
     assert _connection_view(env).get("state", "ok") == "ok"

@@ -41,7 +41,7 @@ from gateway_connectwise.constants import (
     VENDOR,
 )
 from gateway_connectwise.errors import error_detail
-from gateway_connectwise.schemas import (
+from gateway_connectwise.records import (
     Board,
     BoardStatus,
     BoardType,

@@ -17,20 +17,17 @@ The hooks are re-exported from ``hooks`` (the plugin's entry point), which plugg
 
 from __future__ import annotations
 
-import email.message
-import mimetypes
 from datetime import UTC, datetime
 
 import msgspec
 from gateway import hookimpl
+from gateway.attachments import content_type, disposition_filename, guess_type
 from gateway.errors import VendorRejected
 from gateway.models import Attachment, AttachmentUpload, TimeEntry
 
-from gateway_connectwise import schemas
+from gateway_connectwise import records
 from gateway_connectwise.client import ConnectWiseClient
 from gateway_connectwise.constants import DOCUMENT_RECORD_TYPE
-
-GENERIC_TYPES = frozenset({"", "application/octet-stream", "binary/octet-stream"})
 
 
 class DocumentFile(msgspec.Struct, rename="camel"):
@@ -42,28 +39,14 @@ class DocumentFile(msgspec.Struct, rename="camel"):
     size: int | None = None
     link_flag: bool = False
     url_flag: bool = False
-    info: schemas.Info | None = msgspec.field(default=None, name="_info")
+    info: records.Info | None = msgspec.field(default=None, name="_info")
 
     @property
     def name(self) -> str:
         return self.file_name or self.title or f"document-{self.id}"
 
 
-def guess_type(filename: str) -> str | None:
-    """The content type a file name suggests, or ``None``."""
-    return mimetypes.guess_type(filename, strict=False)[0]
-
-
-def disposition_filename(header: str | None) -> str | None:
-    """The file name of a ``Content-Disposition`` header (``filename*`` or ``filename``)."""
-    if not header:
-        return None
-    message = email.message.Message()
-    message["content-disposition"] = header
-    return message.get_filename() or None
-
-
-def _minutes(entry: schemas.TimeEntry) -> int:
+def _minutes(entry: records.TimeEntry) -> int:
     if entry.actual_hours is not None:
         return round(entry.actual_hours * 60)
     if entry.time_start and entry.time_end:
@@ -132,7 +115,8 @@ def gateway_attachment_download(
             return None
         raise
     filename = document.file_name or disposition_filename(response.headers.get("content-disposition")) or document.name
-    answered = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    content_type = answered if answered not in GENERIC_TYPES else guess_type(filename) or "application/octet-stream"
     data = response.content
-    return AttachmentUpload(filename=filename, content_type=content_type, size=len(data), data=data)
+    return AttachmentUpload(
+        filename=filename, content_type=content_type(filename, response.headers.get("content-type")), size=len(data),
+        data=data,
+    )

@@ -39,7 +39,7 @@ from gateway.models import (
 from gateway.webhooks import WebhookDelivery
 
 from gateway_connectwise import conditions as cond
-from gateway_connectwise import reconcile, translate, webhooks
+from gateway_connectwise import mapping, reconcile, webhooks
 from gateway_connectwise.client import SECRET_SETTINGS, ConnectWiseClient
 from gateway_connectwise.detail import gateway_attachment_download, gateway_ticket_attachments, gateway_ticket_time_entries  # noqa: F401
 from gateway_connectwise.constants import (
@@ -54,7 +54,7 @@ from gateway_connectwise.constants import (
     VENDOR,
     external_ref,
 )
-from gateway_connectwise.schemas import ConnectWiseSettings
+from gateway_connectwise.records import ConnectWiseSettings
 
 CAPABILITIES = frozenset(
     {
@@ -104,10 +104,10 @@ def gateway_connect(connection: Connection) -> ConnectWiseClient:
 
 
 def _ticket(client: ConnectWiseClient, record: Any, related: tuple[RelatedRecord, ...] = ()) -> Ticket:
-    return translate.ticket(
+    return mapping.ticket(
         record,
         connection_id=client.connection.id,
-        link_root=translate.ui_root(client.api_root, client.settings.ui_url),
+        link_root=mapping.ui_root(client.api_root, client.settings.ui_url),
         company_id=client.settings.company_id,
         overrides=client.settings.status_categories,
         related=related,
@@ -137,12 +137,12 @@ def gateway_ticket_get(client: ConnectWiseClient, ticket_id: str) -> Ticket | No
         return None
     # One ticket's configuration items (lists leave them out: two more calls per ticket).
     items = client.ticket_configurations(ticket_id)
-    return _ticket(client, record, tuple(translate.configuration(i, client.connection.id) for i in items))
+    return _ticket(client, record, tuple(mapping.configuration(i, client.connection.id) for i in items))
 
 
 @hookimpl
 def gateway_ticket_thread(client: ConnectWiseClient, ticket_id: str) -> list[ThreadEntry]:
-    entries = [translate.thread_entry(note) for note in client.notes(ticket_id)]
+    entries = [mapping.thread_entry(note) for note in client.notes(ticket_id)]
     oldest = datetime.min.replace(tzinfo=UTC)
     return sorted(entries, key=lambda e: (e.created_at or oldest, int(e.id)))
 
@@ -156,7 +156,7 @@ def gateway_ticket_statuses(client: ConnectWiseClient, ticket: Ticket) -> list[T
     if board_id is None:
         return []
     overrides = client.settings.status_categories
-    return [translate.board_status(s, int(board_id), overrides) for s in client.board_statuses(int(board_id))]
+    return [mapping.board_status(s, int(board_id), overrides) for s in client.board_statuses(int(board_id))]
 
 
 @hookimpl
@@ -168,7 +168,7 @@ def gateway_ticket_form(client: ConnectWiseClient) -> TicketForm:
     type_options: list[PicklistOption] = []
     for board in boards:
         for status in client.board_statuses(board.id):
-            statuses.append(translate.board_status(status, board.id, overrides))
+            statuses.append(mapping.board_status(status, board.id, overrides))
             status_options.append(
                 PicklistOption(id=str(status.id), name=status.name, parent=str(board.id), default=status.default_flag)
             )
@@ -305,7 +305,7 @@ def gateway_reconcile(client: ConnectWiseClient, context: ReconcileContext) -> E
 
 @hookimpl
 def gateway_customer_list(client: ConnectWiseClient) -> list[Customer]:
-    return [translate.customer(company, client.connection.id) for company in client.companies()]
+    return [mapping.customer(company, client.connection.id) for company in client.companies()]
 
 
 # --------------------------------------------------------------------------- inbound webhooks

@@ -24,7 +24,7 @@ from gateway.models import AttachmentUpload, Effect, ReconcileContext, ReplyStep
 
 from gateway_connectwise.client import ConnectWiseClient
 from gateway_connectwise.constants import RECONCILE_SKEW_SECONDS, external_ref
-from gateway_connectwise.schemas import TimeEntry
+from gateway_connectwise.records import TimeEntry
 
 S = TypeVar("S")
 

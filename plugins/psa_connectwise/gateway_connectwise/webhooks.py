@@ -20,7 +20,7 @@ from gateway.errors import BadSignature
 from gateway.webhooks import WebhookDelivery, WebhookEvent
 
 from gateway_connectwise.constants import SIGNATURE_HEADER
-from gateway_connectwise.schemas import Callback
+from gateway_connectwise.records import Callback
 
 _ACTIONS = {"added": "created", "updated": "updated", "deleted": "deleted"}
 _ENTITIES = {"ticket": "ticket", "company": "company"}

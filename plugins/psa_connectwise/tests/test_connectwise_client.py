@@ -15,10 +15,10 @@ from gateway.runtime import Runtime
 from gateway.testing.simulator import Faults
 from opentelemetry import trace
 
-from gateway_connectwise import hooks, translate
+from gateway_connectwise import hooks, mapping
 from gateway_connectwise.conditions import parse_datetime
 from gateway_connectwise.constants import ATTACHMENT_CAP_BYTES
-from gateway_connectwise.schemas import ConnectWiseSettings
+from gateway_connectwise.records import ConnectWiseSettings
 
 
 def test_plugin_registers_connectwise_with_its_capabilities(monkeypatch):
@@ -111,13 +111,13 @@ def test_ticket_url_opens_the_ticket_page(sim, client, ticket_id):
 
 
 def test_cloud_links_use_the_web_host_not_the_api_host():
-    root = translate.ui_root("https://api-na.myconnectwise.net/v4_6_release/apis/3.0")
+    root = mapping.ui_root("https://api-na.myconnectwise.net/v4_6_release/apis/3.0")
     assert root == "https://na.myconnectwise.net/v4_6_release"
-    assert translate.ticket_url(root, "my msp", 42) == (
+    assert mapping.ticket_url(root, "my msp", 42) == (
         "https://na.myconnectwise.net/v4_6_release/services/system_io/Service/fv_sr100_request.rails"
         "?service_recid=42&companyName=my+msp"
     )
-    assert translate.ui_root("https://cw.example.com/v2025_1/apis/3.0", "https://portal.example.com/v2025_1/") == (
+    assert mapping.ui_root("https://cw.example.com/v2025_1/apis/3.0", "https://portal.example.com/v2025_1/") == (
         "https://portal.example.com/v2025_1"
     )
 

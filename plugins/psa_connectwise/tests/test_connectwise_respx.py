@@ -11,7 +11,7 @@ from gateway.errors import VendorRejected, VendorUnavailable
 from gateway.models import Connection
 
 from gateway_connectwise.client import ConnectWiseClient
-from gateway_connectwise.schemas import ConnectWiseSettings
+from gateway_connectwise.records import ConnectWiseSettings
 
 API = "https://api-na.myconnectwise.net/v4_6_release/apis/3.0"
 

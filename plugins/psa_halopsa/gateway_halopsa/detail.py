@@ -18,18 +18,15 @@ The hooks are re-exported from ``hooks`` (the plugin's entry point), which plugg
 
 from __future__ import annotations
 
-import email.message
-import mimetypes
 from datetime import datetime, timezone
 from typing import Any
 
 from gateway import hookimpl
+from gateway.attachments import content_type, disposition_filename, guess_type, media_type
 from gateway.models import Attachment, AttachmentUpload, TimeEntry
 
 from gateway_halopsa.client import HaloClient
 from gateway_halopsa.mapping import parse_time, plain_text
-
-GENERIC_TYPES = frozenset({"", "application/octet-stream", "binary/octet-stream"})
 
 
 def _int(value: Any) -> int | None:
@@ -44,23 +41,6 @@ def _hours(value: Any) -> float:
         return float(value or 0)
     except (TypeError, ValueError):
         return 0.0
-
-
-def _media_type(value: Any) -> str:
-    return str(value or "").split(";", 1)[0].strip().lower()
-
-
-def _guess(filename: str) -> str | None:
-    return mimetypes.guess_type(filename, strict=False)[0]
-
-
-def disposition_filename(header: str | None) -> str | None:
-    """The file name of a ``Content-Disposition`` header (``filename*`` or ``filename``)."""
-    if not header:
-        return None
-    message = email.message.Message()
-    message["content-disposition"] = header
-    return message.get_filename() or None
 
 
 def _files(client: HaloClient, ticket_id: str) -> list[dict[str, Any]]:
@@ -104,7 +84,7 @@ def gateway_ticket_attachments(client: HaloClient, ticket_id: str) -> list[Attac
                 id=str(record["id"]),
                 filename=filename,
                 size=_int(record.get("filesize")),
-                content_type=_media_type(record.get("content_type")) or _guess(filename),
+                content_type=media_type(record.get("content_type")) or guess_type(filename),
                 created_at=parse_time(record.get("datecreated")),
             )
         )
@@ -126,18 +106,10 @@ def gateway_attachment_download(client: HaloClient, ticket_id: str, attachment_i
         or disposition_filename(response.headers.get("content-disposition"))
         or f"attachment-{attachment_id}"
     )
-    content_type = next(
-        (
-            t
-            for t in (_media_type(record.get("content_type")), _media_type(response.headers.get("content-type")))
-            if t not in GENERIC_TYPES
-        ),
-        None,
-    )
     data = response.content
     return AttachmentUpload(
         filename=filename,
-        content_type=content_type or _guess(filename) or "application/octet-stream",
+        content_type=content_type(filename, record.get("content_type"), response.headers.get("content-type")),
         size=len(data),
         data=data,
     )

@@ -3,17 +3,13 @@ downloaded, against the simulator over loopback."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timezone
 
 import pytest
-import redis
 
 from gateway.models import AttachmentUpload, ReplyStep, TimeEntryCreate
-from gateway.testing.conformance import Env, build_env
 
 from gateway_halopsa import hooks
-from gateway_halopsa.simulator import HaloSimulator
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
 
@@ -86,34 +82,3 @@ def test_the_simulator_serves_the_file_itself(sim, make_client, ticket_id):
     assert response.headers["content-type"] == "application/pdf"
     assert 'filename="report.pdf"' in response.headers["content-disposition"]
     assert client.attachment_file("999999") is None
-
-
-# --------------------------------------------------------------------------- through the gateway
-
-
-@pytest.fixture
-def env(redis_client: redis.Redis) -> Iterator[Env]:
-    simulator = HaloSimulator()
-    simulator.seed_demo()
-    yield from build_env(simulator, redis_client, connection="halo")
-
-
-def test_the_ticket_shows_time_and_files_and_the_gateway_serves_a_file(env: Env) -> None:
-    ref = env.ref(env.sim.sample_ticket_id())
-    data = b"boot log\nline 2\n"
-    time = env.post(f"/v1/tickets/{ref}/time-entries", {"minutes": 30, "notes": "Detail time"})
-    files = {"files": ("boot.log", data, "text/plain")}
-    reply = env.api.post(f"/v1/tickets/{ref}/replies", headers=env.headers, data={"text": "Log attached"}, files=files)
-    assert (time.status_code, reply.status_code) == (202, 202), (time.text, reply.text)
-    env.drain()
-
-    ticket = env.get(f"/v1/tickets/{ref}").json()
-    assert [e["minutes"] for e in ticket["time_entries"] if e["notes"] == "Detail time"] == [30]
-    (listed,) = [a for a in ticket["attachments"] if a["filename"] == "boot.log"]
-    served = env.get(f"/v1/tickets/{ref}/attachments/{listed['id']}")
-
-    assert served.status_code == 200, served.text
-    assert served.content == data
-    assert served.headers["content-type"].startswith("text/plain")
-    assert 'filename="boot.log"' in served.headers["content-disposition"]
-    assert env.get(f"/v1/tickets/{ref}/attachments/999999").status_code == 404

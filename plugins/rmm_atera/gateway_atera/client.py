@@ -1,7 +1,7 @@
 """``AteraClient``: the Atera API v3 calls the plugin makes, one small method each.
 
 Every call goes through ``VendorHTTP`` (rate limit, audit span, typed errors) with the
-``X-API-KEY`` header from ``AteraApiKey``. Methods return records from ``gateway_atera.records``;
+``X-API-KEY`` header from ``AteraApiKey``. Methods return records from ``gateway_atera.mapping``;
 turning them into canonical models is the hooks' job.
 
 Paging (spec ``*PagedResult``): lists take ``page`` (1-based) and ``itemsInPage`` and answer
@@ -24,7 +24,7 @@ from gateway.errors import ConfigError, VendorRejected, VendorUnavailable
 from gateway.models import Connection
 from gateway.vendor_http import VendorHTTP
 
-from gateway_atera import records
+from gateway_atera import mapping
 from gateway_atera.auth import AteraApiKey
 from gateway_atera.constants import (
     AGENT,
@@ -42,7 +42,7 @@ from gateway_atera.constants import (
     VENDOR,
 )
 from gateway_atera.errors import error_detail
-from gateway_atera.records import AteraAgent, AteraAlert, AteraCustomer
+from gateway_atera.mapping import AteraAgent, AteraAlert, AteraCustomer
 from gateway_atera.settings import load_settings
 
 R = TypeVar("R")
@@ -174,7 +174,7 @@ class AteraClient:
 
     def _decode(self, raw: Any, record_type: type[R], response: httpx.Response) -> R:
         try:
-            return records.decode(raw, record_type)
+            return mapping.decode(raw, record_type)
         except msgspec.ValidationError as exc:
             raise VendorRejected(
                 f"{VENDOR} answered {response.request.url.path} with a record the plugin cannot read: {exc}",

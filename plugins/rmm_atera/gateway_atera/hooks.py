@@ -27,10 +27,10 @@ from gateway.models import (
     VendorKind,
 )
 
-from gateway_atera import records
+from gateway_atera import mapping
 from gateway_atera.client import AteraClient, is_atera_id
 from gateway_atera.constants import DEFAULT_RATE_LIMIT, ID_SHAPE, TITLE, VENDOR
-from gateway_atera.records import AteraAgent
+from gateway_atera.mapping import AteraAgent
 from gateway_atera.settings import AteraSettings
 
 ACKNOWLEDGE_REFUSAL = (
@@ -88,7 +88,7 @@ def gateway_connect(connection: Connection) -> AteraClient:
 @hookimpl
 def gateway_customer_list(client: AteraClient) -> list[Customer]:
     """Every Atera customer."""
-    return [records.customer_from(client.connection.id, c) for c in client.customers()]
+    return [mapping.customer_from(client.connection.id, c) for c in client.customers()]
 
 
 @hookimpl
@@ -101,26 +101,26 @@ def gateway_device_get(client: AteraClient, device_id: str) -> Device | None:
 @hookimpl
 def gateway_device_find(client: AteraClient, serial: str | None, hostname: str | None) -> Device | None:
     """The agent with this serial number, else with this host name, else ``None``."""
-    agent = _by_serial(client, serial) if records.real_serial(serial) else None
+    agent = _by_serial(client, serial) if mapping.real_serial(serial) else None
     if agent is None and hostname and hostname.strip():
         agent = _by_hostname(client, hostname)
     return _device(client, agent) if agent is not None else None
 
 
 def _device(client: AteraClient, agent: AteraAgent) -> Device:
-    return records.device_from(client.connection.id, agent, client.agent_url(agent))
+    return mapping.device_from(client.connection.id, agent, client.agent_url(agent))
 
 
 def _freshest(agents: list[AteraAgent]) -> AteraAgent | None:
     # A re-imaged or re-installed machine leaves an old agent with the same serial or name.
-    agents.sort(key=lambda a: records.timestamp(a.last_seen) or records.EPOCH, reverse=True)
+    agents.sort(key=lambda a: mapping.timestamp(a.last_seen) or mapping.EPOCH, reverse=True)
     return agents[0] if agents else None
 
 
 def _by_serial(client: AteraClient, serial: str | None) -> AteraAgent | None:
     # The API has no serial filter: the agents are paged through (50 a call).
     wanted = (serial or "").strip().casefold()
-    return _freshest([a for a in client.agents() if (records.real_serial(a.vendor_serial) or "").casefold() == wanted])
+    return _freshest([a for a in client.agents() if (mapping.real_serial(a.vendor_serial) or "").casefold() == wanted])
 
 
 def _by_hostname(client: AteraClient, hostname: str) -> AteraAgent | None:
@@ -128,8 +128,8 @@ def _by_hostname(client: AteraClient, hostname: str) -> AteraAgent | None:
     short = wanted.split(".", 1)[0]
     found = list(client.agents_on_machine(short))
     # Only an exact name counts, a full DNS name before the bare machine name.
-    exact = [a for a in found if wanted in records.names_of(a)]
-    return _freshest(exact or [a for a in found if short in records.names_of(a)])
+    exact = [a for a in found if wanted in mapping.names_of(a)]
+    return _freshest(exact or [a for a in found if short in mapping.names_of(a)])
 
 
 # --------------------------------------------------------------------------- alerts
@@ -142,7 +142,7 @@ def gateway_alert_list(client: AteraClient, customer_id: str | None) -> list[Ale
         return []
     wanted = int(customer_id) if customer_id is not None else None
     return [
-        records.alert_from(client.connection.id, a)
+        mapping.alert_from(client.connection.id, a)
         for a in client.alerts()
         if wanted is None or a.customer_id == wanted
     ]
@@ -156,7 +156,7 @@ def gateway_alert_get(client: AteraClient, alert_id: str) -> Alert | None:
     alert = client.alert(alert_id)
     if alert is None or alert.archived:
         return None
-    return records.alert_from(client.connection.id, alert)
+    return mapping.alert_from(client.connection.id, alert)
 
 
 @hookimpl

@@ -12,7 +12,7 @@ from gateway.models import Connection
 
 from gateway_atera import hooks
 from gateway_atera.client import AteraClient
-from gateway_atera.records import timestamp
+from gateway_atera.mapping import timestamp
 
 API = "https://app.atera.com/api/v3"
 KEY = "atera-key-0123456789abcdef"

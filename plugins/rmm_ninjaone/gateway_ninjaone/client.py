@@ -2,7 +2,7 @@
 
 Every call goes through ``VendorHTTP`` (rate limit, audit span, typed errors); the token call
 too, through a second ``VendorHTTP`` without auth. Methods return the vendor's JSON; turning
-it into canonical models is ``gateway_ninjaone.records``' job.
+it into canonical models is ``gateway_ninjaone.mapping``' job.
 
 Paging, per the spec and what clients saw live:
 

@@ -26,7 +26,7 @@ from gateway.models import (
     VendorInfo,
     VendorKind,
 )
-from gateway_ninjaone import records
+from gateway_ninjaone import mapping
 from gateway_ninjaone.client import NinjaOneClient, is_alert_uid
 from gateway_ninjaone.constants import DEFAULT_RATE_LIMIT, ID_SHAPE, TITLE, VENDOR
 from gateway_ninjaone.settings import NinjaOneSettings
@@ -80,7 +80,7 @@ def gateway_connect(connection: Connection) -> NinjaOneClient:
 @hookimpl
 def gateway_customer_list(client: NinjaOneClient) -> list[Customer]:
     """Every NinjaOne organization."""
-    return [records.customer_from(client.connection.id, org) for org in client.organizations()]
+    return [mapping.customer_from(client.connection.id, org) for org in client.organizations()]
 
 
 @hookimpl
@@ -89,7 +89,7 @@ def gateway_device_get(client: NinjaOneClient, device_id: str) -> Device | None:
     raw = client.device(device_id)
     if raw is None:
         return None
-    return records.device_from(client.connection.id, raw, client.device_url(raw["id"]))
+    return mapping.device_from(client.connection.id, raw, client.device_url(raw["id"]))
 
 
 @hookimpl
@@ -118,8 +118,8 @@ def _by_hostname(client: NinjaOneClient, hostname: str) -> Any:
     short = wanted.split(".", 1)[0]
     found = client.search_devices(short)
     # The search is fuzzy; only an exact name counts, a full DNS name before the bare host name.
-    exact = [d for d in found if wanted in records.names_of(d)]
-    matches = exact or [d for d in found if short in records.names_of(d)]
+    exact = [d for d in found if wanted in mapping.names_of(d)]
+    matches = exact or [d for d in found if short in mapping.names_of(d)]
     matches.sort(key=lambda d: d.get("lastContact") or 0, reverse=True)
     return matches[0]["id"] if matches else None
 
@@ -133,8 +133,8 @@ def gateway_alert_list(client: NinjaOneClient, customer_id: str | None) -> list[
     alerts = client.alerts(customer_id)
     if customer_id is not None:
         # ``df`` already filters; an alert whose device says otherwise is not this customer's.
-        alerts = [a for a in alerts if records.organization_of(a) in (None, str(customer_id))]
-    return [records.alert_from(client.connection.id, a) for a in alerts]
+        alerts = [a for a in alerts if mapping.organization_of(a) in (None, str(customer_id))]
+    return [mapping.alert_from(client.connection.id, a) for a in alerts]
 
 
 @hookimpl
@@ -146,7 +146,7 @@ def gateway_alert_get(client: NinjaOneClient, alert_id: str) -> Alert | None:
     wanted = alert_id.lower()
     for raw in client.alerts():
         if str(raw.get("uid", "")).lower() == wanted:
-            return records.alert_from(client.connection.id, raw)
+            return mapping.alert_from(client.connection.id, raw)
     return None
 
 

@@ -13,7 +13,7 @@ from gateway.errors import VendorRejected
 from gateway.models import Connection
 from gateway_ninjaone import hooks
 from gateway_ninjaone.client import NinjaOneClient
-from gateway_ninjaone.records import epoch
+from gateway_ninjaone.mapping import epoch
 from gateway_ninjaone.settings import NinjaOneSettings
 
 HOST = "https://eu.ninjarmm.com"

@@ -6,11 +6,11 @@ Modules, one reason to change each:
 - ``settings``: the connection's ``settings`` table as a msgspec Struct.
 - ``auth``: the ``httpx.Auth`` for the vendor's scheme (an API key header here).
 - ``errors``: reading the vendor's error body into the gateway's error messages.
-- ``records``: the vendor's records as Structs, and their translation to canonical models.
+- ``mapping``: the vendor's records as Structs, and their translation to canonical models.
 - ``client``: ``TemplateVendorClient``, one small method per vendor resource, over ``VendorHTTP``.
 - ``hooks``: the pluggy hook implementations (the ``msp_gateway`` entry point).
-- ``simulator``: ``TemplateVendorSimulator``, the vendor's API over loopback HTTP for tests and
-  the demo (the ``msp_gateway.simulators`` entry point).
+- ``simulator``: a package; ``app`` holds ``TemplateVendorSimulator``, the vendor's API over
+  loopback HTTP for tests and the demo (the ``msp_gateway.simulators`` entry point).
 """
 
 __version__ = "0.1.0"

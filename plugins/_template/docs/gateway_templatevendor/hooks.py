@@ -10,7 +10,7 @@ from __future__ import annotations
 from gateway import hookimpl
 from gateway.models import Capability, Connection, Customer, RunbookLink, VendorInfo, VendorKind
 
-from gateway_templatevendor import records
+from gateway_templatevendor import mapping
 from gateway_templatevendor.client import TemplateVendorClient
 from gateway_templatevendor.constants import API_KEY_SETTING, DEFAULT_RATE_LIMIT, TITLE, VENDOR
 from gateway_templatevendor.settings import TemplateVendorSettings
@@ -42,7 +42,7 @@ def gateway_connect(connection: Connection) -> TemplateVendorClient:
 
 @hookimpl
 def gateway_customer_list(client: TemplateVendorClient) -> list[Customer]:
-    return [records.customer(company, client.connection.id) for company in client.companies()]
+    return [mapping.customer(company, client.connection.id) for company in client.companies()]
 
 
 @hookimpl
@@ -53,7 +53,7 @@ def gateway_runbook_list(client: TemplateVendorClient, customer_id: str) -> list
         return []
     company_id = int(customer_id)
     return [
-        records.runbook(article, client.connection.id, client.web_url)
+        mapping.runbook(article, client.connection.id, client.web_url)
         for article in client.articles(company_id)
         # Filter again: a vendor that ignored the filter must not leak another customer's docs.
         if article.company_id == company_id and not article.archived

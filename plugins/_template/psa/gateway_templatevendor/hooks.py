@@ -1,6 +1,6 @@
 """The Template Vendor plugin: hook implementations, in the order of ``gateway.hookspecs``.
 
-Each hook is a few lines: call ``TemplateVendorClient``, translate with ``records``. The
+Each hook is a few lines: call ``TemplateVendorClient``, translate with ``mapping``. The
 gateway routes only this vendor's connections here and passes back, as ``client``, the
 ``TemplateVendorClient`` that ``gateway_connect`` built. List in ``CAPABILITIES`` only what
 works: a capability left out is refused with 501 before anything is queued.
@@ -37,7 +37,7 @@ from gateway.models import (
     VendorKind,
 )
 
-from gateway_templatevendor import reconcile, records
+from gateway_templatevendor import mapping, reconcile
 from gateway_templatevendor.client import TemplateVendorClient, record_id
 from gateway_templatevendor.constants import (
     API_KEY_SETTING,
@@ -94,8 +94,8 @@ def gateway_connect(connection: Connection) -> TemplateVendorClient:
 # --------------------------------------------------------------------------- ticket reads
 
 
-def _ticket(client: TemplateVendorClient, record: records.Ticket) -> Ticket:
-    return records.ticket(record, connection_id=client.connection.id, web_url=client.web_url)
+def _ticket(client: TemplateVendorClient, record: mapping.Ticket) -> Ticket:
+    return mapping.ticket(record, connection_id=client.connection.id, web_url=client.web_url)
 
 
 @hookimpl
@@ -119,20 +119,20 @@ def gateway_ticket_get(client: TemplateVendorClient, ticket_id: str) -> Ticket |
 @hookimpl
 def gateway_ticket_thread(client: TemplateVendorClient, ticket_id: str) -> list[ThreadEntry]:
     oldest = datetime.min.replace(tzinfo=UTC)
-    entries = [records.thread_entry(note) for note in client.notes(ticket_id)]
+    entries = [mapping.thread_entry(note) for note in client.notes(ticket_id)]
     return sorted(entries, key=lambda e: (e.created_at or oldest, int(e.id)))
 
 
 @hookimpl
 def gateway_ticket_time_entries(client: TemplateVendorClient, ticket_id: str) -> list[TimeEntry]:
     oldest = datetime.min.replace(tzinfo=UTC)
-    entries = [records.time_entry(entry) for entry in client.time_entries(ticket_id)]
+    entries = [mapping.time_entry(entry) for entry in client.time_entries(ticket_id)]
     return sorted(entries, key=lambda e: (e.started_at or oldest, int(e.id)))
 
 
 @hookimpl
 def gateway_ticket_attachments(client: TemplateVendorClient, ticket_id: str) -> list[Attachment]:
-    return [records.attachment(a) for a in client.attachments(ticket_id)]
+    return [mapping.attachment(a) for a in client.attachments(ticket_id)]
 
 
 @hookimpl
@@ -151,7 +151,7 @@ def gateway_attachment_download(
 @hookimpl
 def gateway_ticket_statuses(client: TemplateVendorClient, ticket: Ticket) -> list[TicketStatus]:
     """Every status, in the vendor's order (this vendor does not scope statuses per queue)."""
-    return [records.status(s) for s in client.statuses()]
+    return [mapping.status(s) for s in client.statuses()]
 
 
 @hookimpl
@@ -170,7 +170,7 @@ def gateway_ticket_form(client: TemplateVendorClient) -> TicketForm:
         ),
     )
     return TicketForm(
-        connection=client.connection.id, fields=fields, statuses=tuple(records.status(s) for s in statuses)
+        connection=client.connection.id, fields=fields, statuses=tuple(mapping.status(s) for s in statuses)
     )
 
 
@@ -248,4 +248,4 @@ def gateway_reconcile(client: TemplateVendorClient, context: ReconcileContext) -
 
 @hookimpl
 def gateway_customer_list(client: TemplateVendorClient) -> list[Customer]:
-    return [records.customer(c, client.connection.id) for c in client.companies()]
+    return [mapping.customer(c, client.connection.id) for c in client.companies()]

@@ -23,7 +23,7 @@ from gateway.vendor_http import VendorHTTP
 from gateway_templatevendor.auth import TemplateVendorApiKey
 from gateway_templatevendor.constants import API_KEY_SETTING, API_PREFIX, MAX_PAGE_SIZE, MAX_PAGES, VENDOR
 from gateway_templatevendor.errors import error_detail
-from gateway_templatevendor.records import Alert, Device, Organization
+from gateway_templatevendor.mapping import Alert, Device, Organization
 from gateway_templatevendor.settings import TemplateVendorSettings
 
 T = TypeVar("T")

@@ -22,7 +22,7 @@ from gateway.models import (
     VendorKind,
 )
 
-from gateway_templatevendor import records
+from gateway_templatevendor import mapping
 from gateway_templatevendor.client import TemplateVendorClient
 from gateway_templatevendor.constants import API_KEY_SETTING, DEFAULT_RATE_LIMIT, TITLE, VENDOR
 from gateway_templatevendor.settings import TemplateVendorSettings
@@ -71,13 +71,13 @@ def gateway_connect(connection: Connection) -> TemplateVendorClient:
 
 @hookimpl
 def gateway_customer_list(client: TemplateVendorClient) -> list[Customer]:
-    return [records.customer(org, client.connection.id) for org in client.organizations()]
+    return [mapping.customer(org, client.connection.id) for org in client.organizations()]
 
 
 @hookimpl
 def gateway_device_get(client: TemplateVendorClient, device_id: str) -> Device | None:
     record = client.device(device_id)
-    return records.device(record, connection_id=client.connection.id, web_url=client.web_url) if record else None
+    return mapping.device(record, connection_id=client.connection.id, web_url=client.web_url) if record else None
 
 
 @hookimpl
@@ -94,7 +94,7 @@ def gateway_device_find(client: TemplateVendorClient, serial: str | None, hostna
                       if (d.hostname or "").casefold() == wanted), None)
     if found is None:
         return None
-    return records.device(found, connection_id=client.connection.id, web_url=client.web_url)
+    return mapping.device(found, connection_id=client.connection.id, web_url=client.web_url)
 
 
 # --------------------------------------------------------------------------- alerts
@@ -102,7 +102,7 @@ def gateway_device_find(client: TemplateVendorClient, serial: str | None, hostna
 
 @hookimpl
 def gateway_alert_list(client: TemplateVendorClient, customer_id: str | None) -> list[Alert]:
-    return [records.alert(a, client.connection.id) for a in client.alerts(customer_id)]
+    return [mapping.alert(a, client.connection.id) for a in client.alerts(customer_id)]
 
 
 @hookimpl
@@ -110,7 +110,7 @@ def gateway_alert_get(client: TemplateVendorClient, alert_id: str) -> Alert | No
     record = client.alert(alert_id)
     if record is None or record.status == "resolved":
         return None
-    return records.alert(record, client.connection.id)
+    return mapping.alert(record, client.connection.id)
 
 
 @hookimpl

@@ -13,9 +13,9 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from gateway_connectwise import sim_seed as seed
 from gateway_connectwise.constants import CHARGE_TO_TICKET, DOCUMENT_RECORD_TYPE, EXTERNAL_REF_MAX, SUMMARY_MAX
-from gateway_connectwise.sim_protocol import not_found, now, problem, stamp
+from gateway_connectwise.simulator import seed
+from gateway_connectwise.simulator.protocol import not_found, now, problem, stamp
 
 REF_FIELDS = ("board", "status", "type", "priority", "company", "contact", "owner")
 # A time entry's notes also show on these note tabs of its ticket (``allNotes``).

@@ -17,7 +17,7 @@ from gateway import models
 from gateway.links import configuration_record
 from gateway.models import StatusCategory, make_ref
 
-from gateway_connectwise import schemas
+from gateway_connectwise import records
 from gateway_connectwise.constants import API_SUFFIX, TICKET_PAGE_PATH, VENDOR
 
 _NAME_RULES: tuple[tuple[re.Pattern[str], StatusCategory], ...] = (
@@ -43,7 +43,7 @@ def status_category(
     return StatusCategory.IN_PROGRESS
 
 
-def board_status(status: schemas.BoardStatus, board_id: int, overrides: CategoryOverrides) -> models.TicketStatus:
+def board_status(status: records.BoardStatus, board_id: int, overrides: CategoryOverrides) -> models.TicketStatus:
     """One of a board's statuses."""
     return models.TicketStatus(
         id=str(status.id),
@@ -54,9 +54,9 @@ def board_status(status: schemas.BoardStatus, board_id: int, overrides: Category
     )
 
 
-def ticket_status(ticket: schemas.Ticket, overrides: CategoryOverrides) -> models.TicketStatus:
+def ticket_status(ticket: records.Ticket, overrides: CategoryOverrides) -> models.TicketStatus:
     """The ticket's current status; its ``closedFlag`` stands in for the status's own flag."""
-    ref = ticket.status or schemas.Ref()
+    ref = ticket.status or records.Ref()
     return models.TicketStatus(
         id=str(ref.id) if ref.id is not None else "",
         name=ref.label,
@@ -85,7 +85,7 @@ def ticket_url(root: str, company_id: str, ticket_id: int | str) -> str:
     return f"{root}{TICKET_PAGE_PATH}?{query}"
 
 
-def _named(ref: schemas.Ref | None, connection_id: str | None = None) -> models.NamedRef | None:
+def _named(ref: records.Ref | None, connection_id: str | None = None) -> models.NamedRef | None:
     if ref is None or ref.id is None:
         return None
     return models.NamedRef(
@@ -93,7 +93,7 @@ def _named(ref: schemas.Ref | None, connection_id: str | None = None) -> models.
     )
 
 
-def configuration(item: schemas.Configuration, connection_id: str) -> models.RelatedRecord:
+def configuration(item: records.Configuration, connection_id: str) -> models.RelatedRecord:
     """A configuration item as a related record: its name is the host name ConnectWise's
     RMM integrations give it; the serial number lets the gateway find the RMM device."""
     return configuration_record(
@@ -102,7 +102,7 @@ def configuration(item: schemas.Configuration, connection_id: str) -> models.Rel
 
 
 def ticket(
-    record: schemas.Ticket,
+    record: records.Ticket,
     *,
     connection_id: str,
     link_root: str,
@@ -112,7 +112,7 @@ def ticket(
 ) -> models.Ticket:
     """A ConnectWise service ticket as the canonical ``Ticket`` (no thread: lists leave it out;
     ``related`` carries its configuration items where the caller read them)."""
-    info = record.info or schemas.Info()
+    info = record.info or records.Info()
     return models.Ticket(
         ref=make_ref(connection_id, record.id),
         connection=connection_id,
@@ -134,10 +134,10 @@ def ticket(
     )
 
 
-def thread_entry(note: schemas.Note) -> models.ThreadEntry:
+def thread_entry(note: records.Note) -> models.ThreadEntry:
     """A note; only the Discussion and Resolution tabs are customer-visible."""
     by_customer = note.contact is not None and note.contact.id is not None and note.member is None
-    author = (note.contact if by_customer else note.member) or schemas.Ref()
+    author = (note.contact if by_customer else note.member) or records.Ref()
     return models.ThreadEntry(
         id=str(note.id),
         text=note.text,
@@ -148,7 +148,7 @@ def thread_entry(note: schemas.Note) -> models.ThreadEntry:
     )
 
 
-def customer(company: schemas.Company, connection_id: str) -> models.Customer:
+def customer(company: records.Company, connection_id: str) -> models.Customer:
     ids = {VENDOR: str(company.id)}
     if company.identifier:
         ids[f"{VENDOR}_identifier"] = company.identifier

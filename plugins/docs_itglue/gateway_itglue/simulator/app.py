@@ -45,7 +45,7 @@ DEFAULT_PAGE_SIZE = 50
 CREATED_AT = "2026-04-01T09:00:00.000Z"
 UPDATED_AT = "2026-06-02T08:30:00.000Z"
 
-# ConnectWise company ids of the demo companies (the ConnectWise simulator's sim_seed), so the
+# ConnectWise company ids of the demo companies (the ConnectWise simulator's seed), so the
 # demo can match an IT Glue organization to its PSA company the way a synced account does.
 DEMO_CONNECTWISE_IDS = {"Acme Corp": 250, "Globex": 251}
 

@@ -39,7 +39,6 @@ from litestar import Request, Response, Router, route
 from litestar.datastructures import UploadFile
 from litestar.enums import HttpMethod
 
-from gateway_connectwise import sim_seed as seed
 from gateway_connectwise.conditions import parse_datetime
 from gateway_connectwise.constants import (
     ATTACHMENT_CAP_BYTES,
@@ -49,8 +48,9 @@ from gateway_connectwise.constants import (
     VENDOR,
     external_ref,
 )
-from gateway_connectwise.sim_callbacks import KEY_PATH, CallbackRegistry
-from gateway_connectwise.sim_protocol import (
+from gateway_connectwise.simulator import seed
+from gateway_connectwise.simulator.callbacks import KEY_PATH, CallbackRegistry
+from gateway_connectwise.simulator.protocol import (
     Call,
     CwApiError,
     filtered,
@@ -61,7 +61,7 @@ from gateway_connectwise.sim_protocol import (
     now,
     problem,
 )
-from gateway_connectwise.sim_records import ENTRY_TAB_FLAGS, ConnectWiseRecords
+from gateway_connectwise.simulator.records import ENTRY_TAB_FLAGS, ConnectWiseRecords
 
 CODEBASE = "v4_6_release/"
 API_ROOT = "/v4_6_release/apis/3.0"

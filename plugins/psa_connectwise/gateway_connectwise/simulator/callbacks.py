@@ -18,7 +18,7 @@ from typing import Any
 
 from gateway.testing.simulator import WebhookOutbox
 
-from gateway_connectwise.sim_protocol import now, problem, stamp
+from gateway_connectwise.simulator.protocol import now, problem, stamp
 
 SIGNATURE_HEADER = "x-content-signature"
 # Where a callback's signing key is served (``Metadata.key_url``), outside the API root.
