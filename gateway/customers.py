@@ -349,7 +349,7 @@ def _key(workspace: WorkspaceConfig) -> str:
     basis = msgspec.json.encode(
         {"customers": workspace.customers, "connections": [(c.id, c.vendor) for c in workspace.connections]}
     )
-    return keys.customer_map_cache(workspace.id, hashlib.sha256(basis).hexdigest()[:16])
+    return keys.cache(workspace.id, "customers", hashlib.sha256(basis).hexdigest()[:16])
 
 
 def _sources(gw: Hub, workspace_id: str) -> tuple[list[Source], dict[str, str]]:
@@ -430,7 +430,7 @@ def runbooks(gw: Hub, customer: WorkspaceCustomer) -> Gathered:
     for link in customer.links_of(VendorKind.DOCS):
         if not link.found or not gw.capable(link.connection, Capability.RUNBOOK):
             continue
-        key = keys.runbooks_cache(gw.connection(link.connection).workspace, link.ref)
+        key = keys.cache(gw.connection(link.connection).workspace, "runbooks", link.ref)
         try:
             found = RUNBOOKS.get(gw.redis, key, lambda: list(
                 gw.vendor(link.connection).runbook_list(customer_id=link.vendor_id) or []))

@@ -52,14 +52,15 @@ def cached_ticket(gw: Hub, ref: str, *, refresh: bool = False) -> Ticket | None:
 
 def cached_statuses(gw: Hub, ticket: Ticket) -> list[TicketStatus]:
     """The statuses of the ticket's board (or of its connection, for PSAs without boards)."""
-    key = keys.statuses_cache(gw.connection(ticket.connection).workspace, ticket.connection, ticket.board.id if ticket.board else "-")
+    key = keys.cache(gw.connection(ticket.connection).workspace, "statuses", ticket.connection,
+                     ticket.board.id if ticket.board else "-")
     found = STATUSES.get(gw.redis, key, lambda: gw.vendor(ticket.connection).ticket_statuses(ticket=ticket))
     return found or []
 
 
 def cached_form(gw: Hub, connection_id: str, *, refresh: bool = False) -> TicketForm:
     """The connection's new-ticket form (required fields, picklists)."""
-    key = keys.form_cache(gw.connection(connection_id).workspace, connection_id)
+    key = keys.cache(gw.connection(connection_id).workspace, "form", connection_id)
     form = FORMS.get(gw.redis, key, lambda: gw.vendor(connection_id).ticket_form(), refresh=refresh)
     return form if form is not None else TicketForm(connection_id, ())
 

@@ -19,6 +19,8 @@ names in ``ratelimit.py``, the audit chain's in ``audit_chain.py``.
 
 from __future__ import annotations
 
+from typing import Literal
+
 
 def _tag(workspace: str) -> str:
     return "{" + workspace + "}"
@@ -27,40 +29,22 @@ def _tag(workspace: str) -> str:
 # --------------------------------------------------------------------------- caches
 
 
+# What each cache holds: ``ticket`` (a ticket's facts for validating a write; a landed write
+# and a sync fetch drop it), ``statuses`` (one board's, or ``-``), ``form`` (a PSA connection's
+# new-ticket form), ``device`` (an RMM device read), ``ci-device`` (the RMM device a PSA
+# configuration item resolves to), ``customers`` (the workspace's customer map, by a digest of
+# its config) and ``runbooks`` (one documentation tool's runbooks of one company).
+CacheKind = Literal["ticket", "statuses", "form", "device", "ci-device", "customers", "runbooks"]
+
+
+def cache(workspace: str, kind: CacheKind, *parts: str) -> str:
+    """``cache:{ws}:<kind>:<parts...>``."""
+    return ":".join((f"cache:{_tag(workspace)}", kind, *parts))
+
+
 def ticket_cache(workspace: str, ref: str) -> str:
-    """A ticket's facts for validating a write (``intake.cached_ticket``); a landed write and
-    a sync fetch drop it."""
-    return f"cache:{_tag(workspace)}:ticket:{ref}"
-
-
-def statuses_cache(workspace: str, connection: str, board: str) -> str:
-    """The statuses of one board (or ``-``) of a PSA connection."""
-    return f"cache:{_tag(workspace)}:statuses:{connection}:{board}"
-
-
-def form_cache(workspace: str, connection: str) -> str:
-    """A PSA connection's new-ticket form."""
-    return f"cache:{_tag(workspace)}:form:{connection}"
-
-
-def device_cache(workspace: str, ref: str) -> str:
-    """An RMM device read."""
-    return f"cache:{_tag(workspace)}:device:{ref}"
-
-
-def ci_device_cache(workspace: str, item_ref: str, digest: str) -> str:
-    """The RMM device a PSA configuration item resolves to (``-`` when none matched)."""
-    return f"cache:{_tag(workspace)}:ci-device:{item_ref}:{digest}"
-
-
-def customer_map_cache(workspace: str, digest: str) -> str:
-    """The workspace's customer map, computed from the config and connections ``digest`` names."""
-    return f"cache:{_tag(workspace)}:customers:{digest}"
-
-
-def runbooks_cache(workspace: str, company_ref: str) -> str:
-    """One documentation tool's runbooks of one company."""
-    return f"cache:{_tag(workspace)}:runbooks:{company_ref}"
+    """The ticket cache (intake reads it; the hub, sync and the console drop or read it)."""
+    return cache(workspace, "ticket", ref)
 
 
 # --------------------------------------------------------------------------- writes (durable)
@@ -79,31 +63,20 @@ def auth_failed(connection: str) -> str:
 SYNC_DELAYED = "sync:delayed"
 
 
+# A connection's sync keys besides its state: ``lock`` (one step at a time), ``alive`` (a step
+# ran lately; else ``keep_alive`` starts one), ``seen`` (refs a running backfill has seen: the
+# rest are gone at the vendor), ``refresh`` (tickets waiting to be fetched again, as
+# ``action|ticket id``) and ``refreshing`` (held while its refresh job is queued or running).
+SyncPart = Literal["lock", "alive", "seen", "refresh", "refreshing"]
+
+
 def sync_state(connection: str) -> str:
+    """Where a connection's sync stands (``SyncState``)."""
     return f"sync:{connection}"
 
 
-def sync_lock(connection: str) -> str:
-    return f"sync:{connection}:lock"
-
-
-def sync_alive(connection: str) -> str:
-    return f"sync:{connection}:alive"
-
-
-def sync_seen(connection: str) -> str:
-    """Ticket refs a running backfill has seen (the rest are gone at the vendor)."""
-    return f"sync:{connection}:seen"
-
-
-def sync_refresh(connection: str) -> str:
-    """Tickets of the connection waiting to be fetched again (``action|ticket id``)."""
-    return f"sync:{connection}:refresh"
-
-
-def sync_refreshing(connection: str) -> str:
-    """Held while a refresh job of the connection is queued or running (one at a time)."""
-    return f"sync:{connection}:refreshing"
+def sync_key(connection: str, part: SyncPart) -> str:
+    return f"sync:{connection}:{part}"
 
 
 # --------------------------------------------------------------------------- events and deliveries

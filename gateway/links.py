@@ -208,7 +208,7 @@ CI_DEVICES = ReadThrough(Device, CI_MATCH_TTL, miss_ttl=CI_MISS_TTL)
 def _device_key(gw: Hub, device_ref: str) -> str | None:
     connection_id = split_ref(device_ref)[0]
     conn = gw.connections.get(connection_id)
-    return keys.device_cache(conn.workspace, device_ref) if conn is not None else None
+    return keys.cache(conn.workspace, "device", device_ref) if conn is not None else None
 
 
 def device(gw: Hub, device_ref: str) -> Device | None:
@@ -237,7 +237,7 @@ def device_for_configuration(gw: Hub, ticket: Ticket, item: RelatedRecord) -> De
     if not serial and not hostname:
         return None
     digest = hashlib.sha256(f"{serial}|{hostname}".encode()).hexdigest()[:16]
-    key = keys.ci_device_cache(gw.connection(ticket.connection).workspace, item.ref, digest)
+    key = keys.cache(gw.connection(ticket.connection).workspace, "ci-device", item.ref, digest)
 
     def load() -> Device | None:
         for connection_id, organization in _rmm_candidates(gw, ticket):

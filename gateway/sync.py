@@ -133,8 +133,8 @@ def fetch_soon(
     (asking twice adds nothing) and one job at a time works through the set. A connection whose
     reads are over budget so costs one waiting job, not one job per ticket retrying on its own.
     """
-    gw.redis.sadd(keys.sync_refresh(connection), f"{action}|{ticket_id}")
-    if gw.redis.set(keys.sync_refreshing(connection), "1", nx=True, ex=JOB_OPTIONS["job_timeout"]):
+    gw.redis.sadd(keys.sync_key(connection, "refresh"), f"{action}|{ticket_id}")
+    if gw.redis.set(keys.sync_key(connection, "refreshing"), "1", nx=True, ex=JOB_OPTIONS["job_timeout"]):
         _schedule_refresh(gw, connection, at)
 
 
@@ -184,7 +184,7 @@ def keep_alive(gw: Hub) -> None:
     """Start sync for every connection that has none running (first start, lost jobs)."""
     for connection in synced_connections(gw):
         poll = _poll_seconds(gw, connection)
-        if gw.redis.set(keys.sync_alive(connection), "1", nx=True, ex=int(poll * 3 + 60)):
+        if gw.redis.set(keys.sync_key(connection, "alive"), "1", nx=True, ex=int(poll * 3 + 60)):
             schedule(gw, connection)
 
 
@@ -234,7 +234,7 @@ class Syncer:
         """Fetch the tickets in the connection's refresh set until it is empty, the read budget
         runs out (then once more when the limiter says), or ``REFRESH_SECONDS`` have passed."""
         redis_ = self.gw.redis
-        key, mark = keys.sync_refresh(connection), keys.sync_refreshing(connection)
+        key, mark = keys.sync_key(connection, "refresh"), keys.sync_key(connection, "refreshing")
         deadline = time.monotonic() + self.REFRESH_SECONDS
         fetched = 0
         while True:
@@ -280,11 +280,11 @@ class Syncer:
         """Advance the connection's sync by one page; schedule the next step."""
         gw = self.gw
         conn = gw.connection(connection)
-        lock = try_lock(gw.redis, keys.sync_lock(connection), conn.timeout_seconds * 2 + 10)
+        lock = try_lock(gw.redis, keys.sync_key(connection, "lock"), conn.timeout_seconds * 2 + 10)
         if lock is None:
             return "busy"
         poll = _poll_seconds(gw, connection)
-        gw.redis.set(keys.sync_alive(connection), "1", ex=int(poll * 3 + 60))
+        gw.redis.set(keys.sync_key(connection, "alive"), "1", ex=int(poll * 3 + 60))
         state = load_state(gw, connection)
         reset = self._context()
         try:
@@ -327,18 +327,18 @@ class Syncer:
     def _backfill_page(self, connection: str, workspace: str, state: SyncState) -> tuple[str, float]:
         if state.backfill_started is None:
             state.backfill_started = time.time()
-            self.gw.redis.delete(keys.sync_seen(connection))
+            self.gw.redis.delete(keys.sync_key(connection, "seen"))
         page = self.gw.vendor(connection).ticket_list(query=TicketQuery(page_size=PAGE_SIZE, cursor=state.backfill_cursor))
         # A backfill loads what exists: no ticket events (tickets gone at the end are announced).
-        state.watermark = self._store_page(page.tickets, workspace, state, keys.sync_seen(connection), announce=False)
+        state.watermark = self._store_page(page.tickets, workspace, state, keys.sync_key(connection, "seen"), announce=False)
         if page.next_cursor:
             state.backfill_cursor = page.next_cursor
             return "backfill", 0.0
         # Done: whatever the vendor no longer returns was deleted or merged there.
-        seen = {m.decode() for m in self.gw.redis.smembers(keys.sync_seen(connection))}
+        seen = {m.decode() for m in self.gw.redis.smembers(keys.sync_key(connection, "seen"))}
         for ref in self.store.refs_of_connection(workspace, connection) - seen:
             self.store.delete(ref)
-        self.gw.redis.delete(keys.sync_seen(connection))
+        self.gw.redis.delete(keys.sync_key(connection, "seen"))
         state.backfill_done = True
         state.backfill_cursor = None
         state.last_success = time.time()
@@ -370,6 +370,6 @@ def resync(gw: Hub, connection: str) -> None:
     conn = gw.connection(connection)
     for ref in gw.store.refs_of_connection(conn.workspace, connection):
         gw.store.delete(ref, announce=False)  # the cache is wiped; the tickets are not deleted
-    gw.redis.delete(keys.sync_state(connection), keys.sync_seen(connection))
+    gw.redis.delete(keys.sync_state(connection), keys.sync_key(connection, "seen"))
     schedule(gw, connection)
 
