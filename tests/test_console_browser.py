@@ -141,8 +141,23 @@ def sign_in(page: object, base: str, key: str = ADMIN) -> None:
     page.click("button[type=submit]")  # type: ignore[attr-defined]
 
 
-def test_an_operator_retries_a_dead_letter_after_clearing_the_fault_and_it_lands_once(live: Live, chromium) -> None:
-    write_id, ticket = live.dead_letter("browser retry")
+def follow_live(page: object) -> list[str]:
+    """Wait until the page follows the event stream; mark the document so that a reload shows
+    (the mark is gone after one). Returns the URLs the page requests from now on."""
+    page.wait_for_selector("#live[data-state=open]")  # type: ignore[attr-defined]
+    page.evaluate("window.notReloaded = true")  # type: ignore[attr-defined]
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))  # type: ignore[attr-defined]
+    return requested
+
+
+def not_reloaded(page: object) -> bool:
+    return page.evaluate("window.notReloaded === true")  # type: ignore[attr-defined]
+
+
+def test_an_operator_sees_a_dead_letter_arrive_retries_it_after_clearing_the_fault_and_it_lands_once(
+    live: Live, chromium
+) -> None:
     context = chromium.new_context(viewport={"width": 1360, "height": 900})
     page = context.new_page()
     dialogs: list[str] = []
@@ -157,8 +172,12 @@ def test_an_operator_retries_a_dead_letter_after_clearing_the_fault_and_it_lands
     page.fill("#key", ADMIN)
     page.click("button[type=submit]")
     page.wait_for_url(f"{live.base}/console/dead-letters")
-    row = page.locator("#dead-letters tr", has_text=write_id[:14])
-    assert row.count() == 1
+    follow_live(page)
+    # A simulator fault makes a dead letter while the list is open: it appears without a reload.
+    write_id, ticket = live.dead_letter("browser retry")
+    row = page.locator(f"#dead-letters tr[data-key='{write_id}']")
+    row.wait_for(timeout=15_000)
+    assert not_reloaded(page)
     # The hostile summary is text on the page, and none of it ran.
     assert HOSTILE in row.inner_text()
     assert page.title() != "pwned"
@@ -173,10 +192,19 @@ def test_an_operator_retries_a_dead_letter_after_clearing_the_fault_and_it_lands
     assert page.locator("#ticket-summary").inner_text() == HOSTILE
     shot(page, "dead-letter")
 
-    page.click("#retry")
-    page.wait_for_url(f"{live.base}/console/writes/{write_id}?done=retry")
-    # The page follows the write (the console's script polls its status) until it lands.
-    page.wait_for_selector("#write-status.status-succeeded", timeout=30_000)
+    # The fault is cleared; the vendor now answers slowly, so the write page opens before the
+    # write lands and can only learn its success from the write.succeeded event.
+    live.sim.set_faults(Faults(latency_ms=1500, writes_only=True))
+    try:
+        page.click("#retry")
+        page.wait_for_url(f"{live.base}/console/writes/{write_id}?done=retry")
+        assert page.locator("#write-status").inner_text() in {"queued", "running"}
+        requested = follow_live(page)
+        page.wait_for_selector("#write-status.status-succeeded", timeout=30_000)
+    finally:
+        live.sim.set_faults(Faults())
+    assert not_reloaded(page) and f"{live.base}/console/writes/{write_id}?done=retry" in requested
+    assert page.locator("#timeline .row.kind-vendor_call:not(.failed)").count() >= 1  # the retry's call, redrawn
     assert len(dialogs) == 1 and "again" in dialogs[0]
     assert page.title() != "pwned"
     notes = [n for n in live.sim.ticket_notes(ticket) if "browser retry" in (n.get("text") or "")]
@@ -186,9 +214,31 @@ def test_an_operator_retries_a_dead_letter_after_clearing_the_fault_and_it_lands
     page.goto(f"{live.base}/console/writes?q={ticket and f'cw-main:{ticket}'}")
     assert page.locator(f"#writes a[href='/console/writes/{write_id}']").count() == 1
     shot(page, "writes")
+    context.close()
+
+
+def test_the_connections_page_shows_a_429_pause_as_it_happens(live: Live, chromium) -> None:
+    context = chromium.new_context(viewport={"width": 1360, "height": 900})
+    page = context.new_page()
+    sign_in(page, live.base)
+    page.wait_for_url(f"{live.base}/console/dead-letters")
     page.goto(f"{live.base}/console/connections")
     assert page.locator("#connection-cw-main svg.usage rect").count() >= 1
-    shot(page, "connections")
+    follow_live(page)
+    live.sim.set_faults(Faults(throttle_rate=1.0, retry_after=2.0, writes_only=True))
+    try:
+        answer = live.api.post(f"/v1/tickets/cw-main:{live.sim.sample_ticket_id()}/replies",
+                               json={"text": "throttled reply"}, headers={"Idempotency-Key": "throttled reply"})
+        assert answer.status_code == 202, answer.text
+        page.wait_for_selector("#connection-cw-main .badge[data-refresh-in]", timeout=15_000)  # connection.paused
+        assert not_reloaded(page)
+        shot(page, "connections")
+    finally:
+        live.sim.set_faults(Faults())
+    assert live.wait(answer.json()["write_id"], {"succeeded"}) == "succeeded"
+    # The pause runs out (and connection.recovered arrives): the badge goes, still without a reload.
+    page.wait_for_selector("#connection-cw-main .badge[data-refresh-in]", state="detached", timeout=15_000)
+    assert not_reloaded(page)
     context.close()
 
 
