@@ -54,13 +54,15 @@ def _serve(args: argparse.Namespace) -> None:
     import uvicorn
 
     from gateway.api.app import create_app
+    from gateway.api.events import SHUTDOWN_GRACE_SECONDS
 
     gw = build_gateway(args.config, service="msp-gateway-api")
     # uvicorn re-raises SIGTERM after shutting down; exit through Python so an embedded
     # redis-server this process started is stopped too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
-        uvicorn.run(create_app(gw), host=args.host, port=args.port, log_level="warning", workers=1)
+        uvicorn.run(create_app(gw), host=args.host, port=args.port, log_level="warning", workers=1,
+                    timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS)
     finally:
         gw.close()
 

@@ -39,6 +39,8 @@ class Live:
     base: str
     sim: ConnectWiseSimulator
     api: httpx.Client
+    gateway: list[str]  # the gateway's command line, up to the subcommand
+    env: dict[str, str]
 
     def dead_letter(self, text: str) -> tuple[str, str]:
         """A reply the simulator refuses with 400 (dead-lettered at once); the fault is then cleared."""
@@ -104,7 +106,7 @@ def live(redis_server: EmbeddedRedis, tmp_path_factory: pytest.TempPathFactory) 
     api = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {ADMIN}"}, timeout=10)
     try:
         _wait_healthy(base, procs)
-        yield Live(base, sim, api)
+        yield Live(base, sim, api, gateway, env)
     finally:
         api.close()
         for proc in procs:
@@ -258,6 +260,28 @@ def test_pages_read_and_retry_with_javascript_off(live: Live, chromium) -> None:
     page.wait_for_selector("#write-status.status-succeeded", timeout=30_000)
     assert len([n for n in live.sim.ticket_notes(ticket) if "retry without script" in (n.get("text") or "")]) == 1
     context.close()
+
+
+def test_the_gateway_stops_while_a_console_page_follows_its_events(live: Live, chromium) -> None:
+    """An open event stream never ends by itself; ``gateway serve`` must not wait for it forever."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen([*live.gateway, "serve", "--port", str(port)], env=live.env)
+    context = chromium.new_context()
+    try:
+        _wait_healthy(base, [server])
+        page = context.new_page()
+        sign_in(page, base)
+        page.wait_for_url(f"{base}/console/dead-letters")
+        page.wait_for_selector("#live[data-state=open]")
+        server.terminate()
+        server.wait(timeout=30)  # before the grace period, uvicorn waited for the stream until the tab closed
+        page.wait_for_selector("#live[data-state=connecting]")  # the page knows, and will resume
+    finally:
+        context.close()
+        if server.poll() is None:
+            server.kill()
+            server.wait()
 
 
 class _Attacker(http.server.BaseHTTPRequestHandler):

@@ -77,6 +77,11 @@ def _async_redis(request: Request) -> aioredis.Redis:
     return client
 
 
+# uvicorn stops only when every open response has ended, and an event stream never ends by
+# itself: ``gateway serve`` and the demo stop waiting after this long (the browser reconnects
+# with ``Last-Event-ID`` when the gateway is back).
+SHUTDOWN_GRACE_SECONDS = 3
+
 Render = Callable[[events.Event], str]
 StillAllowed = Callable[[], Awaitable[bool]]
 
