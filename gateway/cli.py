@@ -72,6 +72,7 @@ def _serve(args: argparse.Namespace) -> None:
     import uvicorn
 
     from gateway.api.app import create_app
+    from gateway.api.events import SHUTDOWN_GRACE_SECONDS
 
     gw = build_gateway(args.config, service="msp-gateway-api")
     # uvicorn re-raises SIGTERM after shutting down; exit through Python so an embedded
@@ -81,7 +82,7 @@ def _serve(args: argparse.Namespace) -> None:
         # With JSON logs, uvicorn's loggers go through the root handler (JSON, redacted).
         log_config = None if logs.is_json() else uvicorn.config.LOGGING_CONFIG
         uvicorn.run(create_app(gw), host=args.host, port=args.port, log_level="warning", workers=1,
-                    log_config=log_config)
+                    log_config=log_config, timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS)
     finally:
         gw.close()
 
