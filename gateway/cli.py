@@ -25,6 +25,7 @@ def _serve(args: argparse.Namespace) -> None:
     import uvicorn
 
     from gateway.api.app import create_app
+    from gateway.api.events import SHUTDOWN_GRACE_SECONDS
 
     gw = build_gateway(args.config, args.started, service="msp-gateway-api")
     # uvicorn re-raises SIGTERM after shutting down; exit through Python so an embedded
@@ -34,7 +35,7 @@ def _serve(args: argparse.Namespace) -> None:
         # With JSON logs, uvicorn's loggers go through the root handler (JSON, redacted).
         log_config = None if logs.is_json() else uvicorn.config.LOGGING_CONFIG
         uvicorn.run(create_app(gw), host=args.host, port=args.port, log_level="warning", workers=1,
-                    log_config=log_config)
+                    log_config=log_config, timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS)
     finally:
         gw.close()
 

@@ -218,6 +218,7 @@ def run_demo(*, port: int, workers: int, data_dir: Path) -> None:
     import uvicorn
 
     from gateway.api.app import create_app
+    from gateway.api.events import SHUTDOWN_GRACE_SECONDS
     from gateway.core import Gateway
     from gateway.settings import load_settings
 
@@ -263,7 +264,8 @@ def run_demo(*, port: int, workers: int, data_dir: Path) -> None:
         # exiting through it runs the clean-up below (workers, simulators, Redis).
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         try:
-            uvicorn.run(create_app(gw), host="127.0.0.1", port=port, log_level="warning")
+            uvicorn.run(create_app(gw), host="127.0.0.1", port=port, log_level="warning",
+                        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS)
         finally:
             worker.terminate()
             try:

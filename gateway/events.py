@@ -583,6 +583,15 @@ class ConnectionWatch:
                                               data=ConnectionRecoveredData(conn.vendor, was.decode())))  # fmt: skip
 
 
+def troubles(client: redis.Redis, connection_ids: list[str]) -> dict[str, str]:
+    """The current trouble (``auth_failed``, ``sync_failed``, ``paused``) of each connection
+    that has one, as last announced."""
+    if not connection_ids:
+        return {}
+    found = client.mget([_trouble_key(c) for c in connection_ids])
+    return {c: raw.decode() for c, raw in zip(connection_ids, found) if raw}
+
+
 def _watch(runtime: Runtime | None) -> ConnectionWatch | None:
     return getattr(runtime, "connection_watch", None) if runtime is not None else None
 

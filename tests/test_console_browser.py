@@ -39,6 +39,8 @@ class Live:
     base: str
     sim: ConnectWiseSimulator
     api: httpx.Client
+    gateway: list[str]  # the gateway's command line, up to the subcommand
+    env: dict[str, str]
 
     def dead_letter(self, text: str) -> tuple[str, str]:
         """A reply the simulator refuses with 400 (dead-lettered at once); the fault is then cleared."""
@@ -105,7 +107,7 @@ def live(redis_server: EmbeddedRedis, tmp_path_factory: pytest.TempPathFactory) 
     api = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {ADMIN}"}, timeout=10)
     try:
         _wait_healthy(base, procs)
-        yield Live(base, sim, api)
+        yield Live(base, sim, api, gateway, env)
     finally:
         api.close()
         for proc in procs:
@@ -142,8 +144,23 @@ def sign_in(page: object, base: str, key: str = ADMIN) -> None:
     page.click("button[type=submit]")  # type: ignore[attr-defined]
 
 
-def test_an_operator_retries_a_dead_letter_after_clearing_the_fault_and_it_lands_once(live: Live, chromium) -> None:
-    write_id, ticket = live.dead_letter("browser retry")
+def follow_live(page: object) -> list[str]:
+    """Wait until the page follows the event stream; mark the document so that a reload shows
+    (the mark is gone after one). Returns the URLs the page requests from now on."""
+    page.wait_for_selector("#live[data-state=open]")  # type: ignore[attr-defined]
+    page.evaluate("window.notReloaded = true")  # type: ignore[attr-defined]
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))  # type: ignore[attr-defined]
+    return requested
+
+
+def not_reloaded(page: object) -> bool:
+    return page.evaluate("window.notReloaded === true")  # type: ignore[attr-defined]
+
+
+def test_an_operator_sees_a_dead_letter_arrive_retries_it_after_clearing_the_fault_and_it_lands_once(
+    live: Live, chromium
+) -> None:
     context = chromium.new_context(viewport={"width": 1360, "height": 900})
     page = context.new_page()
     dialogs: list[str] = []
@@ -158,8 +175,12 @@ def test_an_operator_retries_a_dead_letter_after_clearing_the_fault_and_it_lands
     page.fill("#key", ADMIN)
     page.click("button[type=submit]")
     page.wait_for_url(f"{live.base}/console/dead-letters")
-    row = page.locator("#dead-letters tr", has_text=write_id[:14])
-    assert row.count() == 1
+    follow_live(page)
+    # A simulator fault makes a dead letter while the list is open: it appears without a reload.
+    write_id, ticket = live.dead_letter("browser retry")
+    row = page.locator(f"#dead-letters tr[data-key='{write_id}']")
+    row.wait_for(timeout=15_000)
+    assert not_reloaded(page)
     # The hostile summary is text on the page, and none of it ran.
     assert HOSTILE in row.inner_text()
     assert page.title() != "pwned"
@@ -174,10 +195,19 @@ def test_an_operator_retries_a_dead_letter_after_clearing_the_fault_and_it_lands
     assert page.locator("#ticket-summary").inner_text() == HOSTILE
     shot(page, "dead-letter")
 
-    page.click("#retry")
-    page.wait_for_url(f"{live.base}/console/writes/{write_id}?done=retry")
-    # The page follows the write (the console's script polls its status) until it lands.
-    page.wait_for_selector("#write-status.status-succeeded", timeout=30_000)
+    # The fault is cleared; the vendor now answers slowly, so the write page opens before the
+    # write lands and can only learn its success from the write.succeeded event.
+    live.sim.set_faults(Faults(latency_ms=1500, writes_only=True))
+    try:
+        page.click("#retry")
+        page.wait_for_url(f"{live.base}/console/writes/{write_id}?done=retry")
+        assert page.locator("#write-status").inner_text() in {"queued", "running"}
+        requested = follow_live(page)
+        page.wait_for_selector("#write-status.status-succeeded", timeout=30_000)
+    finally:
+        live.sim.set_faults(Faults())
+    assert not_reloaded(page) and f"{live.base}/console/writes/{write_id}?done=retry" in requested
+    assert page.locator("#timeline .row.kind-vendor_call:not(.failed)").count() >= 1  # the retry's call, redrawn
     assert len(dialogs) == 1 and "again" in dialogs[0]
     assert page.title() != "pwned"
     notes = [n for n in live.sim.ticket_notes(ticket) if "browser retry" in (n.get("text") or "")]
@@ -187,9 +217,31 @@ def test_an_operator_retries_a_dead_letter_after_clearing_the_fault_and_it_lands
     page.goto(f"{live.base}/console/writes?q={ticket and f'cw-main:{ticket}'}")
     assert page.locator(f"#writes a[href='/console/writes/{write_id}']").count() == 1
     shot(page, "writes")
+    context.close()
+
+
+def test_the_connections_page_shows_a_429_pause_as_it_happens(live: Live, chromium) -> None:
+    context = chromium.new_context(viewport={"width": 1360, "height": 900})
+    page = context.new_page()
+    sign_in(page, live.base)
+    page.wait_for_url(f"{live.base}/console/dead-letters")
     page.goto(f"{live.base}/console/connections")
     assert page.locator("#connection-cw-main svg.usage rect").count() >= 1
-    shot(page, "connections")
+    follow_live(page)
+    live.sim.set_faults(Faults(throttle_rate=1.0, retry_after=2.0, writes_only=True))
+    try:
+        answer = live.api.post(f"/v1/tickets/cw-main:{live.sim.sample_ticket_id()}/replies",
+                               json={"text": "throttled reply"}, headers={"Idempotency-Key": "throttled reply"})
+        assert answer.status_code == 202, answer.text
+        page.wait_for_selector("#connection-cw-main .badge[data-refresh-in]", timeout=15_000)  # connection.paused
+        assert not_reloaded(page)
+        shot(page, "connections")
+    finally:
+        live.sim.set_faults(Faults())
+    assert live.wait(answer.json()["write_id"], {"succeeded"}) == "succeeded"
+    # The pause runs out (and connection.recovered arrives): the badge goes, still without a reload.
+    page.wait_for_selector("#connection-cw-main .badge[data-refresh-in]", state="detached", timeout=15_000)
+    assert not_reloaded(page)
     context.close()
 
 
@@ -209,6 +261,28 @@ def test_pages_read_and_retry_with_javascript_off(live: Live, chromium) -> None:
     page.wait_for_selector("#write-status.status-succeeded", timeout=30_000)
     assert len([n for n in live.sim.ticket_notes(ticket) if "retry without script" in (n.get("text") or "")]) == 1
     context.close()
+
+
+def test_the_gateway_stops_while_a_console_page_follows_its_events(live: Live, chromium) -> None:
+    """An open event stream never ends by itself; ``gateway serve`` must not wait for it forever."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen([*live.gateway, "serve", "--port", str(port)], env=live.env)
+    context = chromium.new_context()
+    try:
+        _wait_healthy(base, [server])
+        page = context.new_page()
+        sign_in(page, base)
+        page.wait_for_url(f"{base}/console/dead-letters")
+        page.wait_for_selector("#live[data-state=open]")
+        server.terminate()
+        server.wait(timeout=30)  # before the grace period, uvicorn waited for the stream until the tab closed
+        page.wait_for_selector("#live[data-state=connecting]")  # the page knows, and will resume
+    finally:
+        context.close()
+        if server.poll() is None:
+            server.kill()
+            server.wait()
 
 
 class _Attacker(http.server.BaseHTTPRequestHandler):

@@ -21,9 +21,15 @@ class Principal:
     scopes: frozenset[str]
 
 
+KNOWN_KEYS_CAP = 1024
+
+
 class KeyRing:
     def __init__(self, settings: Settings) -> None:
         self._keys: dict[str, Principal | None] = {}
+        # Valid keys already hashed in this process (keys and revocations are configuration:
+        # they change only with a restart), so a request does not hash its key again.
+        self._known: dict[str, Principal] = {}
         for workspace in settings.workspaces:
             for key in workspace.api_keys:
                 self._keys[key.sha256] = None if key.revoked else Principal(
@@ -36,9 +42,15 @@ class KeyRing:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise NotAuthorizedException("a bearer API key is required")
-        principal = self._keys.get(hash_key(token.strip()))
+        token = token.strip()
+        principal = self._known.get(token)
         if principal is None:
-            raise NotAuthorizedException("the API key is not valid")
+            principal = self._keys.get(hash_key(token))
+            if principal is None:
+                raise NotAuthorizedException("the API key is not valid")
+            if len(self._known) >= KNOWN_KEYS_CAP:  # keys are few; a full map is just started again
+                self._known.clear()
+            self._known[token] = principal
         return principal
 
     def principal(self, request: Request, scope: str) -> Principal:

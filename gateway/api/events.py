@@ -11,7 +11,7 @@ Both need the ``events:read`` scope and see only the key's workspace.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
 import redis.asyncio as aioredis
@@ -77,13 +77,30 @@ def _async_redis(request: Request) -> aioredis.Redis:
     return client
 
 
+# uvicorn stops only when every open response has ended, and an event stream never ends by
+# itself: ``gateway serve`` and the demo stop waiting after this long (the browser reconnects
+# with ``Last-Event-ID`` when the gateway is back).
+SHUTDOWN_GRACE_SECONDS = 3
+
+Render = Callable[[events.Event], str]
+StillAllowed = Callable[[], Awaitable[bool]]
+
+
+def full_event(event: events.Event) -> str:
+    """The event as the API sends it: its JSON, as stored (already redacted)."""
+    return events.encode(event).decode()
+
+
 async def _follow(client: aioredis.Redis, workspace: str, after: str, wanted: frozenset[str],
-                  connection: str | None, heartbeat_ms: int) -> AsyncIterator[ServerSentEventMessage]:  # fmt: skip
+                  connection: str | None, heartbeat_ms: int, render: Render,
+                  still_allowed: StillAllowed | None) -> AsyncIterator[ServerSentEventMessage]:  # fmt: skip
     key = events.stream_key(workspace)
     cursor = after
     yield ServerSentEventMessage(data=None, comment="connected", retry=2000)
     while True:
         answer = await client.xread({key: cursor}, count=500, block=heartbeat_ms)
+        if still_allowed is not None and not await still_allowed():
+            return  # signed out or the key lost its scope: nothing more is sent
         if not answer:
             yield ServerSentEventMessage(data=None, comment="heartbeat")
             continue
@@ -92,8 +109,27 @@ async def _follow(client: aioredis.Redis, workspace: str, after: str, wanted: fr
                 cursor = entry_id.decode()
                 event = events.decode(cursor, fields[b"e"])
                 if events.matches(event, wanted, connection):
-                    yield ServerSentEventMessage(data=events.encode(event).decode(), event=events.type_of(event),
-                                                 id=cursor)  # fmt: skip
+                    yield ServerSentEventMessage(data=render(event), event=events.type_of(event), id=cursor)
+
+
+async def event_stream(
+    request: Request, workspace: str, *, after: str | None = None, wanted: frozenset[str] = frozenset(),
+    connection: str | None = None, render: Render = full_event, still_allowed: StillAllowed | None = None,
+) -> ServerSentEvent:  # fmt: skip
+    """``workspace``'s events as Server-Sent Events, for a caller already authorised to read
+    them (the API's bearer key, the console's session). Resumes after the ``Last-Event-ID``
+    header (or ``after``), otherwise starts with the next event; ``wanted`` and ``connection``
+    filter, ``render`` makes each frame's data, and ``still_allowed`` (asked before each batch
+    and heartbeat) ends the stream when the caller may no longer read it."""
+    resume = request.headers.get("last-event-id") or after
+    client = _async_redis(request)
+    if resume:
+        start = _event_id(resume, "Last-Event-ID")
+    else:
+        last: Any = await client.xrevrange(events.stream_key(workspace), count=1)
+        start = last[0][0].decode() if last else "0"
+    heartbeat_ms = int(gateway_of(request).settings.gateway.events_heartbeat_seconds * 1000)
+    return ServerSentEvent(_follow(client, workspace, start, wanted, connection, heartbeat_ms, render, still_allowed))
 
 
 STREAM_RESPONSE = {
@@ -112,17 +148,8 @@ async def stream_events(
     ``Last-Event-ID`` header (or ``after``) without a gap or a repeat; otherwise starts with
     the next event. Sends a heartbeat comment when idle."""
     principal = authorize(request, EVENTS)
-    gw = gateway_of(request)
-    wanted = _filters(gw, principal.workspace, types, connection)
-    resume = request.headers.get("last-event-id") or after
-    client = _async_redis(request)
-    if resume:
-        start = _event_id(resume, "Last-Event-ID")
-    else:
-        last: Any = await client.xrevrange(events.stream_key(principal.workspace), count=1)
-        start = last[0][0].decode() if last else "0"
-    heartbeat_ms = int(gw.settings.gateway.events_heartbeat_seconds * 1000)
-    return ServerSentEvent(_follow(client, principal.workspace, start, wanted, connection, heartbeat_ms))
+    wanted = _filters(gateway_of(request), principal.workspace, types, connection)
+    return await event_stream(request, principal.workspace, after=after, wanted=wanted, connection=connection)
 
 
 async def close(app: Any) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from gateway import audit, keys, sync
+from gateway import audit, events, keys, sync
 from gateway.api.auth import Principal
 from gateway.core import Gateway
 from gateway.models import RateLimitPolicy
@@ -68,6 +68,9 @@ class Usage:
         return (self.minutes[-1].reads + self.minutes[-1].writes) if self.minutes else 0
 
 
+TROUBLE_TEXT = {"auth_failed": "credentials refused", "sync_failed": "sync failing"}
+
+
 @dataclass
 class ConnectionHealth:
     id: str
@@ -83,6 +86,12 @@ class ConnectionHealth:
     budget_used_percent: float | None
     usage: Usage
     last_error: str | None
+    trouble: str | None  # as the event log last announced it: auth_failed, sync_failed, paused
+
+    @property
+    def trouble_text(self) -> str | None:
+        """The trouble in words; a pause shows as its countdown instead, while it lasts."""
+        return TROUBLE_TEXT.get(self.trouble or "")
 
 
 def budget_per_minute(policy: RateLimitPolicy) -> int | None:
@@ -145,10 +154,10 @@ def connections(gw: Gateway, principal: Principal) -> list[ConnectionHealth]:
     dead: dict[str, int] = {}
     for record in gw.writes.dead_letters(principal.workspace, 500):
         dead[record.connection] = dead.get(record.connection, 0) + 1
+    own = sorted((c for c in gw.connections.values() if c.workspace == principal.workspace), key=lambda c: c.id)
+    trouble = events.troubles(gw.redis, [c.id for c in own])
     result = []
-    for conn in sorted(gw.connections.values(), key=lambda c: c.id):
-        if conn.workspace != principal.workspace:
-            continue
+    for conn in own:
         info = gw.vendors.info(conn.vendor)
         status = sync.status(gw, conn.id) if conn.id in synced else None
         used = usage(gw, conn.id, conn.rate_limit)
@@ -159,6 +168,6 @@ def connections(gw: Gateway, principal: Principal) -> list[ConnectionHealth]:
             dead_letters=dead.get(conn.id, 0), paused_seconds=round(gw.limiter.paused_for(conn.id), 1),
             rate_limit=describe(conn.rate_limit),
             budget_used_percent=round(100 * used.last_minute / budget, 1) if budget else None,
-            usage=used, last_error=status.last_error if status else None,
+            usage=used, last_error=status.last_error if status else None, trouble=trouble.get(conn.id),
         ))
     return result

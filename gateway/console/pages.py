@@ -1,6 +1,8 @@
 """The console's routes: sign-in, dead letters, writes and connections, as server-rendered HTML.
 
-Reading works with JavaScript off. Every form posts a CSRF token and is checked against the
+Reading works with JavaScript off. With it, the dead letters, write and connections pages
+follow ``/console/events`` (the workspace's event log as Server-Sent Events, through the same
+code as ``GET /v1/events/stream``) and fetch themselves again when an event concerns them. Every form posts a CSRF token and is checked against the
 session and the request's origin (``session.py``). Retry, discard and resync ask for
 confirmation: ``console.js`` asks in a dialog, and without JavaScript the server answers the
 first post with a confirmation page. Retry and discard call the admin API's own functions.
@@ -15,15 +17,17 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import anyio
+import msgspec
 from litestar import Request, Response, get, post
 from litestar.exceptions import HTTPException
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
-from gateway import sync
+from gateway import events, sync
 from gateway.api.write_admin import discard_dead_letter_as, own_write, retry_dead_letter_as
 from gateway.api.auth import Principal
 from gateway.api.common import gateway_of, own_connection
+from gateway.api.events import event_stream
 from gateway.api.problems import ApiError
 from gateway.console import health, views
 from gateway.console.session import (
@@ -153,20 +157,25 @@ def dead_letters_page(request: Request, connection: FromQuery[str] = "", kind: F
                       cause: FromQuery[str] = "") -> Template:
     """Dead letters of the workspace, newest first, filtered by connection, kind and cause."""
     session, principal = _signed_in(request)
+    gw = gateway_of(request)
+    live_after = gw.events.last_id(principal.workspace)  # before reading: no event falls in between
     filters = views.Filters(connection[:200], kind[:200], cause[:200])
-    rows, choices = views.dead_letters(gateway_of(request), principal, filters)
+    rows, choices = views.dead_letters(gw, principal, filters)
     return _page(request, "dead_letters", session, principal, rows=rows, choices=choices, filters=filters,
-                 nav="dead-letters")
+                 nav="dead-letters", live_after=live_after)
 
 
 @get("/dead-letters/{write_id:str}", sync_to_thread=True, name="console-dead-letter")
 def dead_letter_page(request: Request, write_id: FromPath[str]) -> Response[Any]:
     """One dead letter: its request, attempts and timeline, with retry and discard."""
     session, principal = _signed_in(request)
-    detail = views.write_detail(gateway_of(request), principal, write_id)
+    gw = gateway_of(request)
+    live_after = gw.events.last_id(principal.workspace)
+    detail = views.write_detail(gw, principal, write_id)
     if detail.view.status != "dead":
         return Redirect(f"/console/writes/{quote(write_id)}", status_code=303)
-    return _page(request, "write", session, principal, detail=detail, nav="dead-letters", dead=True)
+    return _page(request, "write", session, principal, detail=detail, nav="dead-letters", dead=True,
+                 live_after=live_after)
 
 
 def _confirm(request: Request, session: ConsoleSession, principal: Principal, *, action: str, question: str,
@@ -217,20 +226,15 @@ def writes_page(request: Request, q: FromQuery[str] = "") -> Template:
 
 @get("/writes/{write_id:str}", sync_to_thread=True, name="console-write")
 def write_page(request: Request, write_id: FromPath[str], done: FromQuery[str] = "") -> Template:
-    """One write: status, request, attempts and timeline; refreshes itself until it finishes."""
+    """One write: status, request, attempts and timeline; follows the write until it finishes
+    (the event stream, or a refresh without JavaScript)."""
     session, principal = _signed_in(request)
-    detail = views.write_detail(gateway_of(request), principal, write_id)
+    gw = gateway_of(request)
+    live_after = gw.events.last_id(principal.workspace)
+    detail = views.write_detail(gw, principal, write_id)
     return _page(request, "write", session, principal, detail=detail, nav="writes",
                  dead=detail.view.status == "dead", done=done if done in {"retry", "discard"} else "",
-                 pending=detail.view.status not in TERMINAL)
-
-
-@get("/writes/{write_id:str}/status", sync_to_thread=True, name="console-write-status")
-def write_status(request: Request, write_id: FromPath[str]) -> dict[str, Any]:
-    """The write's status for the page's poll (the session's workspace only)."""
-    _, principal = _signed_in(request)
-    record = own_write(gateway_of(request), principal, write_id)
-    return {"status": record.status, "attempts": len(record.attempts), "updated_at": record.updated_at.isoformat()}
+                 pending=detail.view.status not in TERMINAL, live_after=live_after)
 
 
 # --------------------------------------------------------------------------- connections
@@ -240,9 +244,12 @@ def write_status(request: Request, write_id: FromPath[str]) -> dict[str, Any]:
 def connections_page(request: Request, resynced: FromQuery[str] = "") -> Template:
     """Per connection: vendor, sync lag and backlog, rate budget, 429 pause, last error."""
     session, principal = _signed_in(request)
-    rows = health.connections(gateway_of(request), principal)
+    gw = gateway_of(request)
+    live_after = gw.events.last_id(principal.workspace)
+    rows = health.connections(gw, principal)
     return _page(request, "connections", session, principal, rows=rows, nav="connections",
-                 resynced=resynced if any(r.id == resynced for r in rows) else "", chart=health)
+                 resynced=resynced if any(r.id == resynced for r in rows) else "", chart=health,
+                 live_after=live_after)
 
 
 @post("/connections/{connection_id:str}/resync", name="console-resync")
@@ -257,6 +264,40 @@ async def resync(request: Request, connection_id: FromPath[str]) -> Response[Any
                         back="/console/connections", button="Resync")
     await anyio.to_thread.run_sync(sync.resync, gw, connection_id)
     return Redirect(f"/console/connections?{urlencode({'resynced': connection_id})}", status_code=303)
+
+
+# --------------------------------------------------------------------------- live updates
+
+# What the pages follow: a write's outcome and the operator actions on it, a connection's trouble.
+LIVE_TYPES = frozenset({
+    "write.succeeded", "write.dead_lettered", "write.retried", "write.discarded",
+    "connection.paused", "connection.recovered", "connection.auth_failed", "connection.sync_failed",
+})
+_frame = msgspec.json.Encoder()
+
+
+def live_frame(event: events.Event) -> str:
+    """What a page needs to know: which write or connection changed. The page then fetches
+    itself again, so everything it shows is rendered (and escaped) on the server."""
+    return _frame.encode({"write": event.write, "connection": event.connection}).decode()
+
+
+@get("/events", name="console-events")
+async def live_events(request: Request, after: FromQuery[str | None] = None) -> Response[Any]:
+    """The session's workspace's events as Server-Sent Events (see ``LIVE_TYPES``), from the
+    event id the page was rendered at; ends when the session does."""
+    sessions = _sessions(request)
+    found = await anyio.to_thread.run_sync(sessions.find, request)
+    if found is None:
+        return Response("Sign in again.", status_code=401, media_type="text/plain")
+    _, principal = found
+
+    async def still_signed_in() -> bool:
+        again = await anyio.to_thread.run_sync(sessions.find, request)
+        return again is not None and again[1].workspace == principal.workspace
+
+    return await event_stream(request, principal.workspace, after=after, wanted=LIVE_TYPES, render=live_frame,
+                              still_allowed=still_signed_in)
 
 
 # --------------------------------------------------------------------------- errors
@@ -291,4 +332,4 @@ def console_error(request: Request, exc: Exception) -> Response[Any]:
 
 
 ROUTES = [sign_in_page, sign_in, sign_out, dead_letters_page, dead_letter_page, retry, discard,
-          writes_page, write_page, write_status, connections_page, resync]
+          writes_page, write_page, connections_page, resync, live_events]
