@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     from litestar.testing import AsyncTestClient
 
     from bench.rig import Rig, add_tickets
-    from gateway import sync
+    from gateway.testing.workers import sync_until_idle
     from gateway.api.app import create_app
     from gateway.core import Gateway
     from gateway.testing.harness import settings_from
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.route == "reply":
             rig.warm_ticket_cache(vendor)
         else:
-            sync.sync_until_idle(gw, "cw-api")
+            sync_until_idle(gw, "cw-api")
         app = create_app(gw)
         anyio.to_thread.run_sync = _inline  # type: ignore[assignment]  # the reply route's hop
         import litestar.concurrency

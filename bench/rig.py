@@ -23,13 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import msgspec
 import redis
 from rq import Queue, Worker
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 
 from bench.tap import VendorTap
-from gateway import intake, scheduler
+from gateway import intake, keys, scheduler
 from gateway.core import Gateway
 from gateway.embedded_redis import EmbeddedRedis
 from gateway.models import TicketQuery
@@ -229,7 +228,7 @@ class Rig:
                                query=TicketQuery(open_only=True, page_size=1000, cursor=cursor))
                 for ticket in page.tickets:
                     if ticket.ref in wanted:
-                        pipe.set(f"cache:ticket:{ticket.ref}", msgspec.json.encode(ticket), ex=intake.TICKET_TTL)
+                        intake.TICKETS.put(pipe, keys.ticket_cache(gw.connection(vendor.connection).workspace, ticket.ref), ticket)
                         warmed += 1
                 if not page.next_cursor or not page.tickets:
                     break

@@ -11,61 +11,14 @@ import sys
 from pathlib import Path
 
 import redis
-from redis.sentinel import Sentinel
 
-from gateway import durability, logs
-from gateway.core import Gateway
+from gateway import logs
+from gateway.core import build_gateway, redis_url_for
 from gateway.embedded_redis import EmbeddedRedis
 from gateway.errors import ConfigError
-from gateway.settings import Settings, hash_key, load_settings
+from gateway.settings import hash_key, load_settings
 
 log = logging.getLogger("gateway")
-
-
-def redis_url_for(settings: Settings) -> str:
-    """``REDIS_URL``, else the config's ``redis_url``, else the embedded redis-server (started
-    once per data directory and shared by the API and worker processes, fsyncing every write
-    under ``durability = "fsync"``)."""
-    url = os.environ.get("REDIS_URL") or settings.gateway.redis_url
-    if url:
-        return url
-    data_dir = Path(settings.gateway.data_dir)
-    url_file = data_dir / "redis.url"
-    appendfsync = durability.appendfsync_for(settings.gateway.durability)
-    if url_file.is_file():
-        url = url_file.read_text().strip()
-        try:
-            embedded = redis.Redis.from_url(url, socket_connect_timeout=1)
-            embedded.config_set("appendfsync", appendfsync)  # ours: it follows this config
-            return url
-        except redis.RedisError:
-            pass
-    server = EmbeddedRedis(data_dir / "redis", appendfsync=appendfsync).start()
-    url_file.write_text(server.url)
-    _keep.append(server)
-    return server.url
-
-
-_keep: list[EmbeddedRedis] = []  # embedded servers live as long as the process that started them
-
-
-def redis_client_for(settings: Settings) -> redis.Redis:
-    """The Redis primary: through Sentinel when ``redis_sentinels`` is set (it follows a
-    failover), else at ``redis_url_for``."""
-    config = settings.gateway
-    if config.redis_sentinels:
-        addresses = [(host, int(port)) for host, _, port in (a.rpartition(":") for a in config.redis_sentinels)]
-        sentinel = Sentinel(addresses, socket_timeout=2, socket_connect_timeout=2)
-        return sentinel.master_for(config.redis_master_name, socket_timeout=10, socket_connect_timeout=2)
-    return redis.Redis.from_url(redis_url_for(settings))
-
-
-def build_gateway(config_path: str | None, *, service: str = "msp-gateway") -> Gateway:
-    logs.ensure_configured()  # before the gateway attaches its redaction filter to the handlers
-    settings = load_settings(config_path)
-    client = redis_client_for(settings)
-    durability.check_server(client, settings)
-    return Gateway(settings, client, service=service)
 
 
 def _serve(args: argparse.Namespace) -> None:
@@ -74,7 +27,7 @@ def _serve(args: argparse.Namespace) -> None:
     from gateway.api.app import create_app
     from gateway.api.events import SHUTDOWN_GRACE_SECONDS
 
-    gw = build_gateway(args.config, service="msp-gateway-api")
+    gw = build_gateway(args.config, args.started, service="msp-gateway-api")
     # uvicorn re-raises SIGTERM after shutting down; exit through Python so an embedded
     # redis-server this process started is stopped too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -94,10 +47,10 @@ def _worker(args: argparse.Namespace) -> None:
         # Resolve (and if need be start) Redis once, so every child shares it.
         settings = load_settings(args.config)
         if not settings.gateway.redis_sentinels:
-            os.environ.setdefault("REDIS_URL", redis_url_for(settings))
+            os.environ.setdefault("REDIS_URL", redis_url_for(settings, args.started))
         supervise(args.config, args.processes)
         return
-    gw = build_gateway(args.config, service="msp-gateway-worker")
+    gw = build_gateway(args.config, args.started, service="msp-gateway-worker")
     try:
         run_worker(gw, burst=args.burst)
     finally:
@@ -147,7 +100,7 @@ def _plugin_new(args: argparse.Namespace) -> None:
 
 
 def _audit_client(args: argparse.Namespace) -> redis.Redis:
-    return redis.Redis.from_url(redis_url_for(load_settings(args.config)))
+    return redis.Redis.from_url(redis_url_for(load_settings(args.config), args.started))
 
 
 def _audit_checkpoint(args: argparse.Namespace) -> None:
@@ -259,6 +212,9 @@ def main(argv: list[str] | None = None) -> None:
     export.set_defaults(func=_audit_checkpoint)
 
     args = parser.parse_args(argv)
+    # Embedded redis-servers this process starts live until the command is done.
+    started: list[EmbeddedRedis] = []
+    args.started = started
     logs.configure()  # GATEWAY_LOG_FORMAT=json: one JSON object per line
     try:
         args.func(args)
@@ -268,7 +224,7 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         pass
     finally:
-        for server in _keep:
+        for server in started:
             server.stop()
 
 

@@ -1,235 +1,80 @@
-"""``Gateway``: settings, plugins, connections and shared services, assembled once per process.
+"""``Gateway``: the hub with every service's listeners registered, assembled once per process.
 
-The API process and every worker build one. Connections are checked against their vendor's
-plugin at start-up (vendor installed, settings convert to the plugin's settings type) so bad
-config fails with one message naming the field. Vendor clients are created lazily, one per
-connection, and closed with the gateway.
+The API process and every worker build one (``build_gateway`` from a config file, or
+``Gateway(settings, redis)``). ``gateway.hub.Hub`` holds settings, plugins, connections and the
+stores; this class adds what the services do when things happen: a landed write refetches its
+ticket (``sync``) and records ticket-alert links (``links``), an event queues deliveries to the
+subscriptions it concerns (``delivery``). The hub below never imports the services.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
-import threading
-import time
-from typing import Any
-
-import msgspec
+from pathlib import Path
 import redis
-import rq
+from redis.sentinel import Sentinel
 
-from gateway import audit, delivery
-from gateway.errors import ConfigError, NotSupported, VendorAuthFailed
-from gateway.events import ConnectionWatch, EventLog
-from gateway.models import Capability, Connection, RateLimitPolicy, RateLimitWindow
-from gateway.plugins import LoadedPlugins, Vendors, load_plugins
-from gateway.ratelimit import RateLimiter
-from gateway.scheduler import Scheduler
-from gateway.redact import Redactor, install_log_redaction
-from gateway.runtime import Runtime
-from gateway.settings import ConnectionConfig, Settings, WorkspaceConfig, secret_values
-from gateway.store import TicketStore
-from gateway.writes import WriteStore
+from gateway import delivery, durability, links, logs, sync
+from gateway.embedded_redis import EmbeddedRedis
+from gateway.hub import WRITE_QUEUE, Hub
+from gateway.plugins import LoadedPlugins
+from gateway.settings import Settings, load_settings
 
-WRITE_QUEUE = "writes"
-# How often a process that sees calls succeed clears an ``auth_failed`` mark another left.
-AUTH_MARK_RECHECK_SECONDS = 30.0
+__all__ = ["WRITE_QUEUE", "Gateway", "build_gateway", "redis_client_for", "redis_url_for"]
 
 
-class Gateway:
-    """Everything a request handler or a job needs, built from ``Settings``."""
+class Gateway(Hub):
+    """Everything a request handler or a job needs, built from ``Settings``, with the services'
+    listeners registered."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        redis_client: redis.Redis,
-        *,
-        plugins: LoadedPlugins | None = None,
-        service: str = "msp-gateway",
-    ) -> None:
-        self.settings = settings
-        self.redis = redis_client
-        self.plugins = plugins or load_plugins()
-        self.vendors = Vendors(self.plugins)
-        self.redactor = Redactor(secret_values(settings))
-        install_log_redaction(self.redactor)
-        self.tracer_provider = audit.build_tracer_provider(
-            redis_client, self.redactor, service, keep_records=settings.gateway.audit_keep_records
-        )
-        self.tracer = audit.tracer(self.tracer_provider)
-        self.limiter = RateLimiter(redis_client)
-        self.events = EventLog(redis_client, self.redactor,
-                               retention_seconds=settings.gateway.events_retention_days * 86400)  # fmt: skip
-        self.runtime = Runtime(redis_client, self.limiter, self.redactor, self.tracer, ConnectionWatch(self.events))
-        self.writes = WriteStore(
-            redis_client, idempotency_seconds=int(settings.gateway.idempotency_hours * 3600)
-        )
-        self.queue = rq.Queue(WRITE_QUEUE, connection=redis_client)
-        self.scheduler = Scheduler(redis_client)
-        self.store = TicketStore(redis_client, events=self.events)
-        self.connections: dict[str, Connection] = {}
-        self.workspace_of: dict[str, WorkspaceConfig] = {}
-        # Connections whose plugin failed to load: (workspace, why). The rest keep working.
-        self.unavailable: dict[str, tuple[str, str]] = {}
-        broken = {b.name: b.error for b in self.plugins.broken}
-        for w_index, workspace in enumerate(settings.workspaces):
-            for c_index, conn in enumerate(workspace.connections):
-                where = f"workspaces[{w_index}].connections[{c_index}]"
-                if conn.vendor not in self.plugins.vendors and conn.vendor in broken:
-                    reason = f"the {conn.vendor} plugin failed to load: {broken[conn.vendor]}"
-                    self.unavailable[conn.id] = (workspace.id, self.redactor.scrub(reason))
-                    continue
-                self.connections[conn.id] = self._connection(workspace, conn, where)
-                self.workspace_of[conn.id] = workspace
-        self._clients: dict[str, Any] = {}
-        self._caps: dict[str, int] = {}
-        # Connections this process marked ``auth_failed``, and when a success here next clears
-        # a mark another process left (``call``).
-        self._auth_marked: set[str] = set()
-        self._auth_recheck: dict[str, float] = {}
-        self._lock = threading.Lock()
-        self.retry_base_seconds = settings.gateway.retry_base_seconds
-        # Called with each write that succeeded (the ticket store listens here).
-        from gateway import sync  # sync builds on Gateway; imported here to avoid a cycle
-
-        self.write_listeners: list[Any] = [lambda record: sync.after_write(self, record)]
-        from gateway import links  # links reads through Gateway; imported here like sync
-
+    def __init__(self, settings: Settings, redis_client: redis.Redis, *,
+                 plugins: LoadedPlugins | None = None, service: str = "msp-gateway") -> None:  # fmt: skip
+        super().__init__(settings, redis_client, plugins=plugins, service=service)
+        sync.install(self)
         links.install(self)
         delivery.install(self)
 
-    def after_write(self, record: Any) -> None:
-        """Tell listeners a write landed; drop cached ticket facts it made stale."""
-        if record.target:
-            self.redis.delete(f"cache:ticket:{record.target}")
-        for listener in self.write_listeners:
-            listener(record)
 
-    def _connection(self, workspace: WorkspaceConfig, conn: ConnectionConfig, where: str) -> Connection:
-        if conn.vendor not in self.plugins.vendors:
-            raise ConfigError(f"{where}.vendor: no plugin is installed for {conn.vendor!r}")
-        info = self.plugins.vendors[conn.vendor]
-        settings: Any = dict(conn.settings)
-        if info.settings_type is not None:
-            try:
-                settings = msgspec.convert(conn.settings, info.settings_type)
-            except msgspec.ValidationError as exc:
-                raise ConfigError(f"{where}.settings: {exc}") from None
-        secrets = {name: os.environ[env] for name, env in conn.secrets.items() if env in os.environ}
-        missing = [s for s in info.secret_settings if s not in secrets]
-        if missing:
-            raise ConfigError(f"{where}.secrets: {conn.vendor} needs {', '.join(missing)}")
-        policy = info.default_rate_limit
-        if conn.rate_limit is not None:
-            windows = tuple(RateLimitWindow(r.requests, r.per_seconds) for r in conn.rate_limit)
-            policy = msgspec.structs.replace(policy, windows=windows)
-        if conn.concurrency is not None:
-            policy = msgspec.structs.replace(policy, concurrency=conn.concurrency)
-        if conn.rate_limit_headroom is not None:
-            policy = msgspec.structs.replace(policy, headroom=conn.rate_limit_headroom)
-        if conn.read_share is not None:
-            policy = msgspec.structs.replace(policy, read_share=conn.read_share)
-        cap = info.attachment_cap_bytes
-        if conn.attachment_cap_mb is not None:
-            cap = int(conn.attachment_cap_mb * 1024 * 1024)
-        return Connection(
-            id=conn.id,
-            workspace=workspace.id,
-            vendor=conn.vendor,
-            base_url=conn.base_url.rstrip("/"),
-            settings=settings,
-            secrets=secrets,
-            timeout_seconds=conn.timeout_seconds,
-            rate_limit=policy,
-            attachment_cap_bytes=cap,
-            runtime=self.runtime,
-        )
-
-    # -- connections and calls ----------------------------------------------------------------
-
-    def connection(self, connection_id: str) -> Connection:
+def redis_url_for(settings: Settings, started: list[EmbeddedRedis]) -> str:
+    """``REDIS_URL``, else the config's ``redis_url``, else the embedded redis-server (started
+    once per data directory and shared by the API and worker processes, fsyncing every write
+    under ``durability = "fsync"``). A server started here is appended to ``started``: the
+    caller stops it when the process is done with it."""
+    url = os.environ.get("REDIS_URL") or settings.gateway.redis_url
+    if url:
+        return url
+    data_dir = Path(settings.gateway.data_dir)
+    url_file = data_dir / "redis.url"
+    appendfsync = durability.appendfsync_for(settings.gateway.durability)
+    if url_file.is_file():
+        url = url_file.read_text().strip()
         try:
-            return self.connections[connection_id]
-        except KeyError:
-            raise KeyError(f"no connection {connection_id!r}") from None
+            embedded = redis.Redis.from_url(url, socket_connect_timeout=1)
+            embedded.config_set("appendfsync", appendfsync)  # ours: it follows this config
+            return url
+        except redis.RedisError:
+            pass
+    server = EmbeddedRedis(data_dir / "redis", appendfsync=appendfsync).start()
+    url_file.write_text(server.url)
+    started.append(server)
+    return server.url
 
-    def client(self, connection_id: str) -> Any:
-        """The plugin's client object for a connection, created on first use."""
-        client = self._clients.get(connection_id)
-        if client is None:
-            with self._lock:
-                client = self._clients.get(connection_id)
-                if client is None:
-                    conn = self.connection(connection_id)
-                    client = self.vendors.call(conn.vendor, "gateway_connect", connection=conn)
-                    if client is None:
-                        raise NotSupported(conn.vendor, "connect", f"{conn.vendor} returned no client")
-                    self._clients[connection_id] = client
-        return client
 
-    def call(self, connection_id: str, hook: str, **kwargs: Any) -> Any:
-        """Call ``hook`` of the plugin owning the connection, with its client. A refusal of the
-        connection's credentials marks it ``auth_failed``; a later success clears the mark."""
-        conn = self.connection(connection_id)
-        try:
-            result = self.vendors.call(conn.vendor, hook, client=self.client(connection_id), **kwargs)
-        except VendorAuthFailed as exc:
-            self._auth_marked.add(connection_id)
-            mark = {"since": str(time.time()), "cause": str(exc), "credentials": self._credentials_digest(conn)}
-            self.redis.hset(f"conn:{connection_id}:auth_failed", mapping=mark)
-            raise
-        now = time.monotonic()
-        if connection_id in self._auth_marked or now >= self._auth_recheck.get(connection_id, 0.0):
-            # The credentials work: clear the mark (ours at once, another process's within a
-            # recheck period, so a success costs no Redis call in between).
-            self._auth_marked.discard(connection_id)
-            self._auth_recheck[connection_id] = now + AUTH_MARK_RECHECK_SECONDS
-            self.redis.delete(f"conn:{connection_id}:auth_failed")
-        return result
+def redis_client_for(settings: Settings, started: list[EmbeddedRedis]) -> redis.Redis:
+    """The Redis primary: through Sentinel when ``redis_sentinels`` is set (it follows a
+    failover), else at ``redis_url_for``."""
+    config = settings.gateway
+    if config.redis_sentinels:
+        addresses = [(host, int(port)) for host, _, port in (a.rpartition(":") for a in config.redis_sentinels)]
+        sentinel = Sentinel(addresses, socket_timeout=2, socket_connect_timeout=2)
+        return sentinel.master_for(config.redis_master_name, socket_timeout=10, socket_connect_timeout=2)
+    return redis.Redis.from_url(redis_url_for(settings, started))
 
-    def auth_failure(self, connection_id: str) -> tuple[float, str] | None:
-        """``(since, cause)`` while the connection's credentials are refused, else ``None``. A
-        mark left by other credentials (changed in config since) no longer counts."""
-        raw = self.redis.hgetall(f"conn:{connection_id}:auth_failed")
-        if not raw:
-            return None
-        mark = {k.decode() if isinstance(k, bytes) else k: v.decode() if isinstance(v, bytes) else v
-                for k, v in raw.items()}
-        if mark.get("credentials") != self._credentials_digest(self.connection(connection_id)):
-            return None
-        return float(mark.get("since") or 0), mark.get("cause", "")
 
-    @staticmethod
-    def _credentials_digest(conn: Connection) -> str:
-        # Tells credentials apart without storing them: a short salted digest.
-        material = "\0".join(f"{k}={v}" for k, v in sorted(conn.secrets.items()))
-        return hashlib.sha256(f"auth-mark\0{conn.id}\0{material}".encode()).hexdigest()[:16]
-
-    def capable(self, connection_id: str, capability: Capability) -> bool:
-        return self.vendors.has(self.connection(connection_id).vendor, capability)
-
-    def connection_cap(self, connection_id: str) -> int:
-        """How many runs of this connection's writes may run at once."""
-        cap = self._caps.get(connection_id)
-        if cap is None:
-            found = self.settings.connection(connection_id)
-            conn = self.connections.get(connection_id)
-            if found is not None and found[1].max_running is not None:
-                cap = found[1].max_running
-            elif conn is not None and conn.rate_limit.concurrency:
-                cap = conn.rate_limit.concurrency
-            else:
-                cap = self.settings.gateway.writes_per_connection
-            cap = self._caps[connection_id] = max(1, cap)
-        return cap
-
-    def rate_policy(self, connection_id: str) -> RateLimitPolicy:
-        return self.connection(connection_id).rate_limit
-
-    def close(self) -> None:
-        for client in self._clients.values():
-            close = getattr(client, "close", None)
-            if callable(close):
-                close()
-        self._clients.clear()
-        self.tracer_provider.shutdown()
+def build_gateway(config_path: str | None, started: list[EmbeddedRedis], *, service: str = "msp-gateway") -> Gateway:
+    """The ``Gateway`` a config file describes (``started`` as for ``redis_url_for``)."""
+    logs.ensure_configured()  # before the gateway attaches its redaction filter to the handlers
+    settings = load_settings(config_path)
+    client = redis_client_for(settings, started)
+    durability.check_server(client, settings)
+    return Gateway(settings, client, service=service)

@@ -26,9 +26,7 @@ tool failed to answer, so it heals quickly); ``refresh`` recomputes it at once.
 from __future__ import annotations
 
 import hashlib
-import math
 import re
-import time
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,12 +35,13 @@ from typing import TYPE_CHECKING, Literal
 
 import msgspec
 
-from gateway.locks import try_lock
+from gateway import keys
+from gateway.cache import ReadThrough
 from gateway.models import Alert, Capability, Customer, RunbookLink, VendorKind, split_ref
 from gateway.settings import CustomerLink, WorkspaceConfig
 
 if TYPE_CHECKING:
-    from gateway.core import Gateway
+    from gateway.hub import Hub
 
 MatchedBy = Literal["config", "integration_id", "name", "unmatched"]
 
@@ -340,22 +339,27 @@ def _record(ref: str, records: dict[str, tuple[Source, Customer]], how: dict[str
 
 # --------------------------------------------------------------------------- the cached map
 
+# One process computes a workspace's map; the others wait briefly for its answer instead of
+# asking every tool.
+MAPS = ReadThrough(CustomerMap, 0, single_flight=(60, 10))
+RUNBOOKS = ReadThrough(list[RunbookLink], RUNBOOK_TTL_SECONDS)
+
 
 def _key(workspace: WorkspaceConfig) -> str:
     basis = msgspec.json.encode(
         {"customers": workspace.customers, "connections": [(c.id, c.vendor) for c in workspace.connections]}
     )
-    return f"customers:{workspace.id}:{hashlib.sha256(basis).hexdigest()[:16]}"
+    return keys.cache(workspace.id, "customers", hashlib.sha256(basis).hexdigest()[:16])
 
 
-def _sources(gw: Gateway, workspace_id: str) -> tuple[list[Source], dict[str, str]]:
+def _sources(gw: Hub, workspace_id: str) -> tuple[list[Source], dict[str, str]]:
     sources: list[Source] = []
     errors: dict[str, str] = {}
     for conn in gw.connections.values():
         if conn.workspace != workspace_id or not gw.vendors.has(conn.vendor, Capability.CUSTOMER_READ):
             continue
         try:
-            listed = gw.call(conn.id, "gateway_customer_list") or []
+            listed = gw.vendor(conn.id).customer_list() or []
         except Exception as exc:  # one tool down must not hide the others' customers
             errors[conn.id] = gw.redactor.scrub(str(exc) or type(exc).__name__)
             continue
@@ -363,41 +367,31 @@ def _sources(gw: Gateway, workspace_id: str) -> tuple[list[Source], dict[str, st
     return sources, errors
 
 
-def customer_map(gw: Gateway, workspace_id: str, *, refresh: bool = False) -> CustomerMap:
+def customer_map(gw: Hub, workspace_id: str, *, refresh: bool = False) -> CustomerMap:
     """The workspace's customers across tools (cached; ``refresh`` recomputes)."""
     workspace = gw.settings.workspace(workspace_id)
     if workspace is None:
         return CustomerMap(workspace_id, [], datetime.now(timezone.utc))
-    key = _key(workspace)
-    if not refresh:
-        raw = gw.redis.get(key)
-        if raw:
-            return msgspec.json.decode(raw, type=CustomerMap)
-    # One process computes; the others wait briefly for its answer instead of asking every tool.
-    owner = try_lock(gw.redis, f"lock:{key}", 60)
-    if owner is None and not refresh:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            time.sleep(0.05)
-            raw = gw.redis.get(key)
-            if raw:
-                return msgspec.json.decode(raw, type=CustomerMap)
-    try:
+
+    def compute() -> CustomerMap:
         sources, errors = _sources(gw, workspace_id)
         vendors = {
             c.id: (c.vendor, gw.vendors.info(c.vendor).kind) for c in gw.connections.values() if c.workspace == workspace_id
         }
         customers = match_customers(workspace.customers, sources, vendors)
-        computed = CustomerMap(workspace_id, customers, datetime.now(timezone.utc), errors)
-        ttl = workspace.customer_map_seconds if not errors else min(workspace.customer_map_seconds, ERROR_TTL_SECONDS)
-        gw.redis.set(key, msgspec.json.encode(computed), ex=max(1, math.ceil(ttl)))
-        return computed
-    finally:
-        if owner is not None:
-            owner.release()
+        return CustomerMap(workspace_id, customers, datetime.now(timezone.utc), errors)
+
+    def ttl(computed: CustomerMap) -> float:
+        # A map missing a tool that failed is recomputed soon.
+        seconds = workspace.customer_map_seconds
+        return seconds if not computed.errors else min(seconds, ERROR_TTL_SECONDS)
+
+    found = MAPS.get(gw.redis, _key(workspace), compute, refresh=refresh, ttl=ttl)
+    assert found is not None  # compute always answers
+    return found
 
 
-def expires_in(gw: Gateway, workspace_id: str) -> float | None:
+def expires_in(gw: Hub, workspace_id: str) -> float | None:
     """Seconds until the cached map is recomputed, or ``None`` when none is cached."""
     workspace = gw.settings.workspace(workspace_id)
     if workspace is None:
@@ -406,12 +400,12 @@ def expires_in(gw: Gateway, workspace_id: str) -> float | None:
     return round(ttl / 1000, 3) if ttl and ttl > 0 else None
 
 
-def customer_of(gw: Gateway, workspace_id: str, ref: str) -> WorkspaceCustomer | None:
+def customer_of(gw: Hub, workspace_id: str, ref: str) -> WorkspaceCustomer | None:
     """The workspace customer that one tool's record (a PSA company ref) belongs to."""
     return customer_map(gw, workspace_id).of_ref(ref)
 
 
-def company_refs(gw: Gateway, workspace_id: str, customer_id: str) -> list[str] | None:
+def company_refs(gw: Hub, workspace_id: str, customer_id: str) -> list[str] | None:
     """The PSA company references of a workspace customer (what its tickets carry as
     ``customer.ref``), or ``None`` when the workspace has no such customer."""
     found = customer_map(gw, workspace_id).get(customer_id)
@@ -429,36 +423,32 @@ class Gathered:
     errors: dict[str, str] = field(default_factory=dict)
 
 
-def runbooks(gw: Gateway, customer: WorkspaceCustomer) -> Gathered:
+def runbooks(gw: Hub, customer: WorkspaceCustomer) -> Gathered:
     """The customer's runbooks in each linked documentation tool, with their URLs (cached
     two minutes per company: Hudu counts calls in 5-minute windows)."""
     out = Gathered()
     for link in customer.links_of(VendorKind.DOCS):
         if not link.found or not gw.capable(link.connection, Capability.RUNBOOK):
             continue
-        key = f"cache:runbooks:{link.ref}"
-        raw = gw.redis.get(key)
-        if raw:
-            out.items += msgspec.json.decode(raw, type=list[RunbookLink])
-            continue
+        key = keys.cache(gw.connection(link.connection).workspace, "runbooks", link.ref)
         try:
-            found = list(gw.call(link.connection, "gateway_runbook_list", customer_id=link.vendor_id) or [])
+            found = RUNBOOKS.get(gw.redis, key, lambda: list(
+                gw.vendor(link.connection).runbook_list(customer_id=link.vendor_id) or []))
         except Exception as exc:
             out.errors[link.connection] = gw.redactor.scrub(str(exc) or type(exc).__name__)
             continue
-        gw.redis.set(key, msgspec.json.encode(found), ex=RUNBOOK_TTL_SECONDS)
-        out.items += found
+        out.items += found or []
     return out
 
 
-def alerts(gw: Gateway, customer: WorkspaceCustomer) -> Gathered:
+def alerts(gw: Hub, customer: WorkspaceCustomer) -> Gathered:
     """The customer's active alerts in each linked RMM organization."""
     out = Gathered()
     for link in customer.links_of(VendorKind.RMM):
         if not link.found or not gw.capable(link.connection, Capability.ALERT_READ):
             continue
         try:
-            found: list[Alert] = list(gw.call(link.connection, "gateway_alert_list", customer_id=link.vendor_id) or [])
+            found: list[Alert] = list(gw.vendor(link.connection).alert_list(customer_id=link.vendor_id) or [])
         except Exception as exc:
             out.errors[link.connection] = gw.redactor.scrub(str(exc) or type(exc).__name__)
             continue

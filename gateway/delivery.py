@@ -36,7 +36,7 @@ import secrets
 import time
 import uuid
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import httpx
@@ -44,17 +44,15 @@ import msgspec
 import rq
 from standardwebhooks.webhooks import Webhook
 
-from gateway import events
+from gateway import events, keys
+from gateway.hub import Hub, bound
 from gateway.vendor_http import _tls_context, parse_retry_after
-
-if TYPE_CHECKING:
-    from gateway.core import Gateway
 
 log = logging.getLogger("gateway.delivery")
 
 QUEUE = "deliveries"
-PENDING = "deliveries:pending"
-DELAYED = "deliveries:delayed"
+PENDING = keys.DELIVERIES_PENDING
+DELAYED = keys.DELIVERIES_DELAYED
 JOB_OPTIONS: dict[str, Any] = {"job_timeout": 300, "result_ttl": 0, "failure_ttl": 24 * 3600}
 # One run sends for at most this long (or this many events), then queues the next run: other
 # subscriptions and writes get the worker in between.
@@ -66,20 +64,10 @@ SWEEP_SECONDS = 10.0
 STALE_PENDING_SECONDS = 60.0
 
 
-def active_key(workspace: str) -> str:
-    return f"subs:{workspace}:active"
-
-
-def _subs_key(workspace: str) -> str:
-    return f"subs:{workspace}"
-
-
-def _state_key(sid: str) -> str:
-    return f"sub:{sid}:state"
-
-
-def _lock_key(sid: str) -> str:
-    return f"sub:{sid}:lock"
+active_key = keys.active_subscriptions
+_subs_key = keys.subscriptions
+_state_key = keys.subscription_state
+_lock_key = keys.subscription_lock
 
 
 class Subscription(msgspec.Struct, omit_defaults=True):
@@ -117,7 +105,7 @@ def new_secret() -> str:
 # --------------------------------------------------------------------------- subscriptions
 
 
-def create(gw: Gateway, workspace: str, url: str, types: list[str]) -> Subscription:
+def create(gw: Hub, workspace: str, url: str, types: list[str]) -> Subscription:
     """A new subscription; it starts at the newest event (it is sent what happens from now)."""
     sub = Subscription(id="sub_" + uuid.uuid4().hex, workspace=workspace, url=url, types=sorted(set(types)),
                        secret=new_secret(), created_at=datetime.now(timezone.utc))  # fmt: skip
@@ -130,17 +118,17 @@ def create(gw: Gateway, workspace: str, url: str, types: list[str]) -> Subscript
     return sub
 
 
-def get(gw: Gateway, workspace: str, sid: str) -> Subscription | None:
+def get(gw: Hub, workspace: str, sid: str) -> Subscription | None:
     raw = gw.redis.hget(_subs_key(workspace), sid)
     return _sub_dec.decode(raw) if raw else None
 
 
-def all_of(gw: Gateway, workspace: str) -> list[Subscription]:
+def all_of(gw: Hub, workspace: str) -> list[Subscription]:
     subs = [_sub_dec.decode(v) for v in gw.redis.hvals(_subs_key(workspace))]
     return sorted(subs, key=lambda s: s.created_at)
 
 
-def delete(gw: Gateway, workspace: str, sid: str) -> bool:
+def delete(gw: Hub, workspace: str, sid: str) -> bool:
     with gw.redis.pipeline() as pipe:
         pipe.hdel(_subs_key(workspace), sid)
         pipe.srem(active_key(workspace), sid)
@@ -150,7 +138,7 @@ def delete(gw: Gateway, workspace: str, sid: str) -> bool:
     return bool(removed)
 
 
-def enable(gw: Gateway, workspace: str, sid: str, *, after: str | None = None) -> Subscription | None:
+def enable(gw: Hub, workspace: str, sid: str, *, after: str | None = None) -> Subscription | None:
     """Enable a subscription again (failure state cleared) and send what is pending; ``after``
     rewinds (or moves) its cursor to replay from the log."""
     sub = get(gw, workspace, sid)
@@ -171,7 +159,7 @@ def enable(gw: Gateway, workspace: str, sid: str, *, after: str | None = None) -
     return sub
 
 
-def load_state(gw: Gateway, sid: str) -> SubscriptionState:
+def load_state(gw: Hub, sid: str) -> SubscriptionState:
     raw = {k.decode(): v.decode() for k, v in gw.redis.hgetall(_state_key(sid)).items()}
     return msgspec.convert(raw, SubscriptionState, strict=False)
 
@@ -180,7 +168,7 @@ def _state_fields(state: SubscriptionState) -> dict[str, str]:
     return {k: str(v) for k, v in msgspec.to_builtins(state).items() if v is not None}
 
 
-def pending_count(gw: Gateway, sub: Subscription, cursor: str, cap: int = 1000) -> int:
+def pending_count(gw: Hub, sub: Subscription, cursor: str, cap: int = 1000) -> int:
     """Events of the subscription's types after ``cursor`` (looking at up to ``cap``)."""
     entries = gw.redis.xrange(events.stream_key(sub.workspace), min=f"({cursor}", count=cap)
     wanted = frozenset(sub.types)
@@ -190,12 +178,12 @@ def pending_count(gw: Gateway, sub: Subscription, cursor: str, cap: int = 1000) 
 # --------------------------------------------------------------------------- scheduling
 
 
-def install(gw: Gateway) -> None:
+def install(gw: Hub) -> None:
     """Let the event log queue deliveries when it nudges subscriptions."""
     gw.events.on_nudge = lambda sids: _enqueue(gw, sids)
 
 
-def _enqueue(gw: Gateway, members: list[str]) -> None:
+def _enqueue(gw: Hub, members: list[str]) -> None:
     queue = rq.Queue(QUEUE, connection=gw.redis)
     for member in members:
         queue.enqueue(deliver, member, **JOB_OPTIONS)
@@ -210,7 +198,7 @@ return out
 """
 
 
-def nudge(gw: Gateway, workspace: str, sids: list[str]) -> None:
+def nudge(gw: Hub, workspace: str, sids: list[str]) -> None:
     """Queue a delivery run for each subscription that has none queued."""
     members = [f"{workspace}|{sid}" for sid in sids]
     if not members:
@@ -219,7 +207,7 @@ def nudge(gw: Gateway, workspace: str, sids: list[str]) -> None:
     _enqueue(gw, [m.decode() for m in queued])
 
 
-def promote_due(gw: Gateway, limit: int = 200) -> int:
+def promote_due(gw: Hub, limit: int = 200) -> int:
     """Queue runs whose backoff is over; every ``SWEEP_SECONDS`` also re-queue subscriptions
     left behind (a lost job or a lock whose holder died). Safe in every worker at once."""
     promoted = 0
@@ -231,7 +219,7 @@ def promote_due(gw: Gateway, limit: int = 200) -> int:
     # Called every housekeeping tick: ask Redis for the sweep turn only when it may be due.
     if time.monotonic() - _last_sweep.get(id(gw), float("-inf")) >= SWEEP_SECONDS:
         _last_sweep[id(gw)] = time.monotonic()
-        if gw.redis.set("deliveries:sweep", "1", nx=True, px=int(SWEEP_SECONDS * 1000)):
+        if gw.redis.set(keys.DELIVERIES_SWEEP, "1", nx=True, px=int(SWEEP_SECONDS * 1000)):
             sweep(gw)
     return promoted
 
@@ -239,7 +227,7 @@ def promote_due(gw: Gateway, limit: int = 200) -> int:
 _last_sweep: dict[int, float] = {}  # per gateway in this process: when it last tried to sweep
 
 
-def sweep(gw: Gateway) -> int:
+def sweep(gw: Hub) -> int:
     """Re-queue active subscriptions behind their log with no run queued, running or waiting."""
     stale = gw.redis.zrangebyscore(PENDING, "-inf", time.time() - STALE_PENDING_SECONDS)
     for member in stale:
@@ -276,8 +264,6 @@ def _after(a: str, b: str) -> bool:
 def deliver(member: str) -> str:
     """rq job: send a subscription's pending events, in order, until caught up, failing or
     out of its turn."""
-    from gateway.jobs import bound
-
     return Courier(bound()).run(member)
 
 
@@ -296,7 +282,7 @@ return 0
 class Courier:
     """One run of one subscription's delivery."""
 
-    def __init__(self, gw: Gateway) -> None:
+    def __init__(self, gw: Hub) -> None:
         self.gw = gw
         self.config = gw.settings.gateway
 
@@ -437,21 +423,3 @@ class Courier:
         )  # fmt: skip
         gw.events.emit(events.SubscriptionDisabled(workspace=sub.workspace, occurred_at=events.now(), data=data))
 
-
-def run_deliveries(gw: Gateway, *, timeout: float = 30.0) -> bool:
-    """Run queued and due deliveries in this process until none is left (tests, benchmarks):
-    the worker's own loop, on the deliveries queue only. Returns False on timeout."""
-    from gateway.jobs import bind
-    from gateway.worker import GatewayWorker
-
-    bind(gw)
-    worker = GatewayWorker([QUEUE], connection=gw.redis)
-    queue = rq.Queue(QUEUE, connection=gw.redis)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        promote_due(gw)
-        worker.work(burst=True, logging_level="WARNING", with_scheduler=False)
-        if queue.count == 0 and gw.redis.zcard(DELAYED) == 0:
-            return True
-        time.sleep(0.02)
-    return False

@@ -23,6 +23,7 @@ from typing import Any
 
 import redis
 
+from gateway import keys
 from gateway.errors import ConfigError
 from gateway.writes import open_key
 
@@ -114,9 +115,9 @@ def confirm_accept(gw: Any, record: Any, accepted: Any) -> None:
         return
     withdrawn = False
     if accepted.new:
-        keys = [f"dedup:{record.workspace}:{record.dedup_key}", f"write:{record.id}", f"chain:{record.chain}",
-                "writes:active", f"lock:write:{record.id}", open_key(record.connection)]
-        withdrawn = bool(gw.redis.register_script(_WITHDRAW)(keys=keys, args=[record.id]))
+        names = [f"dedup:{record.workspace}:{record.dedup_key}", f"write:{record.id}", f"chain:{record.chain}",
+                keys.ACTIVE_WRITES, f"lock:write:{record.id}", open_key(record.connection)]
+        withdrawn = bool(gw.redis.register_script(_WITHDRAW)(keys=names, args=[record.id]))
     if withdrawn or not accepted.new:  # this request's attachment bytes belong to no write now
         gw.writes.delete_blobs(record.id, sum(1 for s in record.steps if s.name == "attachment"))
     log.warning("write %s not confirmed by replicas (%d of %d)", record.id, confirmed, config.replicas)

@@ -43,6 +43,20 @@ class NotSupported(GatewayError):
         super().__init__(self.reason)
 
 
+class WriteRefused(Exception):
+    """A write that fails validation at accept: ``status`` is the HTTP status to answer with,
+    ``action`` what the caller can do about it."""
+
+    def __init__(self, status: int, title: str, detail: str, *, action: str = "fix the request and send it again",
+                 **extra: Any) -> None:  # fmt: skip
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.action = action
+        self.extra = extra
+        super().__init__(detail)
+
+
 class BadSignature(GatewayError):
     """An inbound webhook whose signature is missing or does not match."""
 

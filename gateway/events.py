@@ -30,10 +30,11 @@ import msgspec
 import redis
 from opentelemetry import trace
 
+from gateway import keys
 from gateway.redact import Redactor
 
 if TYPE_CHECKING:
-    from gateway.core import Gateway
+    from gateway.hub import Hub
     from gateway.models import Connection, Ticket, TicketStatus
     from gateway.runtime import Runtime
     from gateway.writes import WriteRecord
@@ -42,8 +43,7 @@ STREAM_ID = re.compile(r"^\d{1,20}(-\d{1,20})?$")
 DETAIL_LIMIT = 500
 
 
-def stream_key(workspace: str) -> str:
-    return f"events:{workspace}"
+stream_key = keys.event_stream
 
 
 # --------------------------------------------------------------------------- the catalogue
@@ -343,10 +343,9 @@ class EventLog:
                 event = msgspec.structs.replace(event, trace_id=current_trace_id())
             body = self._redacted(event)
             cutoff = int((time.time() - self.retention_seconds) * 1000)
-            from gateway.delivery import DELAYED, PENDING, active_key
-
             entry_id, nudged = self._append(
-                keys=[stream_key(event.workspace), active_key(event.workspace), PENDING, DELAYED],
+                keys=[stream_key(event.workspace), keys.active_subscriptions(event.workspace),
+                      keys.DELIVERIES_PENDING, keys.DELIVERIES_DELAYED],
                 args=[cutoff, body, event.workspace, time.time()],
             )
             if nudged and self.on_nudge is not None:
@@ -485,32 +484,32 @@ def _write_base(record: WriteRecord) -> dict[str, Any]:
             "ticket": ticket, "write": record.id}  # fmt: skip
 
 
-def write_accepted(gw: Gateway, record: WriteRecord) -> None:
+def write_accepted(gw: Hub, record: WriteRecord) -> None:
     """A new write was stored (call only when ``accept`` says it is new)."""
     data = WriteData(record.kind, record.status, record.dedup_key, record.target)
     gw.events.emit(WriteAcceptedEvent(**_write_base(record), data=data))
 
 
-def write_succeeded(gw: Gateway, record: WriteRecord) -> None:
+def write_succeeded(gw: Hub, record: WriteRecord) -> None:
     effects = [EffectSnapshot(s.name, s.effect.vendor_id, s.effect.detail) for s in record.steps if s.effect]
     data = WriteSucceededData(record.kind, record.status, record.dedup_key, effects, record.target,
                               record.result_ref, len(record.attempts))  # fmt: skip
     gw.events.emit(WriteSucceeded(**_write_base(record), data=data))
 
 
-def write_dead_lettered(gw: Gateway, record: WriteRecord) -> None:
+def write_dead_lettered(gw: Hub, record: WriteRecord) -> None:
     last_status = next((a.status for a in reversed(record.attempts) if a.status is not None), None)
     data = WriteDeadLetteredData(record.kind, record.status, record.dedup_key, record.error or "", record.target,
                                  len(record.attempts), last_status)  # fmt: skip
     gw.events.emit(WriteDeadLettered(**_write_base(record), data=data))
 
 
-def write_retried(gw: Gateway, record: WriteRecord, by: str) -> None:
+def write_retried(gw: Hub, record: WriteRecord, by: str) -> None:
     data = WriteAdminData(record.kind, record.status, record.dedup_key, by, record.target)
     gw.events.emit(WriteRetried(**_write_base(record), data=data))
 
 
-def write_discarded(gw: Gateway, record: WriteRecord, by: str) -> None:
+def write_discarded(gw: Hub, record: WriteRecord, by: str) -> None:
     data = WriteAdminData(record.kind, record.status, record.dedup_key, by, record.target)
     gw.events.emit(WriteDiscarded(**_write_base(record), data=data))
 
@@ -518,7 +517,7 @@ def write_discarded(gw: Gateway, record: WriteRecord, by: str) -> None:
 # --------------------------------------------------------------------------- links
 
 
-def alert_linked(gw: Gateway, workspace: str, ticket_ref: str, alert_ref: str) -> None:
+def alert_linked(gw: Hub, workspace: str, ticket_ref: str, alert_ref: str) -> None:
     gw.events.emit(AlertLinked(workspace=workspace, occurred_at=now(), connection=ticket_ref.split(":", 1)[0],
                                ticket=ticket_ref, data=AlertLinkedData(alert_ref, ticket_ref)))  # fmt: skip
 
@@ -618,7 +617,7 @@ def connection_ok(runtime: Runtime | None, conn: Connection) -> None:
         watch.ok(conn)
 
 
-def sync_failed(gw: Gateway, connection_id: str, exc: Exception) -> None:
+def sync_failed(gw: Hub, connection_id: str, exc: Exception) -> None:
     """A sync step of the connection failed with a vendor error (not a rate limit)."""
     watch = _watch(gw.runtime)
     if watch is not None:

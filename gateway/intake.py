@@ -18,9 +18,10 @@ from typing import Any
 import msgspec
 from opentelemetry import propagate, trace
 
-from gateway import durability, events, metrics
-from gateway.core import Gateway
-from gateway.jobs import new_run
+from gateway import durability, events, keys, metrics
+from gateway.cache import ReadThrough
+from gateway.errors import WriteRefused
+from gateway.hub import Hub
 from gateway.models import StatusCategory, Ticket, TicketForm, TicketStatus, split_ref
 from gateway.writes import WriteRecord, WriteStep, body_hash, now
 
@@ -29,61 +30,42 @@ STATUSES_TTL = 600
 FORM_TTL = 3600
 
 
-class WriteRefused(Exception):
-    """A write that fails validation: ``status`` is the HTTP status to answer with."""
-
-    def __init__(self, status: int, title: str, detail: str, **extra: Any) -> None:
-        self.status = status
-        self.title = title
-        self.detail = detail
-        self.extra = extra
-        super().__init__(detail)
-
-
 # --------------------------------------------------------------------------- cached vendor facts
 
+TICKETS = ReadThrough(Ticket, TICKET_TTL)
+STATUSES = ReadThrough(list[TicketStatus], STATUSES_TTL)
+FORMS = ReadThrough(TicketForm, FORM_TTL)
 
-def cached_ticket(gw: Gateway, ref: str, *, refresh: bool = False) -> Ticket | None:
+
+def cached_ticket(gw: Hub, ref: str, *, refresh: bool = False) -> Ticket | None:
     """The ticket's facts for validating a write: from the ticket store when sync has it (no
     vendor call), else a short-lived cache, else the vendor."""
-    key = f"cache:ticket:{ref}"
     if not refresh:
         stored = gw.store.get(ref)
         if stored is not None:
             return stored
-        raw = gw.redis.get(key)
-        if raw:
-            return msgspec.json.decode(raw, type=Ticket)
     connection_id, vendor_id = split_ref(ref)
-    ticket = gw.call(connection_id, "gateway_ticket_get", ticket_id=vendor_id)
-    if ticket is not None:
-        gw.redis.set(key, msgspec.json.encode(ticket), ex=TICKET_TTL)
-    return ticket
+    key = keys.ticket_cache(gw.connection(connection_id).workspace, ref)
+    return TICKETS.get(gw.redis, key, lambda: gw.vendor(connection_id).ticket_get(ticket_id=vendor_id),
+                       refresh=refresh)
 
 
-def cached_statuses(gw: Gateway, ticket: Ticket) -> list[TicketStatus]:
-    scope = ticket.board.id if ticket.board else "-"
-    key = f"cache:statuses:{ticket.connection}:{scope}"
-    raw = gw.redis.get(key)
-    if raw:
-        return msgspec.json.decode(raw, type=list[TicketStatus])
-    statuses = gw.call(ticket.connection, "gateway_ticket_statuses", ticket=ticket)
-    gw.redis.set(key, msgspec.json.encode(statuses), ex=STATUSES_TTL)
-    return statuses
+def cached_statuses(gw: Hub, ticket: Ticket) -> list[TicketStatus]:
+    """The statuses of the ticket's board (or of its connection, for PSAs without boards)."""
+    key = keys.cache(gw.connection(ticket.connection).workspace, "statuses", ticket.connection,
+                     ticket.board.id if ticket.board else "-")
+    found = STATUSES.get(gw.redis, key, lambda: gw.vendor(ticket.connection).ticket_statuses(ticket=ticket))
+    return found or []
 
 
-def cached_form(gw: Gateway, connection_id: str, *, refresh: bool = False) -> TicketForm:
-    key = f"cache:form:{connection_id}"
-    if not refresh:
-        raw = gw.redis.get(key)
-        if raw:
-            return msgspec.json.decode(raw, type=TicketForm)
-    form = gw.call(connection_id, "gateway_ticket_form")
-    gw.redis.set(key, msgspec.json.encode(form), ex=FORM_TTL)
-    return form
+def cached_form(gw: Hub, connection_id: str, *, refresh: bool = False) -> TicketForm:
+    """The connection's new-ticket form (required fields, picklists)."""
+    key = keys.cache(gw.connection(connection_id).workspace, "form", connection_id)
+    form = FORMS.get(gw.redis, key, lambda: gw.vendor(connection_id).ticket_form(), refresh=refresh)
+    return form if form is not None else TicketForm(connection_id, ())
 
 
-def check_status(gw: Gateway, ticket: Ticket, status_id: str) -> TicketStatus:
+def check_status(gw: Hub, ticket: Ticket, status_id: str) -> TicketStatus:
     """The status named, if the ticket's board allows it; else 422 listing the valid ones."""
     statuses = cached_statuses(gw, ticket)
     for status in statuses:
@@ -117,7 +99,7 @@ def check_time_entry(started_at: datetime | None, minutes: int) -> None:
         )
 
 
-def first_in_progress(gw: Gateway, ticket: Ticket) -> str | None:
+def first_in_progress(gw: Hub, ticket: Ticket) -> str | None:
     """The status a "first reply moves New to In Progress" rule picks, if the ticket is new."""
     if ticket.status.category is not StatusCategory.NEW:
         return None
@@ -128,6 +110,11 @@ def first_in_progress(gw: Gateway, ticket: Ticket) -> str | None:
 
 
 # --------------------------------------------------------------------------- submission
+
+def new_run(write_id: str, prepaid: bool = False) -> str:
+    """A run of ``write_id`` as the scheduler holds it: the write, whether its rate slot is
+    prepaid, and a nonce. Nothing is stored until a worker takes it (``jobs.run_job``)."""
+    return f"run-{write_id}-{int(prepaid)}-{uuid.uuid4().hex[:12]}"
 
 
 @dataclass
@@ -151,7 +138,7 @@ def _fingerprint(kind: str, target: str | None, request: dict[str, Any], uploads
 
 
 def replay(
-    gw: Gateway,
+    gw: Hub,
     *,
     workspace: str,
     kind: str,
@@ -185,7 +172,7 @@ def _reused(dedup_key: str, write_id: str) -> WriteRefused:
 
 
 def submit(
-    gw: Gateway,
+    gw: Hub,
     *,
     workspace: str,
     connection: str,
@@ -218,7 +205,7 @@ def submit(
         workspace=workspace,
         connection=connection,
         vendor=gw.connection(connection).vendor,
-        kind=kind,  # type: ignore[arg-type]
+        kind=kind,
         dedup_key=dedup_key,
         body_hash=fingerprint,
         chain=f"{connection}:{split_ref(target)[1]}" if target else f"new:{write_id}",

@@ -21,17 +21,15 @@ from __future__ import annotations
 import logging
 import random
 import time
-import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any, NoReturn
 
-import msgspec
 from opentelemetry import propagate
 from rq.job import Job
 from opentelemetry.trace import Status, StatusCode
 
-from gateway import context, durability, events, metrics
-from gateway.core import Gateway
+from gateway import context, durability, events, keys, metrics
+from gateway.hub import Hub, bound
 from gateway.errors import (
     NotSupported,
     VendorAmbiguous,
@@ -42,34 +40,19 @@ from gateway.errors import (
     VendorUnreachable,
 )
 from gateway.models import (
-    AttachmentUpload,
     Effect,
     ReconcileContext,
-    ReplyStep,
-    TicketCreate,
-    TimeEntryCreate,
     make_ref,
     split_ref,
 )
+from gateway.intake import new_run
 from gateway.locks import OwnedLock
+from gateway.writekinds import STEPS, step_kind
 from gateway.writes import Attempt, WriteRecord, WriteStep, now
 
 log = logging.getLogger("gateway.jobs")
-_bound: Gateway | None = None
 RETRY_BASE_SECONDS = 1.0
 RETRY_MAX_SECONDS = 120.0
-
-
-def bind(gateway: Gateway | None) -> None:
-    """Give this process's jobs their gateway (the worker does this at start-up)."""
-    global _bound
-    _bound = gateway
-
-
-def bound() -> Gateway:
-    if _bound is None:
-        raise RuntimeError("no gateway bound in this worker process (gateway.jobs.bind)")
-    return _bound
 
 
 # --------------------------------------------------------------------------- job functions
@@ -85,12 +68,6 @@ JOB_OPTIONS: dict[str, Any] = {"timeout": 600, "result_ttl": 0, "failure_ttl": 7
 BOOK_AHEAD_SECONDS = 1.0
 
 
-def new_run(write_id: str, prepaid: bool = False) -> str:
-    """A run of ``write_id`` as the scheduler holds it: the write, whether its rate slot is
-    prepaid, and a nonce. Nothing is stored until a worker takes it (``run_job``)."""
-    return f"run-{write_id}-{int(prepaid)}-{uuid.uuid4().hex[:12]}"
-
-
 def _parse_run(run_id: str) -> tuple[str, bool] | None:
     parts = run_id.split("-")
     if len(parts) != 4 or parts[0] != "run":
@@ -98,7 +75,7 @@ def _parse_run(run_id: str) -> tuple[str, bool] | None:
     return parts[1], parts[2] == "1"
 
 
-def run_job(gw: Gateway, run_id: str, connection: str | None = None) -> Job | None:
+def run_job(gw: Hub, run_id: str, connection: str | None = None) -> Job | None:
     """The rq job that executes a run a worker just took (rq then executes, times out and
     registers it as any job), or ``None`` when there is nothing to run now.
 
@@ -129,7 +106,7 @@ def run_job(gw: Gateway, run_id: str, connection: str | None = None) -> Job | No
 
 
 def enqueue_write(
-    gw: Gateway,
+    gw: Hub,
     write_id: str,
     *,
     connection: str | None = None,
@@ -154,13 +131,13 @@ def enqueue_write(
         gw.scheduler.defer(connection, workspace, cap, new_run(write_id, prepaid), at.timestamp())
 
 
-def park_write(gw: Gateway, record: WriteRecord, run_id: str | None, seconds: float, *, prepaid: bool) -> None:
+def park_write(gw: Hub, record: WriteRecord, run_id: str | None, seconds: float, *, prepaid: bool) -> None:
     """Hold the write's connection for ``seconds`` (vendor pause or our own budget) and put
     this write back at the front of its connection's runs: no worker waits, nothing spins."""
     gw.scheduler.park(record.connection, time.time() + seconds, run_id or "", requeue=new_run(record.id, prepaid))
 
 
-def sweep(gw: Gateway, older_than: float = 60.0) -> int:
+def sweep(gw: Hub, older_than: float = 60.0) -> int:
     """Re-enqueue unfinished writes that have shown no activity for ``older_than`` seconds."""
     revived = 0
     for write_id in gw.writes.stale_active(older_than):
@@ -168,7 +145,7 @@ def sweep(gw: Gateway, older_than: float = 60.0) -> int:
             continue
         record = gw.writes.get(write_id)
         if record is None:
-            gw.redis.zrem("writes:active", write_id)
+            gw.redis.zrem(keys.ACTIVE_WRITES, write_id)
             continue
         if record.terminal:
             gw.writes.save(record)
@@ -203,7 +180,7 @@ class _Stop(Exception):
 
 
 class WriteRunner:
-    def __init__(self, gw: Gateway) -> None:
+    def __init__(self, gw: Hub) -> None:
         self.gw = gw
         self.store = gw.writes
 
@@ -401,55 +378,30 @@ class WriteRunner:
         if record.target:
             return split_ref(record.target)[1]
         for step in record.steps:
-            if step.name == "create" and step.effect and step.effect.vendor_id:
+            if step.name in STEPS and STEPS[step.name].creates_ticket and step.effect and step.effect.vendor_id:
                 return step.effect.vendor_id
         return None
 
     def _send(self, record: WriteRecord, step: WriteStep, ticket_id: str | None) -> Effect:
-        p = step.payload
-        key = record.dedup_key
-        call = self.gw.call
-        conn = record.connection
-        if step.name == "reply":
-            reply = ReplyStep(text=p["text"], internal=p.get("internal", False), status_id=p.get("status_id"))
-            effect = call(conn, "gateway_reply", ticket_id=ticket_id, reply=reply, dedup_key=key)
-        elif step.name == "status":
-            effect = call(conn, "gateway_status_change", ticket_id=ticket_id, status_id=p["status_id"])
-        elif step.name == "time_entry":
-            entry = msgspec.convert(p, TimeEntryCreate)
-            effect = call(conn, "gateway_time_entry", ticket_id=ticket_id, entry=entry, dedup_key=key)
-        elif step.name == "create":
-            ticket = msgspec.convert(p, TicketCreate)
-            effect = call(conn, "gateway_ticket_create", ticket=ticket, dedup_key=key)
-        elif step.name == "attachment":
-            data = self.store.get_blob(record.id, p["index"])
-            upload = AttachmentUpload(p["filename"], p["content_type"], p["size"], data)
-            effect = call(
-                conn, "gateway_attachment_add", ticket_id=ticket_id, attachment=upload,
-                dedup_key=f"{key}:{p['index']}",
-            )
-        elif step.name == "alert":
-            alert_id = split_ref(record.target or "")[1]
-            effect = call(conn, "gateway_alert_action", alert_id=alert_id, action=p["action"], dedup_key=key)
-        else:
-            raise NotSupported(record.vendor, step.name, f"unknown write step {step.name!r}")
+        effect = step_kind(record, step).send(self.gw, record, step, ticket_id)
         if not isinstance(effect, Effect):
             raise NotSupported(record.vendor, step.name, f"the {record.vendor} plugin returned no effect")
         return effect
 
     def _reconcile(self, record: WriteRecord, step: WriteStep, ticket_id: str | None) -> Effect | None:
         payload = {k: v for k, v in step.payload.items() if k != "data"}
-        reconcile_ticket = ticket_id if step.name != "alert" else split_ref(record.target or "")[1]
+        kind = step_kind(record, step)
+        reconcile_ticket = kind.subject(record, ticket_id)
         context_ = ReconcileContext(
             step=step.name,
             ticket_id=reconcile_ticket,
             payload=payload,
-            dedup_key=record.dedup_key if step.name != "attachment" else f"{record.dedup_key}:{payload['index']}",
+            dedup_key=kind.dedup_key(record, payload),
             since=step.started_at or record.created_at,
             claimed=self.store.claimed(record.connection, reconcile_ticket, step.name),
         )
         try:
-            return self.gw.call(record.connection, "gateway_reconcile", context=context_)
+            return self.gw.vendor(record.connection).reconcile(context=context_)
         except NotSupported:
             self._dead(
                 record,
@@ -463,8 +415,9 @@ class WriteRunner:
         order = step.payload.get("status_order")
         if order is not None and ticket_id is not None and outcome != "superseded":
             self.store.status_landed(record.connection, ticket_id, int(order), record.id)
-        claim_ticket = ticket_id if step.name != "alert" else split_ref(record.target or "")[1]
-        if step.name == "create" and effect.vendor_id:
+        kind = step_kind(record, step)
+        claim_ticket = kind.subject(record, ticket_id)
+        if kind.creates_ticket and effect.vendor_id:
             record.result_ref = make_ref(record.connection, effect.vendor_id)
             claim_ticket = None
         if effect.vendor_id:

@@ -16,8 +16,8 @@ names an alert succeeds, in both directions, in Redis:
 - ``links:info:{alert ref}``: the alert as it was when linked (message, device, customer),
   kept after it is resolved, when the RMM no longer lists it.
 
-Device reads are cached five minutes (``cache:device:{ref}``) and configuration item matches
-ten (``cache:ci-device:...``; two when nothing matched), so a ticket view costs the RMM at most
+Device reads are cached five minutes and configuration item matches ten (two when nothing
+matched; ``gateway.keys`` names the caches), so a ticket view costs the RMM at most
 a call or two.
 
 PSA plugins describe a configuration item with ``configuration_record`` (serial number and host
@@ -35,11 +35,14 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from gateway import context, events
+from gateway import context, events, hookspecs, keys
+from gateway.cache import ReadThrough
+from gateway.customers import customer_of
+from gateway.intake import cached_ticket
 from gateway.models import Alert, Capability, Device, RelatedRecord, Ticket, VendorKind, make_ref, split_ref
 
 if TYPE_CHECKING:
-    from gateway.core import Gateway
+    from gateway.hub import Hub
 
 log = logging.getLogger("gateway.links")
 
@@ -99,8 +102,8 @@ def related_lines(refs: tuple[str, ...] | list[str]) -> str:
 # --------------------------------------------------------------------------- ticket <-> alert
 
 
-def install(gw: Gateway) -> None:
-    """Record ticket-alert links when writes succeed (call once per ``Gateway``; repeat calls
+def install(gw: Hub) -> None:
+    """Record ticket-alert links when writes succeed (call once per ``Hub``; repeat calls
     do nothing)."""
     if not any(isinstance(listener, _LinkRecorder) for listener in gw.write_listeners):
         gw.write_listeners.append(_LinkRecorder(gw))
@@ -110,7 +113,7 @@ class _LinkRecorder:
     """The write listener: a created ticket that names alerts is linked to them; a resolved
     alert is remembered as resolved. Never raises: the write has already landed."""
 
-    def __init__(self, gw: Gateway) -> None:
+    def __init__(self, gw: Hub) -> None:
         self.gw = gw
 
     def __call__(self, record: Any) -> None:
@@ -126,7 +129,7 @@ class _LinkRecorder:
             log.exception("could not record the links of write %s", getattr(record, "id", "?"))
 
 
-def link_alert(gw: Gateway, ticket_ref: str, alert_ref: str, *, workspace: str | None = None) -> None:
+def link_alert(gw: Hub, ticket_ref: str, alert_ref: str, *, workspace: str | None = None) -> None:
     """Link a ticket and an alert both ways, and keep what the alert is about."""
     when = time.time()
     with gw.redis.pipeline() as pipe:
@@ -148,17 +151,17 @@ def link_alert(gw: Gateway, ticket_ref: str, alert_ref: str, *, workspace: str |
         context.current.reset(token)
 
 
-def alerts_of_ticket(gw: Gateway, ticket_ref: str) -> list[str]:
+def alerts_of_ticket(gw: Hub, ticket_ref: str) -> list[str]:
     """Alert refs linked to the ticket, oldest link first."""
     return [m.decode() for m in gw.redis.zrange(f"links:ticket:{ticket_ref}", 0, -1)]
 
 
-def tickets_of_alert(gw: Gateway, alert_ref: str) -> list[str]:
+def tickets_of_alert(gw: Hub, alert_ref: str) -> list[str]:
     """Ticket refs linked to the alert, oldest link first."""
     return [m.decode() for m in gw.redis.zrange(f"links:alert:{alert_ref}", 0, -1)]
 
 
-def alert_snapshot(gw: Gateway, alert_ref: str, *, refresh: bool = False) -> Alert | None:
+def alert_snapshot(gw: Hub, alert_ref: str, *, refresh: bool = False) -> Alert | None:
     """The alert: as last seen when it is known resolved or was checked within a minute, else
     read from the RMM (an alert the RMM no longer lists is kept, marked inactive)."""
     key = f"links:info:{alert_ref}"
@@ -171,7 +174,7 @@ def alert_snapshot(gw: Gateway, alert_ref: str, *, refresh: bool = False) -> Ale
     if connection_id not in gw.connections or not gw.capable(connection_id, Capability.ALERT_READ):
         return snapshot.alert if snapshot else None
     try:
-        live = gw.call(connection_id, "gateway_alert_get", alert_id=alert_id)
+        live = gw.vendor(connection_id).alert_get(alert_id=alert_id)
     except Exception:
         if snapshot is None:
             raise
@@ -186,7 +189,7 @@ def alert_snapshot(gw: Gateway, alert_ref: str, *, refresh: bool = False) -> Ale
     return live
 
 
-def _mark_resolved(gw: Gateway, alert_ref: str) -> None:
+def _mark_resolved(gw: Hub, alert_ref: str) -> None:
     key = f"links:info:{alert_ref}"
     raw = gw.redis.get(key)
     if raw:
@@ -198,22 +201,32 @@ def _mark_resolved(gw: Gateway, alert_ref: str) -> None:
 # --------------------------------------------------------------------------- devices
 
 
-def device(gw: Gateway, device_ref: str) -> Device | None:
+DEVICES = ReadThrough(Device, DEVICE_TTL)
+CI_DEVICES = ReadThrough(Device, CI_MATCH_TTL, miss_ttl=CI_MISS_TTL)
+
+
+def _device_key(gw: Hub, device_ref: str) -> str | None:
+    connection_id = split_ref(device_ref)[0]
+    conn = gw.connections.get(connection_id)
+    return keys.cache(conn.workspace, "device", device_ref) if conn is not None else None
+
+
+def device(gw: Hub, device_ref: str) -> Device | None:
     """The RMM device with its console URL (cached five minutes)."""
-    key = f"cache:device:{device_ref}"
-    raw = gw.redis.get(key)
-    if raw:
-        return msgspec.json.decode(raw, type=Device)
+    key = _device_key(gw, device_ref)
     connection_id, device_id = split_ref(device_ref)
-    if connection_id not in gw.connections or not gw.capable(connection_id, Capability.DEVICE_READ):
+    if key is None:
         return None
-    found = gw.call(connection_id, "gateway_device_get", device_id=device_id)
-    if found is not None:
-        gw.redis.set(key, msgspec.json.encode(found), ex=DEVICE_TTL)
-    return found
+
+    def load() -> Device | None:
+        if not gw.capable(connection_id, Capability.DEVICE_READ):
+            return None
+        return gw.vendor(connection_id).device_get(device_id=device_id)
+
+    return DEVICES.get(gw.redis, key, load)
 
 
-def device_for_configuration(gw: Gateway, ticket: Ticket, item: RelatedRecord) -> Device | None:
+def device_for_configuration(gw: Hub, ticket: Ticket, item: RelatedRecord) -> Device | None:
     """The RMM device a PSA configuration item is, matched by serial, else host name.
 
     Only the RMM organizations linked to the ticket's customer are searched when the customer
@@ -224,35 +237,30 @@ def device_for_configuration(gw: Gateway, ticket: Ticket, item: RelatedRecord) -
     if not serial and not hostname:
         return None
     digest = hashlib.sha256(f"{serial}|{hostname}".encode()).hexdigest()[:16]
-    key = f"cache:ci-device:{item.ref}:{digest}"
-    raw = gw.redis.get(key)
-    if raw is not None:
-        return msgspec.json.decode(raw, type=Device) if raw != b"-" else None
-    found = None
-    for connection_id, organization in _rmm_candidates(gw, ticket):
-        candidate = gw.call(connection_id, "gateway_device_find", serial=serial, hostname=hostname)
-        if candidate is not None and (organization is None or candidate.customer_ref == organization):
-            found = candidate
-            break
-    if found is None:
-        gw.redis.set(key, b"-", ex=CI_MISS_TTL)
-    else:
-        gw.redis.set(key, msgspec.json.encode(found), ex=CI_MATCH_TTL)
-        gw.redis.set(f"cache:device:{found.ref}", msgspec.json.encode(found), ex=DEVICE_TTL)
-    return found
+    key = keys.cache(gw.connection(ticket.connection).workspace, "ci-device", item.ref, digest)
+
+    def load() -> Device | None:
+        for connection_id, organization in _rmm_candidates(gw, ticket):
+            candidate = gw.vendor(connection_id).device_find(serial=serial, hostname=hostname)
+            if candidate is not None and (organization is None or candidate.customer_ref == organization):
+                device_key = _device_key(gw, candidate.ref)
+                if device_key is not None:
+                    DEVICES.put(gw.redis, device_key, candidate)
+                return candidate
+        return None
+
+    return CI_DEVICES.get(gw.redis, key, load)
 
 
-def _rmm_candidates(gw: Gateway, ticket: Ticket) -> list[tuple[str, str | None]]:
+def _rmm_candidates(gw: Hub, ticket: Ticket) -> list[tuple[str, str | None]]:
     """(RMM connection, the organization the device must belong to or ``None``)."""
     workspace = gw.connection(ticket.connection).workspace
     rmm = [
         c.id for c in gw.connections.values()
         if c.workspace == workspace and gw.vendors.info(c.vendor).kind == VendorKind.RMM
-        and gw.vendors.has(c.vendor, Capability.DEVICE_READ) and gw.vendors.implements(c.vendor, "gateway_device_find")
+        and gw.vendors.has(c.vendor, Capability.DEVICE_READ) and gw.vendors.implements(c.vendor, hookspecs.gateway_device_find.__name__)
     ]  # fmt: skip
     if ticket.customer is not None and ticket.customer.ref:
-        from gateway.customers import customer_of
-
         try:
             customer = customer_of(gw, workspace, ticket.customer.ref)
         except Exception:
@@ -266,7 +274,7 @@ def _rmm_candidates(gw: Gateway, ticket: Ticket) -> list[tuple[str, str | None]]
 # --------------------------------------------------------------------------- a ticket's related records
 
 
-def related_records(gw: Gateway, ticket_ref: str, ticket: Ticket | None = None) -> list[RelatedRecord]:
+def related_records(gw: Hub, ticket_ref: str, ticket: Ticket | None = None) -> list[RelatedRecord]:
     """Records in other tools linked to the ticket (alerts, devices), oldest link first.
 
     Includes the PSA's own related records of the ticket (configuration items, agreements),
@@ -274,8 +282,6 @@ def related_records(gw: Gateway, ticket_ref: str, ticket: Ticket | None = None) 
     was just read, to spare reading it again. A tool that fails to answer leaves out only what
     it would have added.
     """
-    from gateway.intake import cached_ticket
-
     out: list[RelatedRecord] = []
     seen: set[tuple[str, str]] = set()
 
@@ -314,7 +320,7 @@ def related_records(gw: Gateway, ticket_ref: str, ticket: Ticket | None = None) 
     return out
 
 
-def _device_record(gw: Gateway, device_ref: str) -> RelatedRecord:
+def _device_record(gw: Hub, device_ref: str) -> RelatedRecord:
     try:
         found = device(gw, device_ref)
     except Exception:

@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import redis
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+
+from gateway import keys
 
 log = logging.getLogger("gateway.metrics")
 
@@ -120,10 +122,10 @@ def backlog(client: redis.Redis) -> dict[str, int]:
     counts: dict[str, int] = {}
     start = 0
     while True:
-        found = script(keys=["writes:active"], args=[start, start + BACKLOG_CHUNK - 1])
+        found = script(keys=[keys.ACTIVE_WRITES], args=[start, start + BACKLOG_CHUNK - 1])
         for connection, n in zip(found[::2], found[1::2]):
             counts[connection.decode()] = counts.get(connection.decode(), 0) + int(n)
-        if start + BACKLOG_CHUNK > int(client.zcard("writes:active")):
+        if start + BACKLOG_CHUNK > int(client.zcard(keys.ACTIVE_WRITES)):
             return counts
         start += BACKLOG_CHUNK
 
@@ -131,17 +133,16 @@ def backlog(client: redis.Redis) -> dict[str, int]:
 class _WorkspaceCollector:
     """Reads one workspace's figures from Redis when the registry is collected."""
 
-    def __init__(self, gw: Any, workspace: str) -> None:
+    def __init__(self, gw: Any, workspace: str, last_pull: Callable[[str], float | None]) -> None:
         self.gw = gw
         self.workspace = workspace
+        self.last_pull = last_pull
 
     def _hash(self, metric: str) -> dict[str, float]:
         raw = self.gw.redis.hgetall(key(self.workspace, metric))
         return {k.decode(): float(v) for k, v in raw.items()}
 
     def collect(self) -> Iterator[Metric]:
-        from gateway import sync
-
         gw, workspace = self.gw, self.workspace
         connections = sorted(c.id for c in gw.connections.values() if c.workspace == workspace)
 
@@ -191,18 +192,18 @@ class _WorkspaceCollector:
 
         lag = GaugeMetricFamily("gateway_sync_lag_seconds", "Seconds since the connection's last complete pull from the PSA.",
                                 labels=["connection"])
-        synced = set(sync.synced_connections(gw))
         now = time.time()
         for connection in connections:
-            if connection in synced:
-                state = sync.load_state(gw, connection)
-                if state.last_success:
-                    lag.add_metric([connection], round(now - state.last_success, 3))
+            last = self.last_pull(connection)
+            if last:
+                lag.add_metric([connection], round(now - last, 3))
         yield lag
 
 
-def render(gw: Any, workspace: str) -> bytes:
-    """The Prometheus text exposition of one workspace's metrics."""
+def render(gw: Any, workspace: str, last_pull: Callable[[str], float | None]) -> bytes:
+    """The Prometheus text exposition of one workspace's metrics. ``last_pull(connection)``:
+    when the connection's last complete pull from its PSA ended (``None``: never, or a
+    connection sync does not keep; ``gateway.sync.last_pull``)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_WorkspaceCollector(gw, workspace))  # type: ignore[arg-type]
+    registry.register(_WorkspaceCollector(gw, workspace, last_pull))  # type: ignore[arg-type]
     return generate_latest(registry)

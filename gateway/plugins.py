@@ -33,7 +33,12 @@ import pluggy
 
 from gateway import hookspecs
 from gateway.errors import ConfigError, NotSupported
-from gateway.models import Capability, VendorInfo
+from gateway.models import (  # the hooks' argument and answer types, for the typed facade
+    Alert, Attachment, AttachmentUpload, Capability, Connection, Customer, Device, Effect, ReconcileContext,
+    ReplyStep, RunbookLink, ThreadEntry, Ticket, TicketCreate, TicketForm, TicketPage, TicketQuery, TicketStatus,
+    TimeEntry, TimeEntryCreate, VendorInfo,
+)  # fmt: skip
+from gateway.webhooks import WebhookDelivery, WebhookEvent
 
 ENTRY_POINT_GROUP = "msp_gateway"
 SIMULATOR_GROUP = "msp_gateway.simulators"
@@ -229,8 +234,13 @@ class Vendors:
         impls = getattr(self.loaded.pm.hook, hook).get_hookimpls()
         return any(impl.plugin is owner for impl in impls)
 
+    def connect(self, vendor: str, *, connection: Connection) -> Any:
+        """The plugin's client object for ``connection`` (``gateway_connect``)."""
+        return self.call(vendor, hookspecs.gateway_connect.__name__, connection=connection)
+
     def call(self, vendor: str, hook: str, **kwargs: Any) -> Any:
-        """Call ``hook`` on the plugin owning ``vendor``; ``NotSupported`` if it has none."""
+        """Call ``hook`` on the plugin owning ``vendor``; ``NotSupported`` if it has none. The
+        gateway calls through ``Vendor`` (typed); this is the by-name form under it."""
         key = (vendor, hook)
         caller = self._callers.get(key)
         if caller is None:
@@ -244,6 +254,92 @@ class Vendors:
             )
             self._callers[key] = caller
         return caller(**kwargs)
+
+
+class Vendor:
+    """The typed facade over the plugin of one connection: one method per operation hook, with
+    the hook's own arguments (the gateway supplies ``client``) and its return type.
+
+    Built by ``Hub.vendor(connection_id)``; every call goes through the hub (the connection's
+    client, marking refused credentials). A misspelt hook or argument is a type error here and
+    a failing test (``tests/test_hook_docs.py`` checks each method against ``hookspecs``), not a
+    customer's first write.
+    """
+
+    def __init__(self, call: Callable[..., Any]) -> None:
+        self._call = call  # (hook spec, **arguments) -> the owning plugin's answer
+
+    # -- tickets: reads
+    def ticket_list(self, *, query: TicketQuery) -> TicketPage:
+        return self._call(hookspecs.gateway_ticket_list, query=query)
+
+    def ticket_get(self, *, ticket_id: str) -> Ticket | None:
+        return self._call(hookspecs.gateway_ticket_get, ticket_id=ticket_id)
+
+    def ticket_thread(self, *, ticket_id: str) -> list[ThreadEntry]:
+        return self._call(hookspecs.gateway_ticket_thread, ticket_id=ticket_id)
+
+    def ticket_time_entries(self, *, ticket_id: str) -> list[TimeEntry]:
+        return self._call(hookspecs.gateway_ticket_time_entries, ticket_id=ticket_id)
+
+    def ticket_attachments(self, *, ticket_id: str) -> list[Attachment]:
+        return self._call(hookspecs.gateway_ticket_attachments, ticket_id=ticket_id)
+
+    def attachment_download(self, *, ticket_id: str, attachment_id: str) -> AttachmentUpload | None:
+        return self._call(hookspecs.gateway_attachment_download, ticket_id=ticket_id, attachment_id=attachment_id)
+
+    def ticket_statuses(self, *, ticket: Ticket) -> list[TicketStatus]:
+        return self._call(hookspecs.gateway_ticket_statuses, ticket=ticket)
+
+    def ticket_form(self) -> TicketForm:
+        return self._call(hookspecs.gateway_ticket_form)
+
+    # -- tickets: writes
+    def reply(self, *, ticket_id: str, reply: ReplyStep, dedup_key: str) -> Effect:
+        return self._call(hookspecs.gateway_reply, ticket_id=ticket_id, reply=reply, dedup_key=dedup_key)
+
+    def status_change(self, *, ticket_id: str, status_id: str) -> Effect:
+        return self._call(hookspecs.gateway_status_change, ticket_id=ticket_id, status_id=status_id)
+
+    def ticket_create(self, *, ticket: TicketCreate, dedup_key: str) -> Effect:
+        return self._call(hookspecs.gateway_ticket_create, ticket=ticket, dedup_key=dedup_key)
+
+    def time_entry(self, *, ticket_id: str, entry: TimeEntryCreate, dedup_key: str) -> Effect:
+        return self._call(hookspecs.gateway_time_entry, ticket_id=ticket_id, entry=entry, dedup_key=dedup_key)
+
+    def attachment_add(self, *, ticket_id: str, attachment: AttachmentUpload, dedup_key: str) -> Effect:
+        return self._call(hookspecs.gateway_attachment_add, ticket_id=ticket_id, attachment=attachment,
+                          dedup_key=dedup_key)
+
+    def alert_action(self, *, alert_id: str, action: str, dedup_key: str) -> Effect:
+        return self._call(hookspecs.gateway_alert_action, alert_id=alert_id, action=action, dedup_key=dedup_key)
+
+    def reconcile(self, *, context: ReconcileContext) -> Effect | None:
+        return self._call(hookspecs.gateway_reconcile, context=context)
+
+    # -- customers, RMM and documentation
+    def customer_list(self) -> list[Customer]:
+        return self._call(hookspecs.gateway_customer_list)
+
+    def alert_list(self, *, customer_id: str | None) -> list[Alert]:
+        return self._call(hookspecs.gateway_alert_list, customer_id=customer_id)
+
+    def alert_get(self, *, alert_id: str) -> Alert | None:
+        return self._call(hookspecs.gateway_alert_get, alert_id=alert_id)
+
+    def device_get(self, *, device_id: str) -> Device | None:
+        return self._call(hookspecs.gateway_device_get, device_id=device_id)
+
+    def device_find(self, *, serial: str | None, hostname: str | None) -> Device | None:
+        return self._call(hookspecs.gateway_device_find, serial=serial, hostname=hostname)
+
+    def runbook_list(self, *, customer_id: str) -> list[RunbookLink]:
+        return self._call(hookspecs.gateway_runbook_list, customer_id=customer_id)
+
+    # -- inbound webhooks
+    def webhook_parse(self, *, headers: dict[str, str], body: bytes,
+                      secret: str | None) -> WebhookDelivery | list[WebhookEvent]:  # fmt: skip
+        return self._call(hookspecs.gateway_webhook_parse, headers=headers, body=body, secret=secret)
 
 
 def simulator_factories() -> dict[str, Any]:

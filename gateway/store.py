@@ -34,6 +34,7 @@ import math
 import struct
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -42,22 +43,65 @@ import redis
 from gateway import events as event_log
 from gateway.models import StatusCategory, StatusChange, Ticket, TicketStatus
 
-DIMENSIONS = ("status", "sname", "cat", "customer", "assignee", "conn", "vendor", "priority", "board")
+
+def _key(value: str) -> str:
+    # Index keys hold values; keep them to one line and free of the separator's surprises.
+    return value.replace("\n", " ").strip()
+
+
+def _customer_ref(ticket: Ticket) -> str:
+    if ticket.customer is None:
+        return ""
+    return ticket.customer.ref or f"{ticket.connection}:{ticket.customer.id}"
+
+
+def _named(ref: Any) -> str:
+    return _key((ref.name or ref.id).lower()) if ref else ""
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """A filter field: its index name, the ``TicketFilter`` attribute naming its values, and its
+    value in a ticket as the index holds it. ``folded``: compared lowercased."""
+
+    name: str
+    filter: str
+    of: Callable[[Ticket], str]
+    folded: bool = False
+
+
+# The filter fields in the record's order (the status first: a category or vendor query walks
+# status indexes).
+DIMENSION_OF_TICKET = (
+    Dimension("status", "status", lambda t: f"{t.connection}:{t.status.id}"),
+    Dimension("sname", "status_name", lambda t: _key(t.status.name.lower()), folded=True),
+    Dimension("cat", "category", lambda t: t.status.category.value),
+    Dimension("customer", "customer", _customer_ref),
+    Dimension("assignee", "assignee", lambda t: _named(t.assignee), folded=True),
+    Dimension("conn", "connection", lambda t: t.connection),
+    Dimension("vendor", "vendor", lambda t: t.vendor),
+    Dimension("priority", "priority", lambda t: _named(t.priority), folded=True),
+    Dimension("board", "board", lambda t: _named(t.board), folded=True),
+)
+# The filter fields a query can name, in the record's order: the one list of them (the record
+# layout, the scripts' field positions, filters and the old format's clean-up all read it).
+DIMENSIONS = tuple(d.name for d in DIMENSION_OF_TICKET)
 FACETS = ("status", "cat", "customer", "assignee")
 # The record's length-prefixed strings, in order (after the created and updated doubles).
-RECORD = ("summary", "ws", "status", "sname", "cat", "customer", "assignee", "conn", "vendor", "priority", "board")
+RECORD = ("summary", "ws", *DIMENSIONS)
 RECORD_VERSION = b"\x02"
 HISTORY_LIMIT = 100
 FORMAT_KEY = "tk:format"  # set once the old format's keys are gone
 
 # Shared by the scripts: the record's layout (see ``_record``) and small helpers.
-_LUA_RECORD = """
-local FIELDS = '>dd' .. string.rep('I4c0', 11)
--- positions in the unpacked fields: created, updated, then RECORD's strings
-local POS = {summary = 3, ws = 4, status = 5, sname = 6, cat = 7, customer = 8, assignee = 9, conn = 10,
-             vendor = 11, priority = 12, board = 13}
+# Lua positions of fields in the unpacked record: created, updated, then RECORD's strings.
+_POSITIONS = ", ".join(f"{name} = {index + 3}" for index, name in enumerate(RECORD))
+_LUA_RECORD = f"""
+local FIELDS = '>dd' .. string.rep('I4c0', {len(RECORD)})
+local POS = {{{_POSITIONS}}}
 local ST, CU = POS.status, POS.customer
-local FACETS = {'status', 'cat', 'customer', 'assignee'}
+local FACETS = {{{", ".join(repr(name) for name in FACETS)}}}
+""" + """
 local COMBO = '>' .. string.rep('I4c0', 5)
 -- record: \\2, then lengths of fields, body, history (I4 each), then the three parts
 local function parts(rec)
@@ -416,13 +460,9 @@ class TicketFilter:
     updated_before: datetime | None = None
 
     def dimensions(self) -> list[tuple[str, list[str]]]:
-        pairs = [
-            ("status", self.status), ("sname", [v.lower() for v in self.status_name]),
-            ("cat", self.category), ("customer", self.customer), ("assignee", [v.lower() for v in self.assignee]),
-            ("conn", self.connection), ("vendor", self.vendor), ("priority", [v.lower() for v in self.priority]),
-            ("board", [v.lower() for v in self.board]),
-        ]
-        return [(name, values) for name, values in pairs if values]
+        """``(dimension, values)`` for each dimension this filter names, values as indexed."""
+        pairs = [(d, getattr(self, d.filter)) for d in DIMENSION_OF_TICKET]
+        return [(d.name, [v.lower() for v in values] if d.folded else values) for d, values in pairs if values]
 
 
 @dataclass
@@ -447,30 +487,11 @@ def _ts(value: datetime | None) -> float:
     return value.timestamp() if value else 0.0
 
 
-def _key(value: str) -> str:
-    # Index keys hold values; keep them to one line and free of the separator's surprises.
-    return value.replace("\n", " ").strip()
-
-
-def _customer_ref(ticket: Ticket) -> str:
-    if ticket.customer is None:
-        return ""
-    return ticket.customer.ref or f"{ticket.connection}:{ticket.customer.id}"
-
-
 def index_fields(ticket: Ticket, workspace: str) -> dict[str, str]:
     """The filter fields of a ticket, as the indexes hold them."""
     return {
         "ws": workspace,
-        "status": f"{ticket.connection}:{ticket.status.id}",
-        "sname": _key(ticket.status.name.lower()),
-        "cat": ticket.status.category.value,
-        "customer": _customer_ref(ticket),
-        "assignee": _key((ticket.assignee.name or ticket.assignee.id).lower()) if ticket.assignee else "",
-        "conn": ticket.connection,
-        "vendor": ticket.vendor,
-        "priority": _key((ticket.priority.name or ticket.priority.id).lower()) if ticket.priority else "",
-        "board": _key((ticket.board.name or ticket.board.id).lower()) if ticket.board else "",
+        **{d.name: d.of(ticket) for d in DIMENSION_OF_TICKET},
         "created": repr(_ts(ticket.created_at or ticket.updated_at)),
         "updated": repr(_ts(ticket.updated_at or ticket.created_at)),
         "summary": ticket.summary.lower(),

@@ -16,6 +16,7 @@ A full backfill also removes tickets the vendor no longer returns (deleted or me
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import time
@@ -26,8 +27,8 @@ from typing import Any
 import msgspec
 import rq
 
-from gateway import context, events
-from gateway.core import Gateway
+from gateway import context, events, keys, writekinds
+from gateway.hub import Hub, bound
 from gateway.errors import VendorError, VendorRateLimited
 from gateway.locks import try_lock
 from gateway.models import Capability, Ticket, TicketQuery, make_ref
@@ -37,7 +38,7 @@ log = logging.getLogger("gateway.sync")
 
 EVENTS_QUEUE = "events"
 SYNC_QUEUE = "sync"
-DELAYED = "sync:delayed"
+DELAYED = keys.SYNC_DELAYED
 PAGE_SIZE = 500  # a wish: each vendor caps it (HaloPSA at 100)
 JOB_OPTIONS: dict[str, Any] = {"job_timeout": 300, "result_ttl": 0, "failure_ttl": 24 * 3600}
 
@@ -75,25 +76,29 @@ _enc = msgspec.json.Encoder()
 _dec = msgspec.json.Decoder(SyncState)
 
 
-def _state_key(connection: str) -> str:
-    return f"sync:{connection}"
-
-
-def load_state(gw: Gateway, connection: str) -> SyncState:
-    raw = gw.redis.get(_state_key(connection))
+def load_state(gw: Hub, connection: str) -> SyncState:
+    raw = gw.redis.get(keys.sync_state(connection))
     return _dec.decode(raw) if raw else SyncState()
 
 
-def save_state(gw: Gateway, connection: str, state: SyncState) -> None:
-    gw.redis.set(_state_key(connection), _enc.encode(state))
+def save_state(gw: Hub, connection: str, state: SyncState) -> None:
+    gw.redis.set(keys.sync_state(connection), _enc.encode(state))
 
 
-def synced_connections(gw: Gateway) -> list[str]:
+def synced_connections(gw: Hub) -> list[str]:
     """PSA connections whose tickets the store keeps."""
     return [c.id for c in gw.connections.values() if gw.vendors.has(c.vendor, Capability.TICKET_READ)]
 
 
-def status(gw: Gateway, connection: str) -> SyncStatus:
+def last_pull(gw: Hub, connection: str) -> float | None:
+    """When the connection's last complete pull ended (``None``: never, or not a connection
+    whose tickets the store keeps)."""
+    if connection not in synced_connections(gw):
+        return None
+    return load_state(gw, connection).last_success
+
+
+def status(gw: Hub, connection: str) -> SyncStatus:
     state = load_state(gw, connection)
     last = datetime.fromtimestamp(state.last_success, tz=timezone.utc) if state.last_success else None
     backlog = int(gw.redis.llen(f"rq:queue:{SYNC_QUEUE}") or 0)
@@ -111,7 +116,7 @@ def status(gw: Gateway, connection: str) -> SyncStatus:
 # --------------------------------------------------------------------------- scheduling
 
 
-def schedule(gw: Gateway, connection: str, *, at: float | None = None) -> None:
+def schedule(gw: Hub, connection: str, *, at: float | None = None) -> None:
     """Run a sync step of ``connection`` now (or at ``at``)."""
     if at is None or at <= time.time():
         rq.Queue(SYNC_QUEUE, connection=gw.redis).enqueue(run_sync, connection, **JOB_OPTIONS)
@@ -120,7 +125,7 @@ def schedule(gw: Gateway, connection: str, *, at: float | None = None) -> None:
 
 
 def fetch_soon(
-    gw: Gateway, connection: str, ticket_id: str, action: str = "updated", *, at: float | None = None
+    gw: Hub, connection: str, ticket_id: str, action: str = "updated", *, at: float | None = None
 ) -> None:
     """Fetch one ticket again soon (webhooks, landed writes).
 
@@ -128,28 +133,19 @@ def fetch_soon(
     (asking twice adds nothing) and one job at a time works through the set. A connection whose
     reads are over budget so costs one waiting job, not one job per ticket retrying on its own.
     """
-    gw.redis.sadd(_refresh_key(connection), f"{action}|{ticket_id}")
-    if gw.redis.set(_refreshing_key(connection), "1", nx=True, ex=JOB_OPTIONS["job_timeout"]):
+    gw.redis.sadd(keys.sync_key(connection, "refresh"), f"{action}|{ticket_id}")
+    if gw.redis.set(keys.sync_key(connection, "refreshing"), "1", nx=True, ex=JOB_OPTIONS["job_timeout"]):
         _schedule_refresh(gw, connection, at)
 
 
-def _refresh_key(connection: str) -> str:
-    return f"sync:{connection}:refresh"
-
-
-def _refreshing_key(connection: str) -> str:
-    """Held while a refresh job of the connection is queued or running (one at a time)."""
-    return f"sync:{connection}:refreshing"
-
-
-def _schedule_refresh(gw: Gateway, connection: str, at: float | None = None) -> None:
+def _schedule_refresh(gw: Hub, connection: str, at: float | None = None) -> None:
     if at is None or at <= time.time():
         rq.Queue(EVENTS_QUEUE, connection=gw.redis).enqueue(refresh_tickets, connection, **JOB_OPTIONS)
     else:
         gw.redis.zadd(DELAYED, {f"refresh|{connection}|{uuid.uuid4().hex[:8]}": at})
 
 
-def promote_due(gw: Gateway) -> int:
+def promote_due(gw: Hub) -> int:
     """Enqueue delayed sync steps and fetches whose time has come (any worker may run it)."""
     due = gw.redis.zrangebyscore(DELAYED, "-inf", time.time(), start=0, num=100)
     promoted = 0
@@ -167,29 +163,37 @@ def promote_due(gw: Gateway) -> int:
     return promoted
 
 
-def after_write(gw: Gateway, record: Any) -> None:
+def install(gw: Hub) -> None:
+    """Refetch a ticket when a write to it lands (call once per ``Hub``; repeat calls do
+    nothing)."""
+    if not any(getattr(listener, "func", None) is after_write for listener in gw.write_listeners):
+        gw.write_listeners.append(functools.partial(after_write, gw))
+
+
+def after_write(gw: Hub, record: Any) -> None:
     """A write landed: fetch its ticket so the queue shows it as the vendor now has it."""
-    ref = record.target if record.kind != "alert_action" else None
+    declared = writekinds.KINDS.get(record.kind)
+    ref = record.target if declared is None or declared.refetch else None
     ref = ref or record.result_ref
     if ref and ref.split(":", 1)[0] in synced_connections(gw):
         connection, ticket_id = ref.split(":", 1)
         fetch_soon(gw, connection, ticket_id)
 
 
-def keep_alive(gw: Gateway) -> None:
+def keep_alive(gw: Hub) -> None:
     """Start sync for every connection that has none running (first start, lost jobs)."""
     for connection in synced_connections(gw):
         poll = _poll_seconds(gw, connection)
-        if gw.redis.set(f"sync:{connection}:alive", "1", nx=True, ex=int(poll * 3 + 60)):
+        if gw.redis.set(keys.sync_key(connection, "alive"), "1", nx=True, ex=int(poll * 3 + 60)):
             schedule(gw, connection)
 
 
-def _poll_seconds(gw: Gateway, connection: str) -> float:
+def _poll_seconds(gw: Hub, connection: str) -> float:
     found = gw.settings.connection(connection)
     return found[1].poll_seconds if found else 30.0
 
 
-def _overlap_seconds(gw: Gateway, connection: str) -> float:
+def _overlap_seconds(gw: Hub, connection: str) -> float:
     found = gw.settings.connection(connection)
     return found[1].poll_overlap_seconds if found else 120.0
 
@@ -199,28 +203,22 @@ def _overlap_seconds(gw: Gateway, connection: str) -> float:
 
 def run_sync(connection: str) -> str:
     """rq job: one page of a connection's backfill or incremental pull."""
-    from gateway.jobs import bound
-
     return Syncer(bound()).step(connection)
 
 
 def refresh_tickets(connection: str) -> str:
     """rq job: fetch the tickets waiting in the connection's refresh set."""
-    from gateway.jobs import bound
-
     return Syncer(bound()).refresh(connection)
 
 
 def fetch_ticket(connection: str, ticket_id: str, action: str = "updated") -> str:
     """rq job of older versions (one ticket): it joins the connection's refresh set."""
-    from gateway.jobs import bound
-
     fetch_soon(bound(), connection, ticket_id, action)
     return "queued"
 
 
 class Syncer:
-    def __init__(self, gw: Gateway) -> None:
+    def __init__(self, gw: Hub) -> None:
         self.gw = gw
         self.store: TicketStore = gw.store
 
@@ -236,7 +234,7 @@ class Syncer:
         """Fetch the tickets in the connection's refresh set until it is empty, the read budget
         runs out (then once more when the limiter says), or ``REFRESH_SECONDS`` have passed."""
         redis_ = self.gw.redis
-        key, mark = _refresh_key(connection), _refreshing_key(connection)
+        key, mark = keys.sync_key(connection, "refresh"), keys.sync_key(connection, "refreshing")
         deadline = time.monotonic() + self.REFRESH_SECONDS
         fetched = 0
         while True:
@@ -266,7 +264,7 @@ class Syncer:
         ref = make_ref(connection, ticket_id)
         reset = self._context()
         try:
-            ticket = None if action == "deleted" else self.gw.call(connection, "gateway_ticket_get", ticket_id=ticket_id)
+            ticket = None if action == "deleted" else self.gw.vendor(connection).ticket_get(ticket_id=ticket_id)
         except VendorRateLimited as exc:
             return exc.retry_after or 1.0
         finally:
@@ -275,18 +273,18 @@ class Syncer:
             self.store.delete(ref)
         else:
             self.store.upsert(ticket, conn.workspace)
-            self.gw.redis.delete(f"cache:ticket:{ref}")
+            self.gw.redis.delete(keys.ticket_cache(conn.workspace, ref))
         return None
 
     def step(self, connection: str) -> str:
         """Advance the connection's sync by one page; schedule the next step."""
         gw = self.gw
         conn = gw.connection(connection)
-        lock = try_lock(gw.redis, f"sync:{connection}:lock", conn.timeout_seconds * 2 + 10)
+        lock = try_lock(gw.redis, keys.sync_key(connection, "lock"), conn.timeout_seconds * 2 + 10)
         if lock is None:
             return "busy"
         poll = _poll_seconds(gw, connection)
-        gw.redis.set(f"sync:{connection}:alive", "1", ex=int(poll * 3 + 60))
+        gw.redis.set(keys.sync_key(connection, "alive"), "1", ex=int(poll * 3 + 60))
         state = load_state(gw, connection)
         reset = self._context()
         try:
@@ -329,18 +327,18 @@ class Syncer:
     def _backfill_page(self, connection: str, workspace: str, state: SyncState) -> tuple[str, float]:
         if state.backfill_started is None:
             state.backfill_started = time.time()
-            self.gw.redis.delete(f"sync:{connection}:seen")
-        page = self.gw.call(connection, "gateway_ticket_list", query=TicketQuery(page_size=PAGE_SIZE, cursor=state.backfill_cursor))
+            self.gw.redis.delete(keys.sync_key(connection, "seen"))
+        page = self.gw.vendor(connection).ticket_list(query=TicketQuery(page_size=PAGE_SIZE, cursor=state.backfill_cursor))
         # A backfill loads what exists: no ticket events (tickets gone at the end are announced).
-        state.watermark = self._store_page(page.tickets, workspace, state, f"sync:{connection}:seen", announce=False)
+        state.watermark = self._store_page(page.tickets, workspace, state, keys.sync_key(connection, "seen"), announce=False)
         if page.next_cursor:
             state.backfill_cursor = page.next_cursor
             return "backfill", 0.0
         # Done: whatever the vendor no longer returns was deleted or merged there.
-        seen = {m.decode() for m in self.gw.redis.smembers(f"sync:{connection}:seen")}
+        seen = {m.decode() for m in self.gw.redis.smembers(keys.sync_key(connection, "seen"))}
         for ref in self.store.refs_of_connection(workspace, connection) - seen:
             self.store.delete(ref)
-        self.gw.redis.delete(f"sync:{connection}:seen")
+        self.gw.redis.delete(keys.sync_key(connection, "seen"))
         state.backfill_done = True
         state.backfill_cursor = None
         state.last_success = time.time()
@@ -353,8 +351,7 @@ class Syncer:
             state.poll_since = max(0.0, watermark - _overlap_seconds(self.gw, connection))
             state.poll_high = watermark
         since = datetime.fromtimestamp(state.poll_since, tz=timezone.utc)
-        page = self.gw.call(
-            connection, "gateway_ticket_list",
+        page = self.gw.vendor(connection).ticket_list(
             query=TicketQuery(updated_since=since, page_size=PAGE_SIZE, cursor=state.poll_cursor),
         )
         state.poll_high = max(state.poll_high or 0.0, self._store_page(page.tickets, workspace, state, None))
@@ -368,29 +365,11 @@ class Syncer:
         return "polled", poll
 
 
-def resync(gw: Gateway, connection: str) -> None:
+def resync(gw: Hub, connection: str) -> None:
     """Forget a connection's tickets and sync state, and start a fresh backfill."""
     conn = gw.connection(connection)
     for ref in gw.store.refs_of_connection(conn.workspace, connection):
         gw.store.delete(ref, announce=False)  # the cache is wiped; the tickets are not deleted
-    gw.redis.delete(_state_key(connection), f"sync:{connection}:seen")
+    gw.redis.delete(keys.sync_state(connection), keys.sync_key(connection, "seen"))
     schedule(gw, connection)
 
-
-def sync_until_idle(gw: Gateway, connection: str, *, max_steps: int = 100_000) -> None:
-    """Run a connection's sync in this process until its pull is done (tests, benchmarks).
-
-    Waits out rate-limit deferrals rather than scheduling them."""
-    syncer = Syncer(gw)
-    for _ in range(max_steps):
-        outcome = syncer.step(connection)
-        # This loop is the scheduler here: drop the step it just scheduled.
-        for member in gw.redis.zrange(DELAYED, 0, -1):
-            if member.decode().startswith(f"sync|{connection}|"):
-                gw.redis.zrem(DELAYED, member)
-        rq.Queue(SYNC_QUEUE, connection=gw.redis).empty()
-        if outcome in {"backfilled", "polled"}:
-            return
-        if outcome in {"deferred", "error"}:
-            time.sleep(0.05)
-    raise RuntimeError(f"sync of {connection} did not settle")

@@ -20,14 +20,15 @@ import time
 from typing import Any
 
 import redis
-import rq
 from rq import SimpleWorker
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from rq.worker import WorkerStatus
 
 from gateway import delivery, jobs, sync
-from gateway.core import WRITE_QUEUE, Gateway
+from gateway.core import WRITE_QUEUE, Gateway, build_gateway
+from gateway.embedded_redis import EmbeddedRedis
+from gateway.hub import bind
 
 log = logging.getLogger("gateway.worker")
 
@@ -135,7 +136,7 @@ class Housekeeping(threading.Thread):
 
 def run_worker(gw: Gateway, *, burst: bool = False, name: str | None = None) -> None:
     """Run one worker in this process until stopped (or until idle, with ``burst``)."""
-    jobs.bind(gw)
+    bind(gw)
     housekeeping = Housekeeping(gw)
     housekeeping.start()
     try:
@@ -158,35 +159,10 @@ def run_worker(gw: Gateway, *, burst: bool = False, name: str | None = None) -> 
         housekeeping.stopping.set()
 
 
-def drain(gw: Gateway, *, timeout: float = 60.0, idle_grace: float = 0.0) -> bool:
-    """Run every write to completion in this process (tests and benchmarks).
-
-    Loops: run what the scheduler and the events queue have ready (writes, then the ticket
-    fetches they trigger), sleep until the next delayed or parked run. Sync polling is not run
-    here. Returns True when no write is left unfinished, False on timeout.
-    """
-    jobs.bind(gw)
-    worker = GatewayWorker([WRITE_QUEUE, sync.EVENTS_QUEUE], connection=gw.redis)
-    worker.gateway = gw
-    events = rq.Queue(sync.EVENTS_QUEUE, connection=gw.redis)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        worker.work(burst=True, logging_level="WARNING", with_scheduler=False)
-        wait = gw.scheduler.next_due_in()
-        if gw.writes.active_count() == 0 and events.count == 0 and not gw.scheduler.has_ready():
-            return True
-        if wait is None:
-            jobs.sweep(gw, older_than=max(idle_grace, 0.0))
-            wait = 0.05
-        time.sleep(min(max(wait, 0.001), 0.25, max(0.0, deadline - time.monotonic())))
-    return False
-
-
 def _child(config_path: str | None, index: int) -> None:
-    from gateway.cli import build_gateway
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    gw = build_gateway(config_path, service="msp-gateway-worker")
+    started: list[EmbeddedRedis] = []  # a server this child had to start lives as long as it
+    gw = build_gateway(config_path, started, service="msp-gateway-worker")
     run_worker(gw, name=f"gateway-{os.getpid()}-{index}")
 
 

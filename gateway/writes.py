@@ -31,6 +31,7 @@ from typing import Any, Literal
 import msgspec
 import redis
 
+from gateway import keys
 from gateway.locks import OwnedLock, try_lock
 from gateway.models import Effect
 from gateway.scheduler import SCHEDULER_LIB
@@ -68,7 +69,7 @@ class WriteRecord(msgspec.Struct, omit_defaults=True):
     workspace: str
     connection: str
     vendor: str
-    kind: Literal["reply", "status", "time_entry", "create_ticket", "alert_action"]
+    kind: str  # a declared write kind (``gateway.writekinds.KINDS``)
     dedup_key: str
     body_hash: str
     chain: str
@@ -194,17 +195,17 @@ class WriteStore:
         ``run`` is ``(run id, connection cap)`` of the write's first run: queued in the fair
         scheduler by the same script when the write heads its chain.
         """
-        keys = [
+        names = [
             f"dedup:{record.workspace}:{record.dedup_key}",
             f"write:{record.id}",
             f"chain:{record.chain}",
-            "writes:active",
+            keys.ACTIVE_WRITES,
             open_key(record.connection),
         ]
         args: list[Any] = [record.id, record.body_hash, self.idempotency_seconds, _enc.encode(record), time.time()]
         if run is not None:
             args += [run[0], record.connection, record.workspace, run[1]]
-        kind, value = self._accept(keys=keys, args=args)
+        kind, value = self._accept(keys=names, args=args)
         if kind == b"existing":
             existing_id, existing_hash = value.decode().split(" ", 1)
             return Accepted(existing_id, new=False, head=False, same_body=existing_hash == record.body_hash)
@@ -229,11 +230,11 @@ class WriteStore:
         with self.redis.pipeline() as pipe:
             pipe.set(f"write:{record.id}", _enc.encode(record))
             if record.terminal:
-                pipe.zrem("writes:active", record.id)
+                pipe.zrem(keys.ACTIVE_WRITES, record.id)
                 pipe.zrem(open_key(record.connection), record.id)
                 pipe.expire(f"write:{record.id}", self.idempotency_seconds * 7)
             else:
-                pipe.zadd("writes:active", {record.id: max(time.time(), due or 0)})
+                pipe.zadd(keys.ACTIVE_WRITES, {record.id: max(time.time(), due or 0)})
             if record.status == "dead":
                 pipe.zadd(f"deadletters:{record.workspace}", {record.id: time.time()})
             else:
@@ -242,7 +243,7 @@ class WriteStore:
 
     def touch(self, write_id: str) -> None:
         """Mark an unfinished write as having activity now (the sweeper waits again)."""
-        self.redis.zadd("writes:active", {write_id: time.time()}, xx=True)
+        self.redis.zadd(keys.ACTIVE_WRITES, {write_id: time.time()}, xx=True)
 
     def chain_head(self, chain: str) -> str | None:
         head = self.redis.lindex(f"chain:{chain}", 0)
@@ -284,11 +285,11 @@ class WriteStore:
 
     def stale_active(self, older_than: float) -> list[str]:
         """Unfinished writes with no activity for ``older_than`` seconds."""
-        ids = self.redis.zrangebyscore("writes:active", "-inf", time.time() - older_than)
+        ids = self.redis.zrangebyscore(keys.ACTIVE_WRITES, "-inf", time.time() - older_than)
         return [i.decode() for i in ids]
 
     def active_count(self) -> int:
-        return int(self.redis.zcard("writes:active"))
+        return int(self.redis.zcard(keys.ACTIVE_WRITES))
 
     # -- status order ----------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from gateway.api.app import create_app
 from gateway.core import Gateway
 from gateway.testing.harness import connection_config, settings_from, workspace_config
 from gateway.testing.simulator import Faults, serve_asgi_in_thread
-from gateway.worker import drain
+from gateway.testing.workers import drain
 
 ADMIN, READER, OTHER = "console-admin-key", "console-reader-key", "console-other-admin-key"
 HOSTILE = '<script>document.title="pwned"</script><img src=x onerror=alert(1)> Printer jam'

@@ -31,7 +31,7 @@ from gateway import links
 from gateway.core import Gateway
 from gateway.testing.harness import ALL_SCOPES, connection_config, new_api_key, settings_from, workspace_config
 from gateway.testing.simulator import Faults, RunningServer, Simulator
-from gateway.worker import drain
+from gateway.testing.workers import drain
 
 CONNECTIONS = {"cw": "connectwise", "at": "autotask", "halo": "halopsa", "ninja": "ninjaone", "hudu": "hudu"}
 HALO_CUSTOMERS = {"Acme Corp": 21, "Globex": 22, "Initech": 23}

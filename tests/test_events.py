@@ -28,7 +28,7 @@ from gateway.testing.harness import (
 )
 from gateway.testing.receiver import Receiver
 from gateway.testing.simulator import serve_asgi_in_thread
-from gateway.worker import drain
+from gateway.testing.workers import drain, run_deliveries, sync_until_idle
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,8 +63,6 @@ class Stack:
                 after = page["next_after"]
 
     def sync(self) -> None:
-        from gateway.sync import sync_until_idle
-
         sync_until_idle(self.gw, "conf")
 
 
@@ -251,7 +249,7 @@ def test_another_workspaces_key_sees_none_of_these_events(stack: Stack) -> None:
             assert stream.events == []
         finally:
             stream.close()
-        assert delivery.run_deliveries(stack.gw, timeout=20)
+        assert run_deliveries(stack.gw, timeout=20)
         assert stack.log(stack.other_key) == [] and receiver.attempts == 0
         assert {"write.accepted", "write.succeeded"} <= {e["type"] for e in stack.log()}  # acme's own key sees them
     finally:
@@ -346,7 +344,7 @@ def test_a_receiver_verifies_every_signature_and_gets_each_event_once_in_order(s
         for n in range(4):
             stack.reply(ticket, f"signed {n}")
         assert drain(stack.gw, timeout=30)
-        delivery.run_deliveries(stack.gw, timeout=3)
+        run_deliveries(stack.gw, timeout=3)
         assert receiver.ids() == [e["id"] for e in stack.log()]
         assert receiver.bad_signatures == 0 and len(receiver.ids()) >= 8
         # A receiver holding another secret rejects every delivery: the signature is real.
@@ -370,13 +368,13 @@ def test_a_receiver_that_was_down_gets_every_event_after_it_returns(stack: Stack
         for n in range(5):
             stack.reply(ticket, f"while the receiver is down {n}")
         assert drain(stack.gw, timeout=30)
-        assert not delivery.run_deliveries(stack.gw, timeout=1.5)  # still retrying
+        assert not run_deliveries(stack.gw, timeout=1.5)  # still retrying
         assert receiver.accepted == [] and receiver.attempts >= 2
         with stack.client() as api:
             view = api.get("/v1/admin/subscriptions").json()[0]
         assert view["pending"] == 10 and view["last_status"] == 503 and view["failing_since"]
         receiver.down = False
-        assert delivery.run_deliveries(stack.gw, timeout=30)
+        assert run_deliveries(stack.gw, timeout=30)
         wanted = [e["id"] for e in stack.log() if e["type"] in {"write.accepted", "write.succeeded"}]
         assert receiver.ids() == wanted and len(wanted) == 10
     finally:
@@ -389,12 +387,12 @@ def test_a_throttling_receiver_is_retried_after_its_retry_after(stack: Stack) ->
         sub = subscribe(stack, receiver)
         stack.reply(stack.sim.sample_ticket_id(), "throttled receiver")
         assert drain(stack.gw, timeout=30)
-        delivery.run_deliveries(stack.gw, timeout=0.5)
+        run_deliveries(stack.gw, timeout=0.5)
         state = delivery.load_state(stack.gw, sub["id"])
         assert state.last_status == 429 and state.retry_at is not None
         assert state.retry_at - time.time() > 1.0  # Retry-After: 2, not the 0.05 s backoff
         receiver.throttle_rate = 0.0
-        assert delivery.run_deliveries(stack.gw, timeout=30)
+        assert run_deliveries(stack.gw, timeout=30)
         assert receiver.ids() == [e["id"] for e in stack.log()]
     finally:
         receiver.stop()
@@ -411,7 +409,7 @@ def test_a_subscription_failing_too_long_is_disabled_announced_and_replayed_when
         stack.gw.settings = msgspec_replace_gateway(stack.gw, subscription_disable_after_hours=0.5 / 3600)
         stack.reply(stack.sim.sample_ticket_id(), "to a dead receiver")
         assert drain(stack.gw, timeout=30)
-        delivery.run_deliveries(stack.gw, timeout=5)
+        run_deliveries(stack.gw, timeout=5)
         with stack.client() as api:
             view = api.get(f"/v1/admin/subscriptions/{sub['id']}").json()
             assert view["status"] == "disabled" and view["disabled_at"] and view["pending"] == 2
@@ -420,7 +418,7 @@ def test_a_subscription_failing_too_long_is_disabled_announced_and_replayed_when
             assert [d.event["type"] for d in healthy.accepted] == ["subscription.disabled"]
             receiver.down = False
             assert api.post(f"/v1/admin/subscriptions/{sub['id']}/enable").status_code == 200
-        assert delivery.run_deliveries(stack.gw, timeout=30)
+        assert run_deliveries(stack.gw, timeout=30)
         assert [d.event["type"] for d in receiver.accepted] == ["write.accepted", "write.succeeded"]
         healthy.stop()
     finally:
@@ -437,7 +435,7 @@ def test_a_deleted_subscription_is_sent_nothing_more(stack: Stack) -> None:
             assert api.post("/v1/admin/subscriptions", json={"url": "ftp://x/y"}).status_code == 400
         stack.reply(stack.sim.sample_ticket_id(), "after the delete")
         assert drain(stack.gw, timeout=30)
-        assert delivery.run_deliveries(stack.gw, timeout=10)
+        assert run_deliveries(stack.gw, timeout=10)
         assert receiver.attempts == 0
     finally:
         receiver.stop()

@@ -9,7 +9,7 @@ import pytest
 from gateway import intake
 from gateway.testing.conformance import Env
 from gateway.testing.simulator import Faults
-from gateway.worker import drain
+from gateway.testing.workers import drain
 from gateway.writes import WriteStep
 
 

@@ -78,7 +78,8 @@ def test_429s_show_as_vendor_answers_and_pauses(cw: Env) -> None:
     cw.drain()
     cw.sim.set_faults(Faults(throttle_rate=1.0, retry_after=30, methods=["POST"]))
     write_id = cw.post(f"/v1/tickets/{cw.ref(ticket)}/replies", {"text": "throttled"}).json()["write_id"]
-    from gateway.jobs import run_write, bind
+    from gateway.hub import bind
+    from gateway.jobs import run_write
 
     bind(cw.gw)
     run_write(write_id)  # one run: the vendor answers 429 and the write is deferred

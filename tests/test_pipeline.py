@@ -6,7 +6,7 @@ import pytest
 import redis
 from gateway_connectwise.simulator import ConnectWiseSimulator
 
-from gateway import jobs, scheduler
+from gateway import hub, jobs, scheduler
 from gateway.testing.conformance import Env, build_env
 from gateway.testing.simulator import Faults
 
@@ -90,7 +90,7 @@ def test_a_step_left_sending_by_a_killed_worker_is_reconciled_not_resent(cw: Env
     cw.sim.set_faults(Faults(drop_after_commit_rate=1.0, writes_only=True))
     write_id = cw.post(f"/v1/tickets/{cw.ref(ticket)}/replies", {"text": "killed mid call"}).json()["write_id"]
     # One run: the note commits, the answer is lost; the run ends as a killed worker would.
-    jobs.bind(cw.gw)
+    hub.bind(cw.gw)
     assert jobs.WriteRunner(cw.gw).run(write_id) == "retrying"
     cw.sim.set_faults(Faults())
     record = cw.gw.writes.get(write_id)

@@ -29,7 +29,7 @@ from gateway.plugin_kit import KINDS, class_prefix_for, default_template, new_pl
 from gateway.plugins import ENTRY_POINT_GROUP, SIMULATOR_GROUP, load_plugins
 from gateway.testing.harness import ALL_SCOPES, connection_config, new_api_key, settings_from, workspace_config
 from gateway.testing.simulator import Simulator
-from gateway.worker import drain
+from gateway.testing.workers import drain
 
 PLACEHOLDERS = re.compile(r"templatevendor|TemplateVendor|Template Vendor", re.IGNORECASE)
 

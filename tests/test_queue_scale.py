@@ -16,10 +16,10 @@ from gateway_connectwise.simulator import ConnectWiseSimulator
 from gateway_halopsa.simulator import HaloSimulator
 from litestar.testing import TestClient
 
-from gateway import sync
 from gateway.api.app import create_app
 from gateway.core import Gateway
 from gateway.models import Ticket, TicketQuery
+from gateway.testing.workers import sync_until_idle
 from gateway.testing.harness import ALL_SCOPES, connection_config, new_api_key, settings_from, workspace_config
 
 FAST = [{"requests": 100_000, "per_seconds": 1.0}]
@@ -74,7 +74,7 @@ def three_psas(redis_client: redis.Redis, request: pytest.FixtureRequest) -> Ite
     gw = Gateway(settings_from({"workspaces": [workspace_config("msp", conns, {key: ALL_SCOPES})]}), redis_client)
     try:
         for name in ("cw", "at", "halo"):
-            sync.sync_until_idle(gw, name)
+            sync_until_idle(gw, name)
         with TestClient(create_app(gw)) as api:
             yield Queue(gw, api, key)
     finally:

@@ -16,7 +16,7 @@ from gateway import sync
 from gateway.api.app import create_app
 from gateway.testing.conformance import Env, build_env
 from gateway.testing.simulator import serve_asgi_in_thread
-from gateway.worker import drain
+from gateway.testing.workers import drain
 
 
 def vendor_client(env: Env) -> httpx.Client:
@@ -161,7 +161,7 @@ def test_a_reply_posted_during_a_backfill_waits_at_most_one_sync_call(redis_clie
     """Writes go first: sync pages queue behind writes and never book rate budget ahead."""
     import threading
 
-    from gateway import jobs
+    from gateway import hub
     from gateway.worker import GatewayWorker
 
     sim = ConnectWiseSimulator()
@@ -185,7 +185,7 @@ def test_a_reply_posted_during_a_backfill_waits_at_most_one_sync_call(redis_clie
         deadline = time.monotonic() + 60
         poster = threading.Thread(target=post_reply_soon)
         poster.start()
-        jobs.bind(env.gw)
+        hub.bind(env.gw)
         worker = GatewayWorker(["writes", sync.EVENTS_QUEUE, sync.SYNC_QUEUE], connection=env.gw.redis)
         worker.gateway = env.gw
         while time.monotonic() < deadline and not (accepted and env.write(accepted[0])["status"] == "succeeded"):

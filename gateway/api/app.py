@@ -17,7 +17,8 @@ Routes (all JSON, all under bearer API keys except ``/health``, ``/ready`` and `
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import anyio
 import msgspec
@@ -28,14 +29,23 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from gateway import audit, events, intake, links, metrics, sync
+from gateway import audit, intake, links, metrics, sync, writekinds
 from gateway.readiness import Readiness, ReadinessCheck
+from gateway import console
+from gateway.console import reference
 from gateway.api import customers, queue
 from gateway.api.admission import Admission
+from gateway.api.write_admin import (
+    discard_dead_letter_as,
+    own_write,
+    retry_dead_letter_as,
+    write_view,
+)
 from gateway.api import events as event_routes
 from gateway.api import subscriptions
-from gateway.api.auth import KeyRing, Principal
+from gateway.api.auth import KeyRing
 from gateway.api.common import (
+    submit_ticket_write,
     ADMIN,
     READ,
     WRITE,
@@ -74,10 +84,9 @@ from gateway.api.schemas import (
     WriteBacklog,
 )
 from gateway.core import Gateway
-from gateway.jobs import enqueue_write
 from gateway.errors import NotSupported
 from gateway.models import Capability, Ticket, TicketForm, TicketStatus
-from gateway.writes import WriteRecord, WriteStep, WriteView
+from gateway.writes import WriteView
 
 # --------------------------------------------------------------------------- meta
 
@@ -109,7 +118,9 @@ def metrics_text(request: Request) -> Response[bytes]:
     """Prometheus metrics of the key's workspace, from every API and worker process (they count
     in Redis). Needs the ``admin`` scope: scrape with ``authorization: {credentials: <key>}``."""
     principal = authorize(request, ADMIN)
-    return Response(metrics.render(gateway_of(request), principal.workspace), media_type=CONTENT_TYPE_LATEST)
+    gw = gateway_of(request)
+    text = metrics.render(gw, principal.workspace, lambda connection: sync.last_pull(gw, connection))
+    return Response(text, media_type=CONTENT_TYPE_LATEST)
 
 
 @get("/v1/plugins", operation_id="listPlugins", sync_to_thread=False)
@@ -176,10 +187,13 @@ def ticket_form(request: Request, connection_id: FromPath[str], refresh: FromQue
 # --------------------------------------------------------------------------- ticket reads
 
 
-def _optional(gw: Gateway, connection_id: str, hook: str, **kwargs: Any) -> Any:
+T = TypeVar("T")
+
+
+def _optional(read: Callable[[], T]) -> T | None:
     """A detail read the vendor may not offer: ``None`` instead of 501."""
     try:
-        return gw.call(connection_id, hook, **kwargs)
+        return read()
     except NotSupported:
         return None
 
@@ -191,14 +205,15 @@ def get_ticket(request: Request, ref: FromPath[str]) -> Ticket:
     principal = authorize(request, READ)
     gw = gateway_of(request)
     connection_id, vendor_id = own_ref(gw, principal, ref)
-    ticket = gw.call(connection_id, "gateway_ticket_get", ticket_id=vendor_id)
+    vendor = gw.vendor(connection_id)
+    ticket = vendor.ticket_get(ticket_id=vendor_id)
     if ticket is None:
         gw.store.delete(ref)
         raise not_found(f"ticket {ref}")
     gw.store.upsert(ticket, principal.workspace)
-    thread = gw.call(connection_id, "gateway_ticket_thread", ticket_id=vendor_id)
-    time_entries = _optional(gw, connection_id, "gateway_ticket_time_entries", ticket_id=vendor_id)
-    attachments = _optional(gw, connection_id, "gateway_ticket_attachments", ticket_id=vendor_id)
+    thread = vendor.ticket_thread(ticket_id=vendor_id)
+    time_entries = _optional(lambda: vendor.ticket_time_entries(ticket_id=vendor_id))
+    attachments = _optional(lambda: vendor.ticket_attachments(ticket_id=vendor_id))
     related = links.related_records(gw, ref, ticket)
     return msgspec.structs.replace(
         ticket,
@@ -219,7 +234,7 @@ def download_attachment(request: Request, ref: FromPath[str], attachment_id: Fro
     connection_id, vendor_id = own_ref(gw, principal, ref)
     gw.vendors.require(gw.connection(connection_id).vendor, Capability.TICKET_READ)
     vendor_id_or_404(gw, connection_id, attachment_id, f"attachment {clip(attachment_id)} on {clip(ref)}")
-    found = gw.call(connection_id, "gateway_attachment_download", ticket_id=vendor_id, attachment_id=attachment_id)
+    found = gw.vendor(connection_id).attachment_download(ticket_id=vendor_id, attachment_id=attachment_id)
     if found is None:
         raise not_found(f"attachment {attachment_id} on {ref}")
     safe_name = "".join(c for c in found.filename if c.isprintable() and c not in '"\\') or "attachment"
@@ -258,17 +273,7 @@ async def _reply_body(request: Request, gw: Gateway, cap: int | None, vendor: st
         raw = await request.body()
         body = _convert(msgspec.json.decode(raw) if raw else None, ReplyCreate)
         uploads = []
-    if not body.text.strip():
-        raise ApiError(422, "Reply text is empty", "text must contain more than white space: the PSA would refuse it",
-                       "send the reply's text", field="text")
-    for upload in uploads:
-        if cap is not None and len(upload.data) > cap:
-            raise ApiError(
-                413, "Attachment too large",
-                f"{upload.filename} is {len(upload.data):,} bytes; {vendor} accepts at most {cap:,} bytes "
-                f"({cap / 1024 / 1024:g} MB) per attachment",
-                "send a smaller file or a link to it", cap_bytes=cap, vendor=vendor,
-            )
+    writekinds.check_reply(body, uploads, cap, vendor)
     return body, uploads
 
 
@@ -298,27 +303,7 @@ async def create_reply(request: Request, ref: FromPath[str]) -> WriteAccepted:
                                idempotency_key=key, uploads=uploads)
         if resent is not None:
             return accepted(gw, resent)
-        gw.vendors.require(conn.vendor, Capability.INTERNAL_NOTE if body.internal else Capability.REPLY)
-        if uploads:
-            gw.vendors.require(conn.vendor, Capability.ATTACHMENT)
-        ticket = owned_ticket(gw, principal, ref)
-        status_id = body.status_id
-        if status_id is not None:
-            gw.vendors.require(conn.vendor, Capability.STATUS)
-            intake.check_status(gw, ticket, status_id)
-        elif not body.internal and gw.workspace_of[connection_id].first_reply_sets_in_progress:
-            status_id = intake.first_in_progress(gw, ticket)
-        together = status_id is not None and gw.vendors.has(conn.vendor, Capability.REPLY_WITH_STATUS)
-        reply = {"text": body.text, "internal": body.internal}
-        if together:
-            reply["status_id"] = status_id
-        steps = [WriteStep("reply", reply)]
-        steps += [
-            WriteStep("attachment", {"index": i, "filename": u.filename, "content_type": u.content_type, "size": len(u.data)})
-            for i, u in enumerate(uploads)
-        ]
-        if status_id is not None and not together:
-            steps.append(WriteStep("status", {"status_id": status_id}))
+        steps = writekinds.plan_reply(gw, connection_id, body, uploads, lambda: owned_ticket(gw, principal, ref))
         submitted = intake.submit(
             gw, workspace=principal.workspace, connection=connection_id, kind="reply", target=ref,
             steps=steps, request=request_body, idempotency_key=key, uploads=uploads,
@@ -332,43 +317,14 @@ async def create_reply(request: Request, ref: FromPath[str]) -> WriteAccepted:
       operation_class=declared(idempotent=True, examples=STATUS_EXAMPLES))
 def change_status(request: Request, ref: FromPath[str], data: JSONBody[StatusUpdate]) -> WriteAccepted:
     """Queue a status change to one of the ticket's PSA statuses (422 lists the valid ones)."""
-    principal = authorize(request, WRITE)
-    gw = gateway_of(request)
-    connection_id, _ = own_ref(gw, principal, ref)
-    gw.vendors.require(gw.connection(connection_id).vendor, Capability.STATUS)
-    key, body = idempotency_key(request), msgspec.to_builtins(data)
-    resent = intake.replay(gw, workspace=principal.workspace, kind="status", target=ref, request=body, idempotency_key=key)
-    if resent is not None:
-        return accepted(gw, resent)
-    ticket = owned_ticket(gw, principal, ref)
-    intake.check_status(gw, ticket, data.status_id)
-    submitted = intake.submit(
-        gw, workspace=principal.workspace, connection=connection_id, kind="status", target=ref,
-        steps=[WriteStep("status", {"status_id": data.status_id})], request=body, idempotency_key=key,
-    )
-    return accepted(gw, submitted)
+    return submit_ticket_write(request, ref, writekinds.STATUS, data)
 
 
 @post("/v1/tickets/{ref:str}/time-entries", operation_id="createTimeEntry", status_code=202, sync_to_thread=True,
       operation_class=declared(idempotent=True, examples=TIME_ENTRY_EXAMPLES))
 def create_time_entry(request: Request, ref: FromPath[str], data: JSONBody[TimeEntryBody]) -> WriteAccepted:
     """Queue a time entry against the ticket."""
-    principal = authorize(request, WRITE)
-    gw = gateway_of(request)
-    connection_id, _ = own_ref(gw, principal, ref)
-    gw.vendors.require(gw.connection(connection_id).vendor, Capability.TIME_ENTRY)
-    key, payload = idempotency_key(request), msgspec.to_builtins(data)
-    resent = intake.replay(gw, workspace=principal.workspace, kind="time_entry", target=ref, request=payload,
-                           idempotency_key=key)
-    if resent is not None:
-        return accepted(gw, resent)
-    intake.check_time_entry(data.started_at, data.minutes)
-    owned_ticket(gw, principal, ref)
-    submitted = intake.submit(
-        gw, workspace=principal.workspace, connection=connection_id, kind="time_entry", target=ref,
-        steps=[WriteStep("time_entry", payload)], request=payload, idempotency_key=key,
-    )
-    return accepted(gw, submitted)
+    return submit_ticket_write(request, ref, writekinds.TIME_ENTRY, data)
 
 
 @post("/v1/tickets", operation_id="createTicket", status_code=202, sync_to_thread=True,
@@ -378,24 +334,13 @@ def create_ticket(request: Request, data: JSONBody[TicketCreateBody]) -> WriteAc
     principal = authorize(request, WRITE)
     gw = gateway_of(request)
     own_connection(gw, principal, data.connection, f"connection {data.connection}")
-    gw.vendors.require(gw.connection(data.connection).vendor, Capability.CREATE_TICKET)
+    writekinds.CREATE_TICKET.require(gw, data.connection, data)
     key, body = idempotency_key(request), msgspec.to_builtins(data)
     resent = intake.replay(gw, workspace=principal.workspace, kind="create_ticket", target=None, request=body,
                            idempotency_key=key)
     if resent is not None:
         return accepted(gw, resent)
-    form = intake.cached_form(gw, data.connection)
-    problems = []
-    for field in form.fields:
-        value = data.fields.get(field.name)
-        if field.name == "summary":
-            continue
-        if field.required and value in (None, ""):
-            problems.append(f"{field.name} is required")
-        elif value not in (None, "") and field.options and str(value) not in {o.id for o in field.options}:
-            problems.append(f"{field.name}={quote(value)} is not one of its options")
-    unknown = sorted(set(data.fields) - {f.name for f in form.fields})
-    problems += [f"{clip(name)} is not a field of this form" for name in unknown]
+    problems = writekinds.form_problems(intake.cached_form(gw, data.connection), data.fields, quote, clip)
     if problems:
         raise ApiError(422, "Ticket does not fit the PSA's form", "; ".join(problems),
                        f"see GET /v1/connections/{data.connection}/ticket-form", problems=problems)
@@ -403,11 +348,9 @@ def create_ticket(request: Request, data: JSONBody[TicketCreateBody]) -> WriteAc
     if data.alert:
         own_ref(gw, principal, data.alert, "alert")
         related = (data.alert,)
-    payload = {"summary": data.summary, "description": data.description, "customer_id": data.customer_id,
-               "fields": data.fields, "related": list(related)}
     submitted = intake.submit(
         gw, workspace=principal.workspace, connection=data.connection, kind="create_ticket", target=None,
-        steps=[WriteStep("create", payload)], request=body, idempotency_key=key,
+        steps=writekinds.plan_create(gw, data.connection, data, related), request=body, idempotency_key=key,
     )
     return accepted(gw, submitted)
 
@@ -419,31 +362,13 @@ def alert_action(request: Request, ref: FromPath[str], data: JSONBody[AlertActio
     principal = authorize(request, WRITE)
     gw = gateway_of(request)
     connection_id, _ = own_ref(gw, principal, ref, "alert")
-    vendor = gw.connection(connection_id).vendor
-    capability = Capability.ALERT_ACKNOWLEDGE if data.action == "acknowledge" else Capability.ALERT_RESOLVE
-    gw.vendors.require(vendor, capability)
+    writekinds.ALERT_ACTION.require(gw, connection_id, data)
     submitted = intake.submit(
         gw, workspace=principal.workspace, connection=connection_id, kind="alert_action", target=ref,
-        steps=[WriteStep("alert", {"action": data.action})], request=msgspec.to_builtins(data),
+        steps=writekinds.plan_alert(gw, connection_id, data.action), request=msgspec.to_builtins(data),
         idempotency_key=idempotency_key(request),  # an alert action needs no vendor read to accept
     )
     return accepted(gw, submitted)
-
-
-def write_view(gw: Gateway, record: WriteRecord) -> WriteView:
-    # Step payloads carry the caller's text: scrub configured secrets pasted into it.
-    steps = [msgspec.structs.replace(s, payload=gw.redactor.payload(s.payload)) for s in record.steps]
-    return WriteView(record.id, record.kind, record.status, record.connection, record.dedup_key,
-                     record.created_at, record.updated_at, steps, record.attempts,
-                     record.target, record.result_ref, record.error)
-
-
-def own_write(gw: Gateway, principal: Principal, write_id: str) -> WriteRecord:
-    """The write if it belongs to the caller's workspace, else 404."""
-    record = gw.writes.get(write_id) if write_id.startswith("w_") else None
-    if record is None or record.workspace != principal.workspace:
-        raise not_found(f"write {write_id}")
-    return record
 
 
 @get("/v1/writes/{write_id:str}", operation_id="getWrite", sync_to_thread=False)
@@ -462,15 +387,6 @@ class DeadLetter(msgspec.Struct):
     write: WriteView
     request: dict[str, Any]
     workspace: str
-
-
-def _audit_admin(gw: Gateway, principal: Principal, action: str, record: WriteRecord) -> None:
-    attributes = {"gateway.kind": "admin", "gateway.admin_action": action, "gateway.write_id": record.id,
-                  "gateway.workspace": principal.workspace, "gateway.api_key": principal.key_name}
-    if record.target:
-        attributes["gateway.ticket"] = record.target
-    with gw.tracer.start_as_current_span(f"admin {action}", attributes=attributes):
-        pass
 
 
 @get("/v1/admin/dead-letters", operation_id="listDeadLetters", sync_to_thread=True)
@@ -492,13 +408,6 @@ def get_dead_letter(request: Request, write_id: FromPath[str]) -> DeadLetter:
     return DeadLetter(write_view(gw, record), gw.redactor.payload(record.request), record.workspace)
 
 
-def _own_dead_letter(gw: Gateway, principal: Principal, write_id: str, action: str) -> WriteRecord:
-    record = own_write(gw, principal, write_id)
-    if record.status != "dead":
-        raise ApiError(409, "Not a dead letter", f"write {write_id} is {record.status}", f"only dead letters can be {action}")
-    return record
-
-
 @post("/v1/admin/dead-letters/{write_id:str}/retry", operation_id="retryDeadLetter", status_code=202, sync_to_thread=True,
       operation_class=declared())
 def retry_dead_letter(request: Request, write_id: FromPath[str]) -> WriteAccepted:
@@ -506,42 +415,11 @@ def retry_dead_letter(request: Request, write_id: FromPath[str]) -> WriteAccepte
     return retry_dead_letter_as(gateway_of(request), authorize(request, ADMIN), write_id)
 
 
-def retry_dead_letter_as(gw: Gateway, principal: Principal, write_id: str) -> WriteAccepted:
-    """Requeue a dead letter of ``principal``'s workspace (the admin API and the console)."""
-    record = _own_dead_letter(gw, principal, write_id, "retried")
-    lock = gw.writes.lock(record.id, 30)
-    if lock is None:
-        raise ApiError(409, "Write is busy", f"write {write_id} is being worked on", "retry in a moment")
-    try:
-        record.status = "queued"
-        record.error = None
-        record.dead_at = None
-        gw.writes.save(record)
-        head = gw.writes.rejoin(record)
-    finally:
-        gw.writes.unlock(record.id, lock)
-    _audit_admin(gw, principal, "retry", record)
-    events.write_retried(gw, record, principal.key_name)
-    metrics.write_retried(gw.redis, record)
-    if head:
-        enqueue_write(gw, record.id, connection=record.connection, workspace=record.workspace)
-    return WriteAccepted(record.id, record.status, record.dedup_key)
-
-
 @delete("/v1/admin/dead-letters/{write_id:str}", operation_id="discardDeadLetter", status_code=204, sync_to_thread=True,
         operation_class=declared())
 def discard_dead_letter(request: Request, write_id: FromPath[str]) -> None:
     """Give up on a dead letter for good (it stays readable at ``GET /v1/writes/{id}``)."""
     discard_dead_letter_as(gateway_of(request), authorize(request, ADMIN), write_id)
-
-
-def discard_dead_letter_as(gw: Gateway, principal: Principal, write_id: str) -> None:
-    """Give up on a dead letter of ``principal``'s workspace (the admin API and the console)."""
-    record = _own_dead_letter(gw, principal, write_id, "discarded")
-    record.status = "discarded"
-    gw.writes.save(record)
-    _audit_admin(gw, principal, "discard", record)
-    events.write_discarded(gw, record, principal.key_name)
 
 
 @get("/v1/admin/audit", operation_id="readAudit", sync_to_thread=True)
@@ -569,8 +447,6 @@ ROUTES = [
 def create_app(gateway: Gateway, *, extra_routes: list[Any] | None = None) -> Litestar:
     """Build the API around an assembled ``Gateway`` (the caller owns and closes it)."""
 
-    from gateway import console  # the console imports this module's admin functions
-    from gateway.console import reference
 
     # One span per request (it carries the audit attributes): no span per ASGI receive/send.
     otel = OpenTelemetryPlugin(OpenTelemetryConfig(tracer_provider=gateway.tracer_provider,

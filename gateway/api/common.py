@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import msgspec
 from litestar import Request
 
-from gateway import intake, metrics
+from gateway import intake, writekinds
 from gateway.api.auth import Principal
 from gateway.api.problems import ApiError, clip, not_found
 from gateway.api.schemas import IDEMPOTENCY_KEY_MAX_LENGTH, WriteAccepted
@@ -73,3 +76,21 @@ def idempotency_key(request: Request) -> str | None:
 def accepted(gw: Gateway, submitted: intake.Submitted) -> WriteAccepted:
     """The 202 body for a stored write."""
     return WriteAccepted(submitted.write_id, submitted.status, submitted.dedup_key, duplicate=not submitted.created)
+
+
+def submit_ticket_write(request: Request, ref: str, kind: writekinds.WriteKind, data: Any) -> WriteAccepted:
+    """The route of a write to one ticket whose plan takes the body and the ticket: the caller's
+    key and scope, the ticket's connection, what the vendor must support, a resend answered from
+    its record (no vendor read), then the kind's plan and the submit."""
+    principal = authorize(request, WRITE)
+    gw = gateway_of(request)
+    connection_id, _ = own_ref(gw, principal, ref)
+    kind.require(gw, connection_id, data)
+    key, body = idempotency_key(request), msgspec.to_builtins(data)
+    resent = intake.replay(gw, workspace=principal.workspace, kind=kind.name, target=ref, request=body, idempotency_key=key)
+    if resent is not None:
+        return accepted(gw, resent)
+    steps = kind.plan(gw, connection_id, data, lambda: owned_ticket(gw, principal, ref))
+    submitted = intake.submit(gw, workspace=principal.workspace, connection=connection_id, kind=kind.name, target=ref,
+                              steps=steps, request=body, idempotency_key=key)
+    return accepted(gw, submitted)

@@ -20,7 +20,7 @@ import msgspec
 from litestar import Request, get, post
 from litestar.params import FromPath, FromQuery, JSONBody
 
-from gateway import customers, intake, links
+from gateway import customers, intake, links, writekinds
 from gateway.api.auth import Principal
 from gateway.api.common import READ, WRITE, accepted, authorize, gateway_of, idempotency_key, own_ref, owned_ticket
 from gateway.api.openapi import ALERT_ACTION_EXAMPLES, declared
@@ -29,7 +29,6 @@ from gateway.api.schemas import WriteAccepted
 from gateway.core import Gateway
 from gateway.customers import CustomerMap, WorkspaceCustomer
 from gateway.models import Alert, Capability, Device, RelatedRecord, RunbookLink
-from gateway.writes import WriteStep
 
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 
@@ -228,12 +227,11 @@ def ticket_alert_action(request: Request, ref: FromPath[str], data: JSONBody[Tic
                        "name one of them in \"alert\"", linked_alerts=linked)
     alert_ref = data.alert or linked[0]
     connection_id, _ = own_ref(gw, principal, alert_ref, "alert")
-    capability = Capability.ALERT_ACKNOWLEDGE if data.action == "acknowledge" else Capability.ALERT_RESOLVE
-    gw.vendors.require(gw.connection(connection_id).vendor, capability)
+    writekinds.ALERT_ACTION.require(gw, connection_id, data)
     request_body: dict[str, Any] = {"action": data.action, "ticket": ref}
     submitted = intake.submit(
         gw, workspace=principal.workspace, connection=connection_id, kind="alert_action", target=alert_ref,
-        steps=[WriteStep("alert", {"action": data.action})], request=request_body,
+        steps=writekinds.plan_alert(gw, connection_id, data.action), request=request_body,
         idempotency_key=idempotency_key(request),
     )
     return accepted(gw, submitted)

@@ -11,8 +11,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, PermissionDeniedException, ValidationException
 
 from gateway.durability import NotReplicated
-from gateway.errors import ConfigError, NotSupported, VendorError, VendorRateLimited, VendorRejected
-from gateway.intake import WriteRefused
+from gateway.errors import ConfigError, NotSupported, VendorError, VendorRateLimited, VendorRejected, WriteRefused
 from gateway.models import BadReference
 
 log = logging.getLogger("gateway.api")
@@ -114,7 +113,7 @@ def handle(request: Request, exc: Exception) -> Response[Problem]:
     if isinstance(exc, ApiError):
         return _respond(exc.problem)
     if isinstance(exc, WriteRefused):
-        return _respond(Problem(exc.status, exc.title, scrub(exc.detail), "fix the request and send it again", exc.extra))
+        return _respond(Problem(exc.status, exc.title, scrub(exc.detail), exc.action, exc.extra))
     if isinstance(exc, (msgspec.DecodeError, msgspec.ValidationError)):
         return _respond(Problem(400, "Invalid request", clip(str(exc)), "send a JSON body of the documented shape"))
     if isinstance(exc, BadReference):

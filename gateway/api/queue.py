@@ -183,7 +183,7 @@ def receive_webhook(request: Request, connection_id: FromPath[str], body: RawBod
         raise not_found(f"webhook endpoint {connection_id}")
     headers = {k.lower(): v for k, v in request.headers.items()}
     try:
-        events = gw.call(connection_id, "gateway_webhook_parse", headers=headers, body=body, secret=secret)
+        events = gw.vendor(connection_id).webhook_parse(headers=headers, body=body, secret=secret)
     except BadSignature as exc:
         log.warning("refused a webhook for %s: %s (from %s)", connection_id, exc, request.client.host if request.client else "?")
         raise ApiError(401, "Bad webhook signature", "the signature is missing or does not match",

@@ -2,56 +2,25 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Literal
 
 import msgspec
 
 from gateway.models import Capability, RateLimitPolicy, VendorKind
 from gateway.sync import SyncStatus
 
-Text = Annotated[str, msgspec.Meta(min_length=1, max_length=65_535)]
-Id = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+# The write bodies are declared with their write kinds.
+from gateway.writekinds import (
+    AlertActionBody as AlertActionBody,
+    Id as Id,
+    ReplyCreate as ReplyCreate,
+    StatusUpdate as StatusUpdate,
+    Text as Text,
+    TicketCreateBody as TicketCreateBody,
+    TimeEntryBody as TimeEntryBody,
+)
 
 IDEMPOTENCY_KEY_MAX_LENGTH = 255  # an Idempotency-Key is 1 to this many characters
-
-
-class ReplyCreate(msgspec.Struct, forbid_unknown_fields=True):
-    """A reply (``internal`` false, the default: the customer sees it) or an internal note,
-    optionally with a status change applied after it in the same write. Send as JSON, or as
-    multipart/form-data with the same fields plus ``files`` parts for attachments."""
-
-    text: Text
-    internal: bool = False
-    status_id: Id | None = None
-
-
-class StatusUpdate(msgspec.Struct, forbid_unknown_fields=True):
-    status_id: Id
-
-
-class TimeEntryBody(msgspec.Struct, forbid_unknown_fields=True):
-    minutes: Annotated[int, msgspec.Meta(ge=1, le=24 * 60)]
-    notes: Annotated[str, msgspec.Meta(max_length=10_000)] = ""
-    started_at: datetime | None = None
-    member: Id | None = None
-    billable: bool = True
-
-
-class TicketCreateBody(msgspec.Struct, forbid_unknown_fields=True):
-    """A new ticket in ``connection``; ``fields`` are the PSA's own form fields by name (see
-    ``GET /v1/connections/{id}/ticket-form``). ``alert`` links the ticket to an RMM alert."""
-
-    connection: Id
-    summary: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
-    description: Annotated[str, msgspec.Meta(max_length=65_535)] = ""
-    customer_id: Id | None = None
-    fields: dict[str, Any] = {}
-    alert: Id | None = None
-
-
-class AlertActionBody(msgspec.Struct, forbid_unknown_fields=True):
-    action: Literal["acknowledge", "resolve"]
 
 
 class WriteAccepted(msgspec.Struct):

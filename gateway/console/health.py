@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from gateway import audit, events, sync
+from gateway import audit, events, keys, sync
 from gateway.api.auth import Principal
 from gateway.core import Gateway
 from gateway.models import RateLimitPolicy
@@ -137,7 +137,7 @@ def usage(gw: Gateway, connection: str, policy: RateLimitPolicy, now: float | No
 
 
 def _active_by_connection(gw: Gateway) -> dict[str, int]:
-    ids = [i.decode() for i in gw.redis.zrange("writes:active", 0, ACTIVE_SCAN - 1)]
+    ids = [i.decode() for i in gw.redis.zrange(keys.ACTIVE_WRITES, 0, ACTIVE_SCAN - 1)]
     counts: dict[str, int] = {}
     decoder = msgspec.json.Decoder(WriteRecord)
     for raw in gw.redis.mget([f"write:{i}" for i in ids]) if ids else []:

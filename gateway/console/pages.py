@@ -24,7 +24,7 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
 from gateway import events, sync
-from gateway.api.app import discard_dead_letter_as, own_write, retry_dead_letter_as
+from gateway.api.write_admin import discard_dead_letter_as, own_write, retry_dead_letter_as
 from gateway.api.auth import Principal
 from gateway.api.common import gateway_of, own_connection
 from gateway.api.events import event_stream

@@ -13,13 +13,12 @@ from typing import Any
 
 import msgspec
 
-from gateway import audit
-from gateway.api.app import own_write, write_view
+from gateway import audit, intake, keys
+from gateway.api.write_admin import own_write, write_view
 from gateway.api.auth import Principal
 from gateway.api.problems import ApiError
 from gateway.console.timeline import Timeline, timeline
 from gateway.core import Gateway
-from gateway.models import Ticket
 from gateway.writes import WriteRecord, WriteView
 
 SCAN = 500  # newest dead letters the list filters over
@@ -81,8 +80,8 @@ def ticket_name(gw: Gateway, ref: str | None) -> TicketName | None:
         return None
     ticket = gw.store.get(ref)
     if ticket is None:
-        raw = gw.redis.get(f"cache:ticket:{ref}")
-        ticket = msgspec.json.decode(raw, type=Ticket) if raw else None
+        conn = gw.connections.get(ref.split(":", 1)[0])
+        ticket = intake.TICKETS.peek(gw.redis, keys.ticket_cache(conn.workspace, ref))[1] if conn else None
     if ticket is None:
         return TicketName(ref, None, None, None)
     return TicketName(ref, ticket.number, ticket.summary, ticket.customer.name if ticket.customer else None)

@@ -29,7 +29,7 @@ from gateway.core import Gateway
 from gateway.models import Capability
 from gateway.testing.harness import ALL_SCOPES, connection_config, new_api_key, settings_from, workspace_config
 from gateway.testing.simulator import Faults, RunningServer, Simulator
-from gateway.worker import drain
+from gateway.testing.workers import drain, sync_until_idle
 
 
 @dataclass
@@ -64,8 +64,6 @@ class Env:
 
     def sync(self) -> None:
         """Fill the ticket store from the simulator (backfill, or one incremental pull)."""
-        from gateway.sync import sync_until_idle
-
         sync_until_idle(self.gw, self.connection)
 
     def write(self, write_id: str) -> dict[str, Any]:

@@ -40,7 +40,8 @@ from schemathesis.specs.openapi.checks import (
 from gateway.api.app import create_app
 from gateway.core import Gateway
 from gateway.embedded_redis import EmbeddedRedis
-from gateway.sync import sync_until_idle, synced_connections
+from gateway.sync import synced_connections
+from gateway.testing.workers import sync_until_idle
 from gateway.testing.harness import ALL_SCOPES, new_api_key, settings_from
 
 from hostile import BODY, CURSOR, QUERY_VALUE, REFERENCE_IDS

@@ -113,7 +113,7 @@ def test_a_write_whose_run_died_after_it_landed_does_not_block_its_ticket(redis_
     from gateway_connectwise.simulator import ConnectWiseSimulator
 
     from gateway.testing.conformance import build_env
-    from gateway.worker import drain
+    from gateway.testing.workers import drain
 
     sim = ConnectWiseSimulator()
     sim.seed_demo()

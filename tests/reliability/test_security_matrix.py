@@ -23,7 +23,7 @@ from gateway.settings import hash_key
 from gateway import delivery
 from gateway.testing.harness import ALL_SCOPES, connection_config, new_api_key, settings_from, workspace_config
 from gateway.testing.simulator import Faults
-from gateway.worker import drain
+from gateway.testing.workers import drain
 
 from reliability_kit import SimHandle, serve_psas
 

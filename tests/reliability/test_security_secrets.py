@@ -23,7 +23,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from gateway.api.app import create_app
 from gateway.core import Gateway
 from gateway.testing.harness import ALL_SCOPES, new_api_key, settings_from
-from gateway.worker import drain
+from gateway.testing.workers import drain
 
 from reliability_kit import WRITE_METHODS, SimHandle, gateway_tables, secrets_of, serve_psas
 

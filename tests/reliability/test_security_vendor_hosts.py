@@ -21,7 +21,7 @@ from gateway.core import Gateway
 from gateway.models import TicketQuery
 from gateway.testing.harness import ALL_SCOPES, new_api_key, settings_from
 from gateway.testing.simulator import serve_asgi_in_thread
-from gateway.worker import drain
+from gateway.testing.workers import drain
 
 from reliability_kit import gateway_tables, serve_psas
 
