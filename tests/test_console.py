@@ -11,6 +11,7 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,8 +20,9 @@ import redis
 from gateway_connectwise.simulator import ConnectWiseSimulator
 from litestar.testing import TestClient
 
-from gateway import audit
+from gateway import audit, events
 from gateway.api.app import create_app
+from gateway.console import pages
 from gateway.core import Gateway
 from gateway.testing.harness import connection_config, settings_from, workspace_config
 from gateway.testing.simulator import Faults, serve_asgi_in_thread
@@ -257,6 +259,13 @@ def test_the_live_stream_tells_only_the_sessions_workspace_and_ends_with_the_ses
         alpha.close()
         beta.close()
         served.stop()
+
+
+def test_every_event_a_page_follows_is_an_event_type_the_console_streams() -> None:
+    templates = Path(pages.__file__).parent / "templates"
+    followed = {t for f in templates.glob("*.html") for m in re.findall(r'data-live-on="([^"]+)"', f.read_text())
+                for t in m.split()}
+    assert followed and followed <= pages.LIVE_TYPES <= set(events.EVENT_TYPES), followed - pages.LIVE_TYPES
 
 
 def test_a_secret_pasted_into_a_write_is_not_shown(console: Console) -> None:
