@@ -187,13 +187,9 @@ def submit(
     same key and body return the earlier write."""
     write_id = gw.writes.new_id()
     fingerprint = _fingerprint(kind, target, request, uploads)
-    if target and any("status_id" in step.payload for step in steps):
-        # Status writes to a ticket are numbered in acceptance order: a retried old one must
-        # never undo a newer one that already landed (see ``WriteStore.status_superseded``).
-        order = gw.writes.next_status_order(connection, split_ref(target)[1])
-        for step in steps:
-            if "status_id" in step.payload:
-                step.payload["status_order"] = order
+    # Status writes to a ticket are numbered in acceptance order by the accept script: a
+    # retried old one must never undo a newer one that already landed (``WriteStore``).
+    status_ticket = split_ref(target)[1] if target and any("status_id" in s.payload for s in steps) else None
     dedup_key = idempotency_key or f"gw-{uuid.uuid4().hex}"
     for index, upload in enumerate(uploads):
         gw.writes.put_blob(write_id, index, upload.data)
@@ -216,7 +212,8 @@ def submit(
         target=target,
         trace_context=trace_context,
     )
-    accepted = gw.writes.accept(record, run=(new_run(write_id), gw.connection_cap(connection)))
+    accepted = gw.writes.accept(record, run=(new_run(write_id), gw.connection_cap(connection)),
+                                status_ticket=status_ticket)
     durability.confirm_accept(gw, record, accepted)  # replicated: on the replicas, or withdrawn (503)
     span = trace.get_current_span()
     span.set_attribute("gateway.kind", "api_write")

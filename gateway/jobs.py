@@ -358,10 +358,12 @@ class WriteRunner:
     def _superseded(self, record: WriteRecord, step: WriteStep, ticket_id: str | None) -> bool:
         """Skip a status that a later status write to the ticket already replaced (an
         operator's retry of an old dead letter must not move the ticket backwards)."""
-        order = step.payload.get("status_order")
-        if order is None or ticket_id is None:
+        if "status_id" not in step.payload or ticket_id is None:
             return False
-        later = self.store.status_superseded(record.connection, ticket_id, int(order))
+        order = self.store.status_order(record.id)
+        if order is None:
+            return False
+        later = self.store.status_superseded(record.connection, ticket_id, order)
         if later is None:
             return False
         if step.name == "status":
@@ -369,7 +371,7 @@ class WriteRunner:
                        ticket_id, outcome="superseded")
             return True
         # A reply carrying the status (one call at this vendor): send the reply alone.
-        step.payload = {k: v for k, v in step.payload.items() if k not in {"status_id", "status_order"}}
+        step.payload = {k: v for k, v in step.payload.items() if k != "status_id"}
         record.attempts.append(Attempt(at=now(), step=step.name, outcome="superseded",
                                        error=f"status left out: {later} set a later one"))
         return False
@@ -412,9 +414,10 @@ class WriteRunner:
     def _done(self, record: WriteRecord, step: WriteStep, effect: Effect, ticket_id: str | None, *, outcome: str) -> None:
         step.state = "done"
         step.effect = effect
-        order = step.payload.get("status_order")
-        if order is not None and ticket_id is not None and outcome != "superseded":
-            self.store.status_landed(record.connection, ticket_id, int(order), record.id)
+        if "status_id" in step.payload and ticket_id is not None and outcome != "superseded":
+            order = self.store.status_order(record.id)
+            if order is not None:
+                self.store.status_landed(record.connection, ticket_id, order, record.id)
         kind = step_kind(record, step)
         claim_ticket = kind.subject(record, ticket_id)
         if kind.creates_ticket and effect.vendor_id:

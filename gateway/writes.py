@@ -15,9 +15,10 @@ A write is stored in Redis *before* the API answers 202. Keys:
 - ``deadletters:{workspace}``: dead-lettered write ids by time.
 - ``claimed:{connection}:{ticket}:{step}``: vendor ids already produced by some write, so
   reconciliation never credits one write with another's effect.
-- ``status:order:{connection}:{ticket}`` / ``status:landed:...``: status writes are numbered at
-  accept; the highest number that reached the vendor is kept, so a retried older status write
-  is skipped instead of moving the ticket back.
+- ``status:order:{connection}:{ticket}`` / ``status:of:{write}`` / ``status:landed:...``:
+  status writes are numbered by the accept script (with their place in the chain); the highest
+  number that reached the vendor is kept, so a retried older status write is skipped instead of
+  moving the ticket back.
 """
 
 from __future__ import annotations
@@ -133,6 +134,13 @@ redis.call('SET', KEYS[2], ARGV[4])
 local length = redis.call('RPUSH', KEYS[3], ARGV[1])
 redis.call('ZADD', KEYS[4], ARGV[5], ARGV[1])
 redis.call('ZADD', KEYS[5], ARGV[5], ARGV[1])
+if KEYS[7] then
+  -- A status write: its number in the ticket's acceptance order, taken in the same step as its
+  -- place in the chain, so the two orders agree.
+  local order = redis.call('INCR', KEYS[6])
+  redis.call('EXPIRE', KEYS[6], ARGV[3] * 7)
+  redis.call('SET', KEYS[7], order, 'EX', ARGV[3] * 7)
+end
 if length == 1 then
   if ARGV[6] and ARGV[6] ~= '' then
     local conn = ARGV[7]
@@ -189,11 +197,13 @@ class WriteStore:
     def new_id() -> str:
         return "w_" + uuid.uuid4().hex
 
-    def accept(self, record: WriteRecord, *, run: tuple[str, int] | None = None) -> Accepted:
+    def accept(self, record: WriteRecord, *, run: tuple[str, int] | None = None,
+               status_ticket: str | None = None) -> Accepted:
         """Store a new write unless its dedup key is taken (atomically, in one script).
 
         ``run`` is ``(run id, connection cap)`` of the write's first run: queued in the fair
-        scheduler by the same script when the write heads its chain.
+        scheduler by the same script when the write heads its chain. ``status_ticket`` (the
+        ticket's vendor id) numbers a status-changing write in the ticket's acceptance order.
         """
         names = [
             f"dedup:{record.workspace}:{record.dedup_key}",
@@ -202,6 +212,8 @@ class WriteStore:
             keys.ACTIVE_WRITES,
             open_key(record.connection),
         ]
+        if status_ticket is not None:
+            names += [f"status:order:{record.connection}:{status_ticket}", f"status:of:{record.id}"]
         args: list[Any] = [record.id, record.body_hash, self.idempotency_seconds, _enc.encode(record), time.time()]
         if run is not None:
             args += [run[0], record.connection, record.workspace, run[1]]
@@ -293,13 +305,11 @@ class WriteStore:
 
     # -- status order ----------------------------------------------------------------------
 
-    def next_status_order(self, connection: str, ticket: str) -> int:
-        """The acceptance number of a new status write to the ticket."""
-        key = f"status:order:{connection}:{ticket}"
-        with self.redis.pipeline(transaction=False) as pipe:
-            pipe.incr(key)
-            pipe.expire(key, self.idempotency_seconds * 7)
-            return int(pipe.execute()[0])
+    def status_order(self, write_id: str) -> int | None:
+        """A status write's number in its ticket's acceptance order (``None`` for writes
+        accepted before numbering, which are never skipped)."""
+        raw = self.redis.get(f"status:of:{write_id}")
+        return int(raw) if raw else None
 
     def status_landed(self, connection: str, ticket: str, order: int, write_id: str) -> None:
         """Record that status write number ``order`` reached the vendor (keeps the highest)."""
