@@ -2,8 +2,9 @@
 
 ``RedisAuditExporter`` stores each finished span that carries ``gateway.kind`` (vendor calls,
 write jobs, admin actions) as an ``AuditRecord``, indexed by write id and by ticket reference,
-so ``GET /v1/admin/audit`` can read them back. It is attached with a ``SimpleSpanProcessor``:
-the record is in Redis before the call returns, so a crash cannot lose it. With
+so ``GET /v1/admin/audit`` can read them back. It is attached with an ``AuditProcessor``: a
+vendor call's record is in Redis before the call returns, so a crash cannot lose it; the API's
+request spans are stored in batches just after their answers. With
 ``OTEL_EXPORTER_OTLP_ENDPOINT`` set the same spans also go out over OTLP.
 
 Each record also joins its workspace's hash chain (``gateway.audit_chain``), in the same
@@ -25,8 +26,9 @@ from typing import Any
 import msgspec
 import redis
 from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     SimpleSpanProcessor,
@@ -98,23 +100,32 @@ class RedisAuditExporter(SpanExporter):
         self.chain = AuditChain(client, keep_records=keep_records)
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        # One chain append per workspace for the whole batch (one span, or an API batch).
+        chains: dict[str, list[tuple[bytes, list[str]]]] = {}
+        calls: list[AuditRecord] = []
         for span in spans:
             if not (span.attributes or {}).get("gateway.kind"):
                 continue
             record = _record(span, self.redactor)
             indexes = [prefix + str(record.attributes[attr]) for attr, prefix in INDEXES if record.attributes.get(attr)]
             workspace = str(record.attributes.get("gateway.workspace") or UNSCOPED)
-            try:
-                self.chain.append(workspace, _encoder.encode(record), newest_first=AUDIT_ALL,
-                                  newest_first_cap=KEEP_GLOBAL, indexes=indexes, index_ttl=KEEP_SECONDS)
-            except (redis.RedisError, ChainContended) as exc:
-                log.warning("audit record %s/%s not stored: %s", record.trace_id, record.span_id, exc)
-                return SpanExportResult.FAILURE
+            chains.setdefault(workspace, []).append((_encoder.encode(record), indexes))
             if record.kind == "vendor_call":
-                with self.redis.pipeline(transaction=False) as pipe:
+                calls.append(record)
+        result = SpanExportResult.SUCCESS
+        for workspace, items in chains.items():
+            try:
+                self.chain.append_many(workspace, items, newest_first=AUDIT_ALL, newest_first_cap=KEEP_GLOBAL,
+                                       index_ttl=KEEP_SECONDS)
+            except (redis.RedisError, ChainContended) as exc:
+                log.warning("%d audit record(s) of %s not stored: %s", len(items), workspace, exc)
+                result = SpanExportResult.FAILURE
+        if calls:
+            with self.redis.pipeline(transaction=False) as pipe:
+                for record in calls:
                     _count_usage(pipe, record)
-                    pipe.execute()
-        return SpanExportResult.SUCCESS
+                pipe.execute()
+        return result
 
     def shutdown(self) -> None:  # the Redis client belongs to the app
         return None
@@ -132,9 +143,13 @@ def _count_usage(pipe: redis.client.Pipeline, record: AuditRecord) -> None:
 
 
 def read_audit(
-    client: redis.Redis, *, write_id: str | None = None, ticket: str | None = None, limit: int = 200
+    client: redis.Redis, *, write_id: str | None = None, ticket: str | None = None, limit: int = 200,
+    pending: TracerProvider | None = None,
 ) -> list[AuditRecord]:
-    """Audit records of one write or one ticket in time order, or the newest ones overall."""
+    """Audit records of one write or one ticket in time order, or the newest ones overall;
+    ``pending``: a provider whose batched records (``AuditProcessor``) are stored first."""
+    if pending is not None:
+        pending.force_flush()
     if write_id:
         raw = client.lrange(f"audit:write:{write_id}", 0, limit - 1)
     elif ticket:
@@ -144,13 +159,42 @@ def read_audit(
     return [_decoder.decode(r) for r in raw]
 
 
+class AuditProcessor(SpanProcessor):
+    """Audits each span as it ends, except the API's request spans (``SpanKind.SERVER``, one per
+    request, ended on the event loop): those go in batches from a background thread, every
+    ``BATCH_DELAY_MS``, so a request neither waits for nor pays a round trip of its own. A
+    vendor call's record, and a job's, is in Redis before the call returns; an API request's
+    follows its answer by at most about ``BATCH_DELAY_MS`` (the write it accepted was stored
+    before the answer). ``force_flush`` stores what is pending (the audit read-backs call it)."""
+
+    BATCH_DELAY_MS = 50
+
+    def __init__(self, exporter: SpanExporter) -> None:
+        self._now = SimpleSpanProcessor(exporter)
+        self._batched = BatchSpanProcessor(exporter, schedule_delay_millis=self.BATCH_DELAY_MS,
+                                           max_export_batch_size=256)
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        return None
+
+    def on_end(self, span: ReadableSpan) -> None:
+        (self._batched if span.kind is SpanKind.SERVER else self._now).on_end(span)
+
+    def shutdown(self) -> None:
+        self._batched.shutdown()
+        self._now.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return self._batched.force_flush(timeout_millis)
+
+
 def build_tracer_provider(
     client: redis.Redis, redactor: Redactor, service: str, *, keep_records: int = KEEP_RECORDS
 ) -> TracerProvider:
     """A tracer provider that audits to Redis (each chain trimmed to ``keep_records``, 0: keep
     all), and to OTLP when the endpoint is configured."""
     provider = TracerProvider(resource=Resource.create({"service.name": service}))
-    provider.add_span_processor(SimpleSpanProcessor(RedisAuditExporter(client, redactor, keep_records=keep_records)))
+    provider.add_span_processor(AuditProcessor(RedisAuditExporter(client, redactor, keep_records=keep_records)))
     if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 

@@ -70,9 +70,9 @@ def digest(entry: bytes) -> str:
     return hashlib.sha256(entry).hexdigest()
 
 
-# KEYS: chain, head, anchor, newest-first list, *index lists.
-# ARGV: expected seq, expected digest, entry, its digest, keep (0: all), newest-first cap,
-#       index ttl seconds, now (ISO time).
+# KEYS: chain, head, anchor, newest-first list, then every entry's index lists in order.
+# ARGV: expected seq, expected digest, keep (0: all), newest-first cap, index ttl seconds,
+#       now (ISO time), then per entry: its bytes, its digest, how many index lists it has.
 _APPEND = """
 local head = redis.call('HMGET', KEYS[2], 'seq', 'digest')
 local seq = tonumber(head[1]) or 0
@@ -80,10 +80,22 @@ local last = head[2] or string.rep('0', 64)
 if seq ~= tonumber(ARGV[1]) or last ~= ARGV[2] then
   return {0, seq, last}
 end
-seq = seq + 1
-redis.call('ZADD', KEYS[1], seq, ARGV[3])
-redis.call('HSET', KEYS[2], 'seq', seq, 'digest', ARGV[4])
-local keep = tonumber(ARGV[5])
+local ttl, at = ARGV[5], 5
+for i = 7, #ARGV, 3 do
+  local entry = ARGV[i]
+  seq = seq + 1
+  redis.call('ZADD', KEYS[1], seq, entry)
+  redis.call('LPUSH', KEYS[4], entry)
+  for _ = 1, tonumber(ARGV[i + 2]) do
+    redis.call('RPUSH', KEYS[at], entry)
+    redis.call('EXPIRE', KEYS[at], ttl)
+    at = at + 1
+  end
+  last = ARGV[i + 1]
+end
+redis.call('HSET', KEYS[2], 'seq', seq, 'digest', last)
+redis.call('LTRIM', KEYS[4], 0, tonumber(ARGV[4]) - 1)
+local keep = tonumber(ARGV[3])
 if keep > 0 then
   local over = redis.call('ZCARD', KEYS[1]) - keep
   if over > 0 then
@@ -91,15 +103,9 @@ if keep > 0 then
     local first = redis.call('ZRANGE', KEYS[1], 0, 0)[1]
     local first_seq, first_prev = string.match(first, '^{"seq":(%d+),"prev":"(%x+)"')
     if first_seq then
-      redis.call('HSET', KEYS[3], 'seq', first_seq, 'prev', first_prev, 'at', ARGV[8])
+      redis.call('HSET', KEYS[3], 'seq', first_seq, 'prev', first_prev, 'at', ARGV[6])
     end
   end
-end
-redis.call('LPUSH', KEYS[4], ARGV[3])
-redis.call('LTRIM', KEYS[4], 0, tonumber(ARGV[6]) - 1)
-for i = 5, #KEYS do
-  redis.call('RPUSH', KEYS[i], ARGV[3])
-  redis.call('EXPIRE', KEYS[i], ARGV[7])
 end
 return {1, seq}
 """
@@ -128,19 +134,34 @@ class AuditChain:
         """Add ``body`` (a record's JSON) to ``workspace``'s chain; also push the stored bytes
         onto the ``newest_first`` list (capped) and each of ``indexes`` (expiring). Returns the
         stored bytes."""
-        keys = [chain_key(workspace), head_key(workspace), anchor_key(workspace), newest_first, *indexes]
+        return self.append_many(workspace, [(body, indexes)], newest_first=newest_first,
+                                newest_first_cap=newest_first_cap, index_ttl=index_ttl)[0]
+
+    def append_many(
+        self, workspace: str, items: Sequence[tuple[bytes, Sequence[str]]], *, newest_first: str,
+        newest_first_cap: int, index_ttl: int = 0,
+    ) -> list[bytes]:
+        """``append`` for several records of one chain, in order, in one script call: each item
+        is (body, its index lists). Returns the stored bytes of each."""
+        keys = [chain_key(workspace), head_key(workspace), anchor_key(workspace), newest_first]
+        for _, indexes in items:
+            keys += indexes
         now = datetime.now(timezone.utc).isoformat()
         with self._lock:
             seq, prev = self._heads.get(workspace, (-1, GENESIS))
             for _ in range(_APPEND_TRIES):
-                entry = entry_bytes(seq + 1, prev, body)
-                entry_digest = digest(entry)
+                entries, args, last = [], [], prev
+                for offset, (body, indexes) in enumerate(items, start=1):
+                    entry = entry_bytes(seq + offset, last, body)
+                    last = digest(entry)
+                    entries.append(entry)
+                    args += [entry, last, len(indexes)]
                 answer = self._script(keys=keys, args=[
-                    seq, prev, entry, entry_digest, self.keep_records, newest_first_cap, index_ttl, now,
+                    seq, prev, self.keep_records, newest_first_cap, index_ttl, now, *args,
                 ])
                 if int(answer[0]) == 1:
-                    self._heads[workspace] = (seq + 1, entry_digest)
-                    return entry
+                    self._heads[workspace] = (seq + len(items), last)
+                    return entries
                 seq, prev = int(answer[1]), _text(answer[2])
             self._heads.pop(workspace, None)
         raise ChainContended(f"audit chain {workspace}: the head kept moving")

@@ -46,6 +46,10 @@ class ReadThrough(Generic[T]):
         self._encode = msgspec.json.Encoder().encode
         self._decoder = msgspec.json.Decoder(type_)
 
+    def decode(self, raw: bytes) -> T:
+        """A value as ``put`` stored it."""
+        return self._decoder.decode(raw)
+
     def peek(self, client: redis.Redis, key: str) -> tuple[bool, T | None]:
         """``(True, value)`` when ``key`` holds a value or a remembered miss, else ``(False, None)``."""
         raw = client.get(key)

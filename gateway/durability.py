@@ -25,7 +25,7 @@ import redis
 
 from gateway import keys
 from gateway.errors import ConfigError
-from gateway.writes import open_key
+from gateway.writes import dedup_key, open_key
 
 log = logging.getLogger("gateway.durability")
 MARK = "durability:mark"
@@ -115,7 +115,7 @@ def confirm_accept(gw: Any, record: Any, accepted: Any) -> None:
         return
     withdrawn = False
     if accepted.new:
-        names = [f"dedup:{record.workspace}:{record.dedup_key}", f"write:{record.id}", f"chain:{record.chain}",
+        names = [dedup_key(record.workspace, record.dedup_key), f"write:{record.id}", f"chain:{record.chain}",
                 keys.ACTIVE_WRITES, f"lock:write:{record.id}", open_key(record.connection)]
         withdrawn = bool(gw.redis.register_script(_WITHDRAW)(keys=names, args=[record.id]))
     if withdrawn or not accepted.new:  # this request's attachment bytes belong to no write now

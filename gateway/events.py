@@ -26,12 +26,16 @@ import time
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Union
 
+import logging
+
 import msgspec
 import redis
 from opentelemetry import trace
 
 from gateway import keys
 from gateway.redact import Redactor
+
+log = logging.getLogger("gateway.events")
 
 if TYPE_CHECKING:
     from gateway.hub import Hub
@@ -309,19 +313,31 @@ def encode(event: Event) -> bytes:
 # Append, trim by age, and mark a delivery run queued for each active subscription of the
 # workspace that has none (``deliveries:pending``) and is not waiting out a backoff
 # (``deliveries:delayed``); the caller enqueues the marked ones.
-_APPEND = """
-local id = redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[1], '*', 'e', ARGV[2])
-local subs = redis.call('SMEMBERS', KEYS[2])
-local nudge = {}
-for _, sub in ipairs(subs) do
-  local member = ARGV[3] .. '|' .. sub
-  -- one waiting out a backoff is left alone: its delayed run comes when the wait is over
-  if not redis.call('ZSCORE', KEYS[4], member) and redis.call('ZADD', KEYS[3], 'NX', ARGV[4], member) == 1 then
-    nudge[#nudge + 1] = member
+# Append an event and nudge the workspace's active subscriptions (their delivery runs). A Lua
+# function so that other scripts (the write accept) append in their own atomic step.
+APPEND_LIB = """
+local function append_event(stream, subs, pending, delayed, cutoff, body, ws, now)
+  local id = redis.call('XADD', stream, 'MINID', '~', cutoff, '*', 'e', body)
+  local nudge = {}
+  for _, sub in ipairs(redis.call('SMEMBERS', subs)) do
+    local member = ws .. '|' .. sub
+    -- one waiting out a backoff is left alone: its delayed run comes when the wait is over
+    if not redis.call('ZSCORE', delayed, member) and redis.call('ZADD', pending, 'NX', now, member) == 1 then
+      nudge[#nudge + 1] = member
+    end
   end
+  return id, nudge
 end
-return {id, nudge}
 """
+_APPEND = APPEND_LIB + "return {append_event(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], ARGV[3], ARGV[4])}"
+
+
+class Staged(msgspec.Struct, frozen=True):
+    """An event ready for a script to append (``APPEND_LIB``'s ``append_event``): its four keys
+    and its arguments (cutoff, body, workspace, now)."""
+
+    keys: tuple[str, str, str, str]
+    args: tuple[int, bytes, str, float]
 
 
 class EventLog:
@@ -335,27 +351,42 @@ class EventLog:
         # Set by ``gateway.delivery.install``: enqueues delivery jobs for nudged subscriptions.
         self.on_nudge: Any = None
 
+    def stage(self, event: Event) -> Staged:
+        """``event`` (its data redacted, the current trace's id) ready for a script to append
+        in the same step as the work it reports (``WriteStore.accept``)."""
+        if event.trace_id is None:
+            event = msgspec.structs.replace(event, trace_id=current_trace_id())
+        now = time.time()
+        return Staged(
+            (stream_key(event.workspace), keys.active_subscriptions(event.workspace),
+             keys.DELIVERIES_PENDING, keys.DELIVERIES_DELAYED),
+            (int((now - self.retention_seconds) * 1000), self._redacted(event), event.workspace, now),
+        )
+
+    def append_staged(self, staged: Staged) -> str:
+        """Append an event ``stage`` made; return its id ('' if it could not be: never raises)."""
+        try:
+            entry_id, nudged = self._append(keys=list(staged.keys), args=list(staged.args))
+            self.appended(nudged)
+            return entry_id.decode()
+        except Exception:  # noqa: BLE001 - reported, never raised into the work that happened
+            log.exception("could not append an event to %s", staged.keys[0])
+            return ""
+
+    def appended(self, nudged: list[bytes]) -> None:
+        """After a script appended a staged event: start the delivery runs it nudged."""
+        if nudged and self.on_nudge is not None:
+            self.on_nudge([n.decode() for n in nudged])
+
     def emit(self, event: Event) -> str:
         """Append ``event`` (its data redacted); return its id. Never raises: an event is
         a report of work already done, and must not undo it."""
         try:
-            if event.trace_id is None:
-                event = msgspec.structs.replace(event, trace_id=current_trace_id())
-            body = self._redacted(event)
-            cutoff = int((time.time() - self.retention_seconds) * 1000)
-            entry_id, nudged = self._append(
-                keys=[stream_key(event.workspace), keys.active_subscriptions(event.workspace),
-                      keys.DELIVERIES_PENDING, keys.DELIVERIES_DELAYED],
-                args=[cutoff, body, event.workspace, time.time()],
-            )
-            if nudged and self.on_nudge is not None:
-                self.on_nudge([n.decode() for n in nudged])
-            return entry_id.decode()
+            staged = self.stage(event)
         except Exception:  # noqa: BLE001 - reported, never raised into the work that happened
-            import logging
-
-            logging.getLogger("gateway.events").exception("could not append a %s event", type(event).__name__)
+            log.exception("could not append a %s event", type(event).__name__)
             return ""
+        return self.append_staged(staged)
 
     def _redacted(self, event: Event) -> bytes:
         raw = msgspec.to_builtins(event)
@@ -484,10 +515,11 @@ def _write_base(record: WriteRecord) -> dict[str, Any]:
             "ticket": ticket, "write": record.id}  # fmt: skip
 
 
-def write_accepted(gw: Hub, record: WriteRecord) -> None:
-    """A new write was stored (call only when ``accept`` says it is new)."""
+def write_accepted(gw: Hub, record: WriteRecord) -> Staged:
+    """A new write's ``write.accepted``, staged: ``WriteStore.accept`` appends it in the step
+    that stores the write, and only if the write is new."""
     data = WriteData(record.kind, record.status, record.dedup_key, record.target)
-    gw.events.emit(WriteAcceptedEvent(**_write_base(record), data=data))
+    return gw.events.stage(WriteAcceptedEvent(**_write_base(record), data=data))
 
 
 def write_succeeded(gw: Hub, record: WriteRecord) -> None:

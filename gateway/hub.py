@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 import redis
+import redis.asyncio as aioredis
 import rq
+from redis.asyncio.sentinel import Sentinel as AsyncSentinel
 
 from gateway import audit, keys
 from gateway.errors import ConfigError, NotSupported, VendorAuthFailed
@@ -40,6 +42,10 @@ if TYPE_CHECKING:
     from gateway.writes import WriteRecord
 
 WRITE_QUEUE = "writes"
+# What an asyncio client takes over from the process's client (``Hub.async_redis``).
+_ASYNC_OPTIONS = {"host", "port", "db", "path", "username", "password", "socket_timeout", "socket_connect_timeout",
+                  "socket_keepalive", "client_name", "ssl_keyfile", "ssl_certfile", "ssl_cert_reqs", "ssl_ca_certs",
+                  "ssl_ca_data", "ssl_check_hostname"}
 # How often a process that sees calls succeed clears an ``auth_failed`` mark another left.
 AUTH_MARK_RECHECK_SECONDS = 30.0
 
@@ -91,6 +97,9 @@ class Hub:
                 self.workspace_of[conn.id] = workspace
         self._clients: dict[str, Any] = {}
         self._caps: dict[str, int] = {}
+        # Facts that change rarely, held in this process a short while: key -> (until, value)
+        # (``intake.cached_statuses``).
+        self.held: dict[str, tuple[float, Any]] = {}
         # Connections this process marked ``auth_failed``, and when a success here next clears
         # a mark another process left (``call``).
         self._auth_marked: set[str] = set()
@@ -233,6 +242,25 @@ class Hub:
 
     def rate_policy(self, connection_id: str) -> RateLimitPolicy:
         return self.connection(connection_id).rate_limit
+
+    def async_redis(self) -> aioredis.Redis:
+        """A new asyncio client for the same Redis (Sentinel's primary when configured), for the
+        API's hot paths; the caller owns it (the API opens one per event loop, in its lifespan)."""
+        config = self.settings.gateway
+        if config.redis_sentinels:
+            addresses = [(host, int(port)) for host, _, port in (a.rpartition(":") for a in config.redis_sentinels)]
+            sentinel = AsyncSentinel(addresses, socket_timeout=2, socket_connect_timeout=2)
+            return sentinel.master_for(config.redis_master_name, socket_timeout=10, socket_connect_timeout=2)
+        pool = self.redis.connection_pool
+        options = {k: v for k, v in pool.connection_kwargs.items() if k in _ASYNC_OPTIONS}
+        kind = pool.connection_class
+        if issubclass(kind, redis.UnixDomainSocketConnection):
+            connection_class: type = aioredis.UnixDomainSocketConnection
+        elif issubclass(kind, redis.SSLConnection):
+            connection_class = aioredis.SSLConnection
+        else:
+            connection_class = aioredis.Connection
+        return aioredis.Redis(connection_pool=aioredis.ConnectionPool(connection_class=connection_class, **options))
 
     def close(self) -> None:
         for client in self._clients.values():

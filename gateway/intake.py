@@ -8,22 +8,29 @@ the record.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import time
 import uuid
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime, timedelta, timezone
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import anyio.to_thread
 import msgspec
+import redis.asyncio as aioredis
 from opentelemetry import propagate, trace
 
 from gateway import durability, events, keys, metrics
-from gateway.cache import ReadThrough
+from gateway.cache import MISS, ReadThrough
 from gateway.errors import WriteRefused
 from gateway.hub import Hub
+from gateway.store import record_key
 from gateway.models import StatusCategory, Ticket, TicketForm, TicketStatus, split_ref
-from gateway.writes import WriteRecord, WriteStep, body_hash, now
+from gateway.writes import Accepted, WriteRecord, WriteStep, body_hash, dedup_key, now
 
 TICKET_TTL = 300
 STATUSES_TTL = 600
@@ -50,12 +57,56 @@ def cached_ticket(gw: Hub, ref: str, *, refresh: bool = False) -> Ticket | None:
                        refresh=refresh)
 
 
+def ticket_keys(gw: Hub, ref: str) -> list[str]:
+    """Where a ticket's facts are held: its record in the ticket store, its cached copy."""
+    return [record_key(ref), keys.ticket_cache(gw.connection(split_ref(ref)[0]).workspace, ref)]
+
+
+async def ticket_facts_async(gw: Hub, client: aioredis.Redis, ref: str) -> Ticket | None:
+    """``cached_ticket`` without the vendor, on an asyncio client: the store's record, else the
+    short-lived cache, in one round trip; ``None`` when neither holds the ticket."""
+    stored, cached = await client.mget(*ticket_keys(gw, ref))
+    found = gw.store.decode(stored)
+    if found is None and cached and cached != MISS:
+        found = TICKETS.decode(cached)
+    return found
+
+
+# Statuses change rarely: a process keeps each board's for a while, so that validating a write
+# usually needs no round trip for them.
+STATUSES_HELD_SECONDS = 30.0
+_no_io: ContextVar[bool] = ContextVar("gateway_intake_no_io", default=False)
+
+
+class WouldBlock(Exception):
+    """Raised inside ``without_io`` by a lookup that would need Redis or the vendor."""
+
+
+@contextmanager
+def without_io() -> Iterator[None]:
+    """Plan a write on the event loop: a lookup that is not held in this process raises
+    ``WouldBlock`` (the caller plans again in a thread) instead of blocking the loop."""
+    token = _no_io.set(True)
+    try:
+        yield
+    finally:
+        _no_io.reset(token)
+
+
 def cached_statuses(gw: Hub, ticket: Ticket) -> list[TicketStatus]:
     """The statuses of the ticket's board (or of its connection, for PSAs without boards)."""
     key = keys.cache(gw.connection(ticket.connection).workspace, "statuses", ticket.connection,
                      ticket.board.id if ticket.board else "-")
-    found = STATUSES.get(gw.redis, key, lambda: gw.vendor(ticket.connection).ticket_statuses(ticket=ticket))
-    return found or []
+    held = gw.held.get(key)
+    if held is not None and held[0] > time.monotonic():
+        return held[1]
+    if _no_io.get():
+        raise WouldBlock(key)
+    found = STATUSES.get(gw.redis, key, lambda: gw.vendor(ticket.connection).ticket_statuses(ticket=ticket)) or []
+    if len(gw.held) > 4096:  # boards are few; a full map is just started again
+        gw.held.clear()
+    gw.held[key] = (time.monotonic() + STATUSES_HELD_SECONDS, found)
+    return found
 
 
 def cached_form(gw: Hub, connection_id: str, *, refresh: bool = False) -> TicketForm:
@@ -161,6 +212,15 @@ def replay(
     return Submitted(write_id, False, idempotency_key, record.status if record else "queued")
 
 
+async def replay_async(gw: Hub, client: aioredis.Redis, **write: Any) -> Submitted | None:
+    """``replay`` on the event loop (same arguments): one round trip on ``client`` when the key
+    is new or absent (the usual case), the rest in a thread."""
+    key = write.get("idempotency_key")
+    if not key or not await client.exists(dedup_key(write["workspace"], key)):
+        return None
+    return await anyio.to_thread.run_sync(functools.partial(replay, gw, **write))
+
+
 def _reused(dedup_key: str, write_id: str) -> WriteRefused:
     return WriteRefused(
         422,
@@ -169,6 +229,91 @@ def _reused(dedup_key: str, write_id: str) -> WriteRefused:
         "use a new key for a new write",
         write_id=write_id,
     )
+
+
+@dataclass
+class _Prepared:
+    """A validated write ready for ``WriteStore.accept``, and what to do once it is stored."""
+
+    record: WriteRecord
+    uploads: int
+    run: tuple[str, int]
+    status_ticket: str | None
+    event: events.Staged
+    counter: tuple[str, str]
+    announce_after: bool
+    known: Sequence[str] = ()
+
+    def accept_options(self) -> dict[str, Any]:
+        return {"run": self.run, "status_ticket": self.status_ticket,
+                "event": None if self.announce_after else self.event,
+                "counter": None if self.announce_after else self.counter, "known": self.known}
+
+
+def _prepare(
+    gw: Hub,
+    *,
+    workspace: str,
+    connection: str,
+    kind: str,
+    target: str | None,
+    steps: list[WriteStep],
+    request: dict[str, Any],
+    idempotency_key: str | None,
+    uploads: Sequence[Upload] = (),
+) -> _Prepared:
+    write_id = gw.writes.new_id()
+    trace_context: dict[str, str] = {}
+    propagate.inject(trace_context)  # the request's span: the write's jobs continue its trace
+    created = now()
+    record = WriteRecord(
+        id=write_id,
+        workspace=workspace,
+        connection=connection,
+        vendor=gw.connection(connection).vendor,
+        kind=kind,
+        dedup_key=idempotency_key or f"gw-{uuid.uuid4().hex}",
+        body_hash=_fingerprint(kind, target, request, uploads),
+        chain=f"{connection}:{split_ref(target)[1]}" if target else f"new:{write_id}",
+        steps=steps,
+        request=request,
+        created_at=created,
+        updated_at=created,
+        target=target,
+        trace_context=trace_context,
+    )
+    # Status writes to a ticket are numbered in acceptance order by the accept script: a
+    # retried old one must never undo a newer one that already landed (``WriteStore``).
+    status_ticket = split_ref(target)[1] if target and any("status_id" in s.payload for s in steps) else None
+    # The write.accepted event and the accepted count go in the accept's own step, except under
+    # ``replicated``, where a write the replicas do not confirm is withdrawn: announced after.
+    return _Prepared(record, len(uploads), (new_run(write_id), gw.connection_cap(connection)), status_ticket,
+                     events.write_accepted(gw, record), metrics.write_accepted(record),
+                     announce_after=gw.settings.gateway.durability == "replicated")
+
+
+def _finish(gw: Hub, prepared: _Prepared, accepted: Accepted) -> Submitted:
+    """After the accept: the nudged deliveries, the replicas (``replicated``), the request's
+    audit attributes, and the answer. No I/O for a new write with nothing nudged unless the
+    durability is ``replicated``."""
+    record = prepared.record
+    gw.events.appended(list(accepted.nudged))
+    durability.confirm_accept(gw, record, accepted)  # replicated: on the replicas, or withdrawn (503)
+    if prepared.announce_after and accepted.new:
+        gw.events.append_staged(prepared.event)
+        metrics.count(gw.redis, *prepared.counter)
+    audited = {"gateway.kind": "api_write", "gateway.write_id": accepted.write_id,
+               "gateway.dedup_key": record.dedup_key, "gateway.workspace": record.workspace}
+    if record.target:
+        audited["gateway.ticket"] = record.target
+    trace.get_current_span().set_attributes(audited)  # one call: each takes the span's lock
+    if not accepted.new:
+        gw.writes.delete_blobs(record.id, prepared.uploads)
+        if not accepted.same_body:
+            raise _reused(record.dedup_key, accepted.write_id)
+        record_now = gw.writes.get(accepted.write_id)
+        return Submitted(accepted.write_id, False, record.dedup_key, record_now.status if record_now else "queued")
+    return Submitted(record.id, True, record.dedup_key)
 
 
 def submit(
@@ -185,50 +330,26 @@ def submit(
 ) -> Submitted:
     """Store a validated write and queue its first run, in one round trip after the blobs; the
     same key and body return the earlier write."""
-    write_id = gw.writes.new_id()
-    fingerprint = _fingerprint(kind, target, request, uploads)
-    # Status writes to a ticket are numbered in acceptance order by the accept script: a
-    # retried old one must never undo a newer one that already landed (``WriteStore``).
-    status_ticket = split_ref(target)[1] if target and any("status_id" in s.payload for s in steps) else None
-    dedup_key = idempotency_key or f"gw-{uuid.uuid4().hex}"
+    prepared = _prepare(gw, workspace=workspace, connection=connection, kind=kind, target=target, steps=steps,
+                        request=request, idempotency_key=idempotency_key, uploads=uploads)
     for index, upload in enumerate(uploads):
-        gw.writes.put_blob(write_id, index, upload.data)
-    trace_context: dict[str, str] = {}
-    propagate.inject(trace_context)
-    created = now()
-    record = WriteRecord(
-        id=write_id,
-        workspace=workspace,
-        connection=connection,
-        vendor=gw.connection(connection).vendor,
-        kind=kind,
-        dedup_key=dedup_key,
-        body_hash=fingerprint,
-        chain=f"{connection}:{split_ref(target)[1]}" if target else f"new:{write_id}",
-        steps=steps,
-        request=request,
-        created_at=created,
-        updated_at=created,
-        target=target,
-        trace_context=trace_context,
-    )
-    accepted = gw.writes.accept(record, run=(new_run(write_id), gw.connection_cap(connection)),
-                                status_ticket=status_ticket)
-    durability.confirm_accept(gw, record, accepted)  # replicated: on the replicas, or withdrawn (503)
-    span = trace.get_current_span()
-    span.set_attribute("gateway.kind", "api_write")
-    span.set_attribute("gateway.write_id", accepted.write_id)
-    span.set_attribute("gateway.dedup_key", dedup_key)
-    span.set_attribute("gateway.workspace", workspace)
-    if target:
-        span.set_attribute("gateway.ticket", target)
-    if accepted.new:
-        metrics.write_accepted(gw.redis, record)
-    else:
-        gw.writes.delete_blobs(write_id, len(uploads))
-        if not accepted.same_body:
-            raise _reused(dedup_key, accepted.write_id)
-        record_now = gw.writes.get(accepted.write_id)
-        return Submitted(accepted.write_id, False, dedup_key, record_now.status if record_now else "queued")
-    events.write_accepted(gw, record)
-    return Submitted(write_id, True, dedup_key)
+        gw.writes.put_blob(prepared.record.id, index, upload.data)
+    return _finish(gw, prepared, gw.writes.accept(prepared.record, **prepared.accept_options()))
+
+
+async def submit_async(gw: Hub, client: aioredis.Redis, *, known: Sequence[str] = (), **write: Any) -> Submitted | None:
+    """``submit`` on the event loop (same arguments): one round trip on ``client`` for a write
+    without attachments; what needs more (blobs, replicas, nudged deliveries, a resent key)
+    runs in a thread. ``known``: keys of which one must exist (``ticket_keys``: the write's
+    ticket is held), else nothing is stored and the answer is ``None``; the caller then reads
+    the ticket (``owned_ticket``) and submits in a thread."""
+    if write.get("uploads") or gw.settings.gateway.durability == "replicated":
+        return None if known else await anyio.to_thread.run_sync(functools.partial(submit, gw, **write))
+    prepared = _prepare(gw, **write)
+    prepared.known = known
+    accepted = await gw.writes.accept_async(client, prepared.record, **prepared.accept_options())
+    if not accepted.known:
+        return None
+    if accepted.nudged or not accepted.new:
+        return await anyio.to_thread.run_sync(_finish, gw, prepared, accepted)
+    return _finish(gw, prepared, accepted)

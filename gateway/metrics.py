@@ -9,7 +9,7 @@ so a metric can never fail a write.
 
 Facts (one call each where they happen):
 
-- ``write_accepted`` / ``write_retried`` (API), ``write_finished`` (worker: succeeded or dead)
+- ``write_accepted`` (counted by the accept script) / ``write_retried`` (API), ``write_finished`` (worker: succeeded or dead)
 - ``vendor_request`` (``VendorHTTP``: every answer or transport failure), ``vendor_paused``
   (a 429 paused the connection)
 
@@ -45,16 +45,22 @@ def key(workspace: str, metric: str) -> str:
 # --------------------------------------------------------------------------- facts
 
 
-def _count(client: redis.Redis, workspace: str, metric: str, field: str, by: int = 1) -> None:
+def count(client: redis.Redis, hash_key: str, field: str, by: int = 1) -> None:
+    """Count one fact in its hash (best effort: a Redis error is logged and swallowed)."""
     try:
-        client.hincrby(key(workspace, metric), field, by)
+        client.hincrby(hash_key, field, by)
     except redis.RedisError:
-        log.debug("could not count %s %s", metric, field, exc_info=True)
+        log.debug("could not count %s %s", hash_key, field, exc_info=True)
 
 
-def write_accepted(client: redis.Redis, record: Any) -> None:
-    """A new write was answered 202."""
-    _count(client, record.workspace, WRITES, f"{record.connection}|{record.kind}|accepted")
+def _count(client: redis.Redis, workspace: str, metric: str, field: str, by: int = 1) -> None:
+    count(client, key(workspace, metric), field, by)
+
+
+def write_accepted(record: Any) -> tuple[str, str]:
+    """A new write was answered 202: the (hash, field) ``WriteStore.accept`` counts it in, in
+    the step that stores it."""
+    return key(record.workspace, WRITES), f"{record.connection}|{record.kind}|accepted"
 
 
 def write_retried(client: redis.Redis, record: Any) -> None:

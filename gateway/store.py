@@ -39,9 +39,16 @@ from typing import Any
 
 import msgspec
 import redis
+import redis.asyncio as aioredis
 
 from gateway import events as event_log
+from gateway.aio import run_script
 from gateway.models import StatusCategory, StatusChange, Ticket, TicketStatus
+
+
+def record_key(ref: str) -> str:
+    """The key of a ticket's record."""
+    return f"tk:{ref}"
 
 
 def _key(value: str) -> str:
@@ -633,7 +640,12 @@ class TicketStore:
         return True
 
     def get(self, ref: str) -> Ticket | None:
-        parts = _record_parts(self.redis.get(f"tk:{ref}"))
+        return self.decode(self.redis.get(record_key(ref)))
+
+    @staticmethod
+    def decode(record: bytes | None) -> Ticket | None:
+        """The ticket of a stored record (``tk:{ref}``), or ``None`` for none."""
+        parts = _record_parts(record)
         return _ticket_decoder.decode(parts[0]) if parts else None
 
     def status_history(self, ref: str) -> list[StatusChange]:
@@ -674,6 +686,20 @@ class TicketStore:
         says otherwise); ``cursor`` is the ``next_cursor`` of the page before. Raise
         ``ValueError`` for a cursor this store did not make, or made for another order.
         """
+        args, read = self._page_call(workspace, flt, sort=sort, order=order, limit=limit, cursor=cursor, facets=facets)
+        return read(self._query(args=args))
+
+    async def page_async(self, client: aioredis.Redis, workspace: str, flt: TicketFilter, **options: Any) -> RawPage:
+        """``page`` on an asyncio client (the API's event loop); the same options."""
+        args, read = self._page_call(workspace, flt, **options)
+        return read(await run_script(client, self._query, (), args))
+
+    @staticmethod
+    def _page_call(
+        workspace: str, flt: TicketFilter, *, sort: str = "updated", order: str = "desc", limit: int = 50,
+        cursor: str | None = None, facets: bool = False,
+    ) -> tuple[list[Any], Callable[[list[Any]], RawPage]]:
+        """The query script's arguments for a page, and what reads its answer."""
         key = "c" if sort in ("created", "age") else "u"
         desc = order == "desc" if sort != "age" else order != "desc"
         if sort == "age" and order not in ("asc", "desc"):
@@ -698,15 +724,19 @@ class TicketStore:
         ]
         for name, values in dims:
             args += [name, len(values), *[_key(v) for v in values]]
-        more, total, facets_json, last_ref, last_score, tickets = self._query(args=args)
-        next_cursor = None
-        if more and last_ref:
-            next_cursor = encode_cursor(last_score.decode(), last_ref.decode(), key, desc)
-        counts = None
-        if facets:
-            found = _facets_decoder.decode(facets_json) if facets_json else {}
-            counts = {f: {k: v for k, v in found.get(f, {}).items() if k != "" and v > 0} for f in FACETS}
-        return RawPage(tickets, next_cursor, counts, int(total) if facets else None)
+
+        def read(answer: list[Any]) -> RawPage:
+            more, total, facets_json, last_ref, last_score, tickets = answer
+            next_cursor = None
+            if more and last_ref:
+                next_cursor = encode_cursor(last_score.decode(), last_ref.decode(), key, desc)
+            counts = None
+            if facets:
+                found = _facets_decoder.decode(facets_json) if facets_json else {}
+                counts = {f: {k: v for k, v in found.get(f, {}).items() if k != "" and v > 0} for f in FACETS}
+            return RawPage(tickets, next_cursor, counts, int(total) if facets else None)
+
+        return args, read
 
     def query(self, workspace: str, flt: TicketFilter, **options: Any) -> QueryResult:
         """``page`` with its tickets decoded (same options)."""

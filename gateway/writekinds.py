@@ -4,7 +4,10 @@ request is checked and split into steps, and how each step is sent and reconcile
 A **write kind** (``WriteKind``) is what a route accepts: a reply, a status change, a time entry,
 a new ticket, an alert action. It names its request body, its route, the capabilities a body
 needs (``needs``), and the steps it can produce. Its ``plan`` function checks the request
-against the vendor's facts (``WriteRefused`` answers a 4xx) and returns the steps.
+against the vendor's facts (``WriteRefused`` answers a 4xx) and returns the steps. A plan of a
+write to a ticket gets ``ticket()``, the ticket's facts: it calls it only for the facts it
+needs. The route makes sure the ticket exists in the caller's workspace (404 otherwise), and a
+plan that reads no facts is stored in one round trip (``api.common.accept_ticket_write``).
 
 A **step kind** (``StepKind``) is one vendor effect: the hook that sends it, how the runner calls
 it (``send``), what reconciliation and claims key on (the ticket, or the write's target record
@@ -196,13 +199,12 @@ def plan_reply(gw: Hub, connection_id: str, body: ReplyCreate, uploads: Sequence
     REPLY.require(gw, connection_id, body)
     if uploads:
         gw.vendors.require(vendor, Capability.ATTACHMENT)
-    found = ticket()
     status_id = body.status_id
     if status_id is not None:
         gw.vendors.require(vendor, Capability.STATUS)
-        intake.check_status(gw, found, status_id)
+        intake.check_status(gw, ticket(), status_id)
     elif not body.internal and gw.workspace_of[connection_id].first_reply_sets_in_progress:
-        status_id = intake.first_in_progress(gw, found)
+        status_id = intake.first_in_progress(gw, ticket())
     together = status_id is not None and gw.vendors.has(vendor, Capability.REPLY_WITH_STATUS)
     reply: dict[str, Any] = {"text": body.text, "internal": body.internal}
     if together:
@@ -240,9 +242,8 @@ def plan_status(gw: Hub, connection_id: str, body: StatusUpdate, ticket: Callabl
 
 
 def plan_time_entry(gw: Hub, connection_id: str, body: TimeEntryBody, ticket: Callable[[], Ticket]) -> list[WriteStep]:
-    """One time entry step, if it could ever land (422 naming ``started_at``) on a ticket that exists."""
+    """One time entry step, if it could ever land (422 naming ``started_at``)."""
     intake.check_time_entry(body.started_at, body.minutes)
-    ticket()
     return [WriteStep("time_entry", msgspec.to_builtins(body))]
 
 

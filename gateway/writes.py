@@ -27,14 +27,18 @@ import hashlib
 import time
 import uuid
 from datetime import datetime, timezone
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import msgspec
 import redis
+import redis.asyncio as aioredis
 
 from gateway import keys
+from gateway.aio import run_script
 from gateway.locks import OwnedLock, try_lock
 from gateway.models import Effect
+from gateway.events import APPEND_LIB, Staged
 from gateway.scheduler import SCHEDULER_LIB
 
 WriteStatus = Literal["queued", "running", "succeeded", "dead", "discarded"]
@@ -116,42 +120,69 @@ class Accepted(msgspec.Struct, frozen=True):
     new: bool
     head: bool
     same_body: bool
+    nudged: tuple[bytes, ...] = ()  # subscriptions the appended event nudged (``EventLog.appended``)
+    known: bool = True  # false: none of the ``known`` keys existed, and nothing was stored
 
 
 _enc = msgspec.json.Encoder()
+_packer = msgspec.msgpack.Encoder()
 _dec = msgspec.json.Decoder(WriteRecord)
 
 # Accept atomically: claim the dedup key, store the record, join the ticket's chain and, when
 # the write heads its chain and a run was prepared (ARGV[6..9]), queue that run in the fair
 # scheduler: the caller's 202 costs one round trip. Returns {"new", is_head} or {"existing", id}.
-_ACCEPT = SCHEDULER_LIB + """
+# The call comes packed: ARGV[1] is MessagePack of [keys, arguments] (one
+# argument for Redis to read instead of thirty: the 202's hottest round trip).
+# keys: dedup, record, chain, active writes, the connection's open writes, then the optional
+# groups ARGV[10..13] say where they start (0: not given): the status order pair, the event's
+# four keys (``APPEND_LIB``), the counter hash, the keys of which one must exist.
+# arguments: id, body hash, idempotency seconds, record, now, run id ('' none), connection,
+# workspace, cap, the four starts, then the event's four arguments, the counter's field and how
+# many keys of which one must exist.
+_ACCEPT = SCHEDULER_LIB + APPEND_LIB + """
+local call = cmsgpack.unpack(ARGV[1])
+local KEYS, ARGV = call[1], call[2]
 local existing = redis.call('GET', KEYS[1])
 if existing then
   return {'existing', existing}
+end
+local known_at = tonumber(ARGV[13])
+if known_at > 0 and redis.call('EXISTS', unpack(KEYS, known_at, known_at + tonumber(ARGV[19]) - 1)) == 0 then
+  return {'unknown'}  -- the write's ticket is neither in the store nor in the cache
 end
 redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. ARGV[2], 'EX', ARGV[3])
 redis.call('SET', KEYS[2], ARGV[4])
 local length = redis.call('RPUSH', KEYS[3], ARGV[1])
 redis.call('ZADD', KEYS[4], ARGV[5], ARGV[1])
 redis.call('ZADD', KEYS[5], ARGV[5], ARGV[1])
-if KEYS[7] then
+local status_at, event_at, counter_at = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
+if status_at > 0 then
   -- A status write: its number in the ticket's acceptance order, taken in the same step as its
   -- place in the chain, so the two orders agree.
-  local order = redis.call('INCR', KEYS[6])
-  redis.call('EXPIRE', KEYS[6], ARGV[3] * 7)
-  redis.call('SET', KEYS[7], order, 'EX', ARGV[3] * 7)
+  local order = redis.call('INCR', KEYS[status_at])
+  redis.call('EXPIRE', KEYS[status_at], ARGV[3] * 7)
+  redis.call('SET', KEYS[status_at + 1], order, 'EX', ARGV[3] * 7)
 end
+-- The write.accepted event and the accepted count: only for a write that is new.
+local nudged = {}
+if event_at > 0 then
+  local e = event_at
+  local _
+  _, nudged = append_event(KEYS[e], KEYS[e + 1], KEYS[e + 2], KEYS[e + 3], ARGV[14], ARGV[15], ARGV[16], ARGV[17])
+end
+if counter_at > 0 then redis.call('HINCRBY', KEYS[counter_at], ARGV[18], 1) end
+local place = 'waiting'
 if length == 1 then
-  if ARGV[6] and ARGV[6] ~= '' then
+  place = 'head'
+  if ARGV[6] ~= '' then
     local conn = ARGV[7]
     redis.call('HSET', P .. 'wsof', conn, ARGV[8])
     redis.call('HSET', P .. 'cap', conn, ARGV[9])
     enlist(conn, ARGV[6], false)
     if activate(conn, tonumber(ARGV[5])) == 1 then ring() end
   end
-  return {'new', 'head'}
 end
-return {'new', 'waiting'}
+return {'new', place, nudged}
 """
 
 # Finish the head of a chain: pop it if it is the head, return the next head (or nothing).
@@ -171,6 +202,20 @@ if current and tonumber(string.match(current, '^(%d+)')) >= tonumber(ARGV[1]) th
 redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. ARGV[2], 'EX', ARGV[3])
 return 1
 """
+
+
+def _accepted(record: WriteRecord, answer: list[Any]) -> Accepted:
+    if answer[0] == b"unknown":
+        return Accepted("", new=False, head=False, same_body=False, known=False)
+    if answer[0] == b"existing":
+        existing_id, existing_hash = answer[1].decode().split(" ", 1)
+        return Accepted(existing_id, new=False, head=False, same_body=existing_hash == record.body_hash)
+    return Accepted(record.id, new=True, head=answer[1] == b"head", same_body=True, nudged=tuple(answer[2]))
+
+
+def dedup_key(workspace: str, key: str) -> str:
+    """Which write holds an Idempotency-Key (or generated dedup key) in a workspace."""
+    return f"dedup:{workspace}:{key}"
 
 
 def open_key(connection: str) -> str:
@@ -198,34 +243,62 @@ class WriteStore:
         return "w_" + uuid.uuid4().hex
 
     def accept(self, record: WriteRecord, *, run: tuple[str, int] | None = None,
-               status_ticket: str | None = None) -> Accepted:
-        """Store a new write unless its dedup key is taken (atomically, in one script).
+               status_ticket: str | None = None, event: Staged | None = None,
+               counter: tuple[str, str] | None = None, known: Sequence[str] = ()) -> Accepted:
+        """Store a new write unless its dedup key is taken: one script, one round trip.
 
         ``run`` is ``(run id, connection cap)`` of the write's first run: queued in the fair
         scheduler by the same script when the write heads its chain. ``status_ticket`` (the
         ticket's vendor id) numbers a status-changing write in the ticket's acceptance order.
+        ``event`` (``EventLog.stage``) is appended and ``counter`` (hash, field) counted in the
+        same step, only if the write is new; pass ``Accepted.nudged`` to ``EventLog.appended``.
+        ``known``: keys of which one must exist (the ticket in the store or the cache), else
+        nothing is stored and ``Accepted.known`` is false.
         """
+        packed = self._accept_call(record, run, status_ticket, event, counter, known)
+        return _accepted(record, self._accept(args=[packed]))
+
+    async def accept_async(self, client: aioredis.Redis, record: WriteRecord, *, run: tuple[str, int] | None = None,
+                           status_ticket: str | None = None, event: Staged | None = None,
+                           counter: tuple[str, str] | None = None, known: Sequence[str] = ()) -> Accepted:
+        """``accept`` on an asyncio client (the API's event loop)."""
+        packed = self._accept_call(record, run, status_ticket, event, counter, known)
+        return _accepted(record, await run_script(client, self._accept, (), (packed,)))
+
+    def _accept_call(self, record: WriteRecord, run: tuple[str, int] | None, status_ticket: str | None,
+                     event: Staged | None, counter: tuple[str, str] | None, known: Sequence[str]) -> bytes:
         names = [
-            f"dedup:{record.workspace}:{record.dedup_key}",
+            dedup_key(record.workspace, record.dedup_key),
             f"write:{record.id}",
             f"chain:{record.chain}",
             keys.ACTIVE_WRITES,
             open_key(record.connection),
         ]
+        starts = [0, 0, 0, 0]
         if status_ticket is not None:
+            starts[0] = len(names) + 1
             names += [f"status:order:{record.connection}:{status_ticket}", f"status:of:{record.id}"]
-        args: list[Any] = [record.id, record.body_hash, self.idempotency_seconds, _enc.encode(record), time.time()]
-        if run is not None:
-            args += [run[0], record.connection, record.workspace, run[1]]
-        kind, value = self._accept(keys=names, args=args)
-        if kind == b"existing":
-            existing_id, existing_hash = value.decode().split(" ", 1)
-            return Accepted(existing_id, new=False, head=False, same_body=existing_hash == record.body_hash)
-        return Accepted(record.id, new=True, head=value == b"head", same_body=True)
+        if event is not None:
+            starts[1] = len(names) + 1
+            names += event.keys
+        if counter is not None:
+            starts[2] = len(names) + 1
+            names.append(counter[0])
+        if known:
+            starts[3] = len(names) + 1
+            names += known
+        args: list[Any] = [record.id, record.body_hash, self.idempotency_seconds, _enc.encode(record), time.time(),
+                           *(("", "", "", "") if run is None else (run[0], record.connection, record.workspace, run[1])),
+                           *starts, *(event.args if event else ("", "", "", "")), counter[1] if counter else "",
+                           len(known)]
+        # as Redis would have read them: text (the JSON is UTF-8; Redis 6's cmsgpack reads no
+        # binary type), numbers written exactly
+        return _packer.encode((names, [a.decode() if isinstance(a, bytes) else a if isinstance(a, str) else repr(a)
+                                       for a in args]))
 
-    def dedup(self, workspace: str, dedup_key: str) -> tuple[str, str] | None:
+    def dedup(self, workspace: str, key: str) -> tuple[str, str] | None:
         """The write id and body hash holding a dedup key, if any."""
-        raw = self.redis.get(f"dedup:{workspace}:{dedup_key}")
+        raw = self.redis.get(dedup_key(workspace, key))
         if not raw:
             return None
         write_id, digest = raw.decode().split(" ", 1)

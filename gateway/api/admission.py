@@ -54,12 +54,11 @@ class Admission(ASGIMiddleware):
         self.openapi_path = openapi_path.rstrip("/")
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        request: Request = Request(scope, receive, send)
-        opt = request.route_handler.opt
+        opt = scope["route_handler"].opt
         if not (opt.get("public") or self._serves_openapi(scope["path"])):
-            request.app.state.keyring.authenticate(request)
-        if request.method not in BODYLESS_METHODS and not (opt.get("form") and _is_multipart(request)):
-            body = await request.body()
+            scope["litestar_app"].state.keyring.authenticate_header(_header(scope, b"authorization"))
+        if scope["method"] not in BODYLESS_METHODS and not (opt.get("form") and _is_multipart(scope)):
+            body = await Request(scope, receive, send).body()  # kept on the scope: handlers read it free
             if nested_deeper_than(body, MAX_JSON_DEPTH):
                 raise ApiError(400, "Body nested too deeply",
                                f"arrays and objects may nest at most {MAX_JSON_DEPTH} levels deep",
@@ -70,5 +69,13 @@ class Admission(ASGIMiddleware):
         return path == self.openapi_path or path.startswith(self.openapi_path + "/")
 
 
-def _is_multipart(request: Request) -> bool:
-    return request.headers.get("content-type", "").lower().startswith("multipart/")
+def _header(scope: Scope, name: bytes) -> str:
+    """One request header (``name`` lowercase, as ASGI gives them), '' when absent."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return ""
+
+
+def _is_multipart(scope: Scope) -> bool:
+    return _header(scope, b"content-type").lower().startswith("multipart/")

@@ -17,6 +17,7 @@ Routes (all JSON, all under bearer API keys except ``/health``, ``/ready`` and `
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -26,7 +27,6 @@ from litestar import Litestar, Request, Response, delete, get, post
 from litestar.datastructures import State, UploadFile
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody
-from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from gateway import audit, intake, links, metrics, sync, writekinds
@@ -35,6 +35,7 @@ from gateway import console
 from gateway.console import reference
 from gateway.api import customers, queue
 from gateway.api.admission import Admission
+from gateway.api.tracing import request_spans
 from gateway.api.write_admin import (
     discard_dead_letter_as,
     own_write,
@@ -48,6 +49,7 @@ from gateway.api.common import (
     submit_ticket_write,
     ADMIN,
     READ,
+    close_async_redis,
     WRITE,
     accepted,
     authorize,
@@ -55,6 +57,7 @@ from gateway.api.common import (
     idempotency_key,
     own_connection,
     own_ref,
+    accept_ticket_write,
     owned_ticket,
     vendor_id_or_404,
 )
@@ -297,34 +300,26 @@ async def create_reply(request: Request, ref: FromPath[str]) -> WriteAccepted:
 
     request_body = msgspec.to_builtins(body)
     request_body["attachments"] = [{"filename": u.filename, "size": len(u.data)} for u in uploads]
-
-    def accept() -> WriteAccepted:
-        resent = intake.replay(gw, workspace=principal.workspace, kind="reply", target=ref, request=request_body,
-                               idempotency_key=key, uploads=uploads)
-        if resent is not None:
-            return accepted(gw, resent)
-        steps = writekinds.plan_reply(gw, connection_id, body, uploads, lambda: owned_ticket(gw, principal, ref))
-        submitted = intake.submit(
-            gw, workspace=principal.workspace, connection=connection_id, kind="reply", target=ref,
-            steps=steps, request=request_body, idempotency_key=key, uploads=uploads,
-        )
-        return accepted(gw, submitted)
-
-    return await anyio.to_thread.run_sync(accept)
+    return await accept_ticket_write(
+        request, principal, connection_id, ref,
+        lambda ticket: writekinds.plan_reply(gw, connection_id, body, uploads, ticket),
+        workspace=principal.workspace, kind="reply", target=ref, request=request_body, idempotency_key=key,
+        uploads=uploads,
+    )
 
 
-@post("/v1/tickets/{ref:str}/status", operation_id="changeStatus", status_code=202, sync_to_thread=True,
+@post("/v1/tickets/{ref:str}/status", operation_id="changeStatus", status_code=202,
       operation_class=declared(idempotent=True, examples=STATUS_EXAMPLES))
-def change_status(request: Request, ref: FromPath[str], data: JSONBody[StatusUpdate]) -> WriteAccepted:
+async def change_status(request: Request, ref: FromPath[str], data: JSONBody[StatusUpdate]) -> WriteAccepted:
     """Queue a status change to one of the ticket's PSA statuses (422 lists the valid ones)."""
-    return submit_ticket_write(request, ref, writekinds.STATUS, data)
+    return await submit_ticket_write(request, ref, writekinds.STATUS, data)
 
 
-@post("/v1/tickets/{ref:str}/time-entries", operation_id="createTimeEntry", status_code=202, sync_to_thread=True,
+@post("/v1/tickets/{ref:str}/time-entries", operation_id="createTimeEntry", status_code=202,
       operation_class=declared(idempotent=True, examples=TIME_ENTRY_EXAMPLES))
-def create_time_entry(request: Request, ref: FromPath[str], data: JSONBody[TimeEntryBody]) -> WriteAccepted:
+async def create_time_entry(request: Request, ref: FromPath[str], data: JSONBody[TimeEntryBody]) -> WriteAccepted:
     """Queue a time entry against the ticket."""
-    return submit_ticket_write(request, ref, writekinds.TIME_ENTRY, data)
+    return await submit_ticket_write(request, ref, writekinds.TIME_ENTRY, data)
 
 
 @post("/v1/tickets", operation_id="createTicket", status_code=202, sync_to_thread=True,
@@ -431,7 +426,8 @@ def read_audit(request: Request, write_id: FromQuery[str | None] = None, ticket:
         own_write(gw, principal, write_id)
     if ticket:
         own_ref(gw, principal, ticket)
-    records = audit.read_audit(gw.redis, write_id=write_id, ticket=ticket, limit=max(1, min(limit, 1000)))
+    records = audit.read_audit(gw.redis, write_id=write_id, ticket=ticket, limit=max(1, min(limit, 1000)),
+                               pending=gw.tracer_provider)
     if not write_id and not ticket:
         records = [r for r in records if r.attributes.get("gateway.workspace") == principal.workspace]
     return records
@@ -444,13 +440,12 @@ ROUTES = [
 ]
 
 
+async def _close_async_redis(app: Litestar) -> None:
+    await close_async_redis(app.state.aredis)
+
+
 def create_app(gateway: Gateway, *, extra_routes: list[Any] | None = None) -> Litestar:
     """Build the API around an assembled ``Gateway`` (the caller owns and closes it)."""
-
-
-    # One span per request (it carries the audit attributes): no span per ASGI receive/send.
-    otel = OpenTelemetryPlugin(OpenTelemetryConfig(tracer_provider=gateway.tracer_provider,
-                                                   exclude_spans=["receive", "send"]))
     openapi = reference.openapi_config("MSP integration gateway", "1")
     handlers = [*ROUTES, *customers.ROUTES, *queue.ROUTES, *event_routes.ROUTES, *subscriptions.ROUTES,
                 *(extra_routes or [])]
@@ -461,12 +456,13 @@ def create_app(gateway: Gateway, *, extra_routes: list[Any] | None = None) -> Li
         route_handlers=[*handlers, console.router(), reference.assets_router()],
         template_config=console.template_config(),
         state=State({"gateway": gateway, "keyring": KeyRing(gateway.settings), "redactor": gateway.redactor,
-                     "readiness": ReadinessCheck(gateway)}),
+                     "readiness": ReadinessCheck(gateway), "aredis": weakref.WeakKeyDictionary()}),
         exception_handlers={Exception: handle},
         openapi_config=openapi,
-        middleware=[Admission(openapi.path)],  # the API key, then the body's depth, before any handler
-        plugins=[otel],
-        on_shutdown=[event_routes.close],
+        # One span per request (it carries the audit attributes), then the API key and the
+        # body's depth, before any handler.
+        middleware=[request_spans(gateway.tracer), Admission(openapi.path)],
+        on_shutdown=[event_routes.close, _close_async_redis],
         logging_config=None,  # the process configures logging (gateway.cli); Litestar must not
         debug=False,
     )

@@ -38,7 +38,10 @@ class KeyRing:
 
     def authenticate(self, request: Request) -> Principal:
         """The caller's key (401 without a valid one), whatever it may do."""
-        header = request.headers.get("authorization", "")
+        return self.authenticate_header(request.headers.get("authorization", ""))
+
+    def authenticate_header(self, header: str) -> Principal:
+        """``authenticate`` given the ``Authorization`` header's value ('' when absent)."""
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise NotAuthorizedException("a bearer API key is required")

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import weakref
+from collections.abc import Callable
 from typing import Any
 
+import anyio.to_thread
 import msgspec
+import redis.asyncio as aioredis
 from litestar import Request
 
 from gateway import intake, writekinds
@@ -13,6 +18,7 @@ from gateway.api.problems import ApiError, clip, not_found
 from gateway.api.schemas import IDEMPOTENCY_KEY_MAX_LENGTH, WriteAccepted
 from gateway.core import Gateway
 from gateway.models import Capability, Ticket, split_ref
+from gateway.writes import WriteStep
 
 READ, WRITE, ADMIN, EVENTS = "tickets:read", "tickets:write", "admin", "events:read"
 IDEMPOTENCY_HEADER = "idempotency-key"
@@ -78,19 +84,92 @@ def accepted(gw: Gateway, submitted: intake.Submitted) -> WriteAccepted:
     return WriteAccepted(submitted.write_id, submitted.status, submitted.dedup_key, duplicate=not submitted.created)
 
 
-def submit_ticket_write(request: Request, ref: str, kind: writekinds.WriteKind, data: Any) -> WriteAccepted:
+def redis_of(request: Request) -> aioredis.Redis:
+    """The API's asyncio Redis client for the running event loop (an asyncio client belongs to
+    the loop it was opened on: uvicorn runs one; test clients may start several)."""
+    clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = request.app.state.aredis
+    loop = asyncio.get_running_loop()
+    client = clients.get(loop)
+    if client is None:
+        client = clients[loop] = gateway_of(request).async_redis()
+    return client
+
+
+async def close_async_redis(clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis]) -> None:
+    """Close the running loop's client (the app's shutdown)."""
+    client = clients.pop(asyncio.get_running_loop(), None)
+    if client is not None:
+        await client.aclose()
+
+
+def _plan_on_loop(plan: Callable[[Callable[[], Ticket]], list[WriteStep]],
+                  ticket: Callable[[], Ticket]) -> list[WriteStep] | None:
+    """``plan`` run on the event loop; ``None`` when it needs a lookup this process does not
+    hold (``intake.WouldBlock``): then it must run in a thread."""
+    try:
+        with intake.without_io():
+            return plan(ticket)
+    except intake.WouldBlock:
+        return None
+
+
+def _facts_needed() -> Ticket:
+    raise intake.WouldBlock("the ticket's facts")
+
+
+async def accept_ticket_write(request: Request, principal: Principal, connection_id: str, ref: str,
+                              plan: Callable[[Callable[[], Ticket]], list[WriteStep]], /, **write: Any) -> WriteAccepted:
+    """Accept a write to one ticket (``write``: ``intake.submit``'s arguments but the connection
+    and steps), with as few round trips as the write allows:
+
+    1. a resent ``Idempotency-Key`` is answered from its record;
+    2. a plan that needs none of the ticket's facts (a reply, a time entry) is stored by one
+       script that also checks the ticket is held (in the store or the cache);
+    3. a plan that needs them (a status change) reads them in one round trip first;
+    4. anything else, and a ticket held nowhere, runs in a thread: the ticket is read from the
+       cache or the vendor (404 when it does not exist), planned and stored as before.
+    """
+    gw = gateway_of(request)
+    client = redis_of(request)
+    resent = await intake.replay_async(gw, client, **write)
+    if resent is not None:
+        return accepted(gw, resent)
+    steps = _plan_on_loop(plan, _facts_needed)
+    if steps is not None:
+        submitted = await intake.submit_async(gw, client, connection=connection_id, steps=steps,
+                                              known=intake.ticket_keys(gw, ref), **write)
+        if submitted is not None:
+            return accepted(gw, submitted)
+    else:
+        facts = await intake.ticket_facts_async(gw, client, ref)
+        if facts is not None:
+            def held() -> Ticket:
+                gw.vendors.require(gw.connection(connection_id).vendor, Capability.TICKET_READ)
+                return facts
+
+            steps = _plan_on_loop(plan, held)
+            if steps is not None:
+                submitted = await intake.submit_async(gw, client, connection=connection_id, steps=steps, **write)
+                if submitted is not None:
+                    return accepted(gw, submitted)
+
+    def in_thread() -> intake.Submitted:
+        ticket = owned_ticket(gw, principal, ref)
+        return intake.submit(gw, connection=connection_id, steps=plan(lambda: ticket), **write)
+
+    return accepted(gw, await anyio.to_thread.run_sync(in_thread))
+
+
+async def submit_ticket_write(request: Request, ref: str, kind: writekinds.WriteKind, data: Any) -> WriteAccepted:
     """The route of a write to one ticket whose plan takes the body and the ticket: the caller's
-    key and scope, the ticket's connection, what the vendor must support, a resend answered from
-    its record (no vendor read), then the kind's plan and the submit."""
+    key and scope, the ticket's connection, what the vendor must support, then
+    ``accept_ticket_write`` with the kind's plan."""
     principal = authorize(request, WRITE)
     gw = gateway_of(request)
     connection_id, _ = own_ref(gw, principal, ref)
     kind.require(gw, connection_id, data)
-    key, body = idempotency_key(request), msgspec.to_builtins(data)
-    resent = intake.replay(gw, workspace=principal.workspace, kind=kind.name, target=ref, request=body, idempotency_key=key)
-    if resent is not None:
-        return accepted(gw, resent)
-    steps = kind.plan(gw, connection_id, data, lambda: owned_ticket(gw, principal, ref))
-    submitted = intake.submit(gw, workspace=principal.workspace, connection=connection_id, kind=kind.name, target=ref,
-                              steps=steps, request=body, idempotency_key=key)
-    return accepted(gw, submitted)
+    return await accept_ticket_write(
+        request, principal, connection_id, ref, lambda ticket: kind.plan(gw, connection_id, data, ticket),
+        workspace=principal.workspace, kind=kind.name, target=ref, request=msgspec.to_builtins(data),
+        idempotency_key=idempotency_key(request),
+    )

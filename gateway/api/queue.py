@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+import anyio.to_thread
 import msgspec
 from litestar import Request, Response, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, QueryParameter, RawBody
 
 from gateway import customers, sync, webhooks
-from gateway.api.common import ADMIN, READ, authorize, gateway_of, own_connection
+from gateway.api.common import ADMIN, READ, authorize, gateway_of, own_connection, redis_of
 from gateway.api.openapi import WEBHOOK_BODY, declared
 from gateway.api.problems import ApiError, clip, not_found
 from gateway.api.schemas import ResyncStarted
@@ -104,14 +105,14 @@ def queue_query(
     return QueueQuery(flt, sort, order, limit, cursor, facets)
 
 
-def _page(request: Request, query: QueueQuery) -> Response[TicketPage]:
+async def _page(request: Request, query: QueueQuery) -> Response[TicketPage]:
     principal = authorize(request, READ)
     gw = gateway_of(request)
     for connection in query.filter.connection:
         own_connection(gw, principal, connection, f"connection {connection}")
     try:
-        page = gw.store.page(
-            principal.workspace, query.filter, sort=query.sort, order=query.order,
+        page = await gw.store.page_async(
+            redis_of(request), principal.workspace, query.filter, sort=query.sort, order=query.order,
             limit=max(1, min(query.limit, 500)), cursor=query.cursor, facets=query.facets,
         )
     except ValueError as exc:
@@ -139,10 +140,10 @@ def page_json(page: RawPage) -> bytes:
 QUEUE_QUERY = {"queue": Provide(queue_query, sync_to_thread=False)}
 
 
-@get("/v1/tickets", operation_id="listTickets", sync_to_thread=True, dependencies=QUEUE_QUERY)
-def list_tickets(request: Request, queue: NamedDependency[QueueQuery]) -> Response[TicketPage]:
+@get("/v1/tickets", operation_id="listTickets", dependencies=QUEUE_QUERY)
+async def list_tickets(request: Request, queue: NamedDependency[QueueQuery]) -> Response[TicketPage]:
     """The queue over every PSA connection, filtered, sorted and paged (see the parameters)."""
-    return _page(request, queue)
+    return await _page(request, queue)
 
 
 def customer_company_refs(request: Request, customer_id: str) -> list[str]:
@@ -158,15 +159,14 @@ def customer_company_refs(request: Request, customer_id: str) -> list[str]:
     return refs
 
 
-@get("/v1/customers/{customer_id:str}/tickets", operation_id="listCustomerTickets", sync_to_thread=True,
-     dependencies=QUEUE_QUERY)
-def list_customer_tickets(
+@get("/v1/customers/{customer_id:str}/tickets", operation_id="listCustomerTickets", dependencies=QUEUE_QUERY)
+async def list_customer_tickets(
     request: Request, customer_id: FromPath[str], queue: NamedDependency[QueueQuery]
 ) -> Response[TicketPage]:
     """One customer's tickets across every PSA: the global queue filtered by that customer
     (a ``customer`` parameter is replaced by the customer's companies)."""
-    queue.filter.customer = customer_company_refs(request, customer_id)
-    return _page(request, queue)
+    queue.filter.customer = await anyio.to_thread.run_sync(customer_company_refs, request, customer_id)
+    return await _page(request, queue)
 
 
 @post("/v1/webhooks/{connection_id:str}", operation_id="receiveWebhook", status_code=202, sync_to_thread=True,

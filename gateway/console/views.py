@@ -119,7 +119,7 @@ def write_detail(gw: Gateway, principal: Principal, write_id: str) -> WriteDetai
     """One write of the workspace with its redacted request and its audit timeline (404 else)."""
     record = own_write(gw, principal, write_id)
     ticket = ticket_name(gw, record.target or record.result_ref)
-    records = audit.read_audit(gw.redis, write_id=record.id, limit=1000)
+    records = audit.read_audit(gw.redis, write_id=record.id, limit=1000, pending=gw.tracer_provider)
     view = write_view(gw, record)
     return WriteDetail(
         # A caller may have put anything in its Idempotency-Key, a secret included.
@@ -150,7 +150,7 @@ def find_writes(gw: Gateway, principal: Principal, query: str) -> list[WriteReco
     connection, sep, _ = query.partition(":")
     conn = gw.connections.get(connection) if sep else None
     if conn is not None and conn.workspace == principal.workspace:
-        for entry in audit.read_audit(gw.redis, ticket=query, limit=1000):
+        for entry in audit.read_audit(gw.redis, ticket=query, limit=1000, pending=gw.tracer_provider):
             write_id = entry.attributes.get("gateway.write_id")
             if isinstance(write_id, str) and write_id not in found:
                 record = gw.writes.get(write_id)
