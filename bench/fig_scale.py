@@ -11,7 +11,7 @@ share their tickets; plus one probe connection with a simulator of its own behin
   single httpx call to the same simulators (the request the plugin made, replayed).
 - ``scale_1000_connections``: probe writes, one at a time, on the probe connection: accept p50
   and accept-to-vendor p50 with the large fleet configured, over the same with ten connections.
-- ``idle_cost_per_connection``: Redis keys and bytes, and worker CPU over 10 idle seconds, per
+- ``idle_cost_per_connection``: Redis keys and bytes, and worker CPU per 10 idle seconds (measured over 10, 3 quick), per
   configured connection (the large fleet against the ten).
 
 The full run uses 1,000 connections (100 workspaces); the quick run 100 (10 workspaces).
@@ -113,7 +113,7 @@ def run(ctx: Context) -> list[Figure]:
     try:
         synced = large.start(2, sync_timeout=120 if quick else 900)
         probes_large = _probes(large, 20 if quick else 100)
-        idle_large = _idle(large)
+        idle_large = _idle(large, idle_seconds(quick))
         throughput = _throughput(large, writes_for(quick))
     finally:
         large.close()
@@ -121,7 +121,7 @@ def run(ctx: Context) -> list[Figure]:
     try:
         small.start(2, sync_timeout=120)
         probes_small = _probes(small, 20 if quick else 100)
-        idle_small = _idle(small)
+        idle_small = _idle(small, idle_seconds(quick))
     finally:
         small.close()
 
@@ -163,12 +163,17 @@ def _probes(fleet: Fleet, count: int) -> list[Any]:
         prober.close()
 
 
-def _idle(fleet: Fleet, seconds: float = 10.0) -> dict[str, float]:
+def idle_seconds(quick: bool) -> float:
+    return 3.0 if quick else 10.0
+
+
+def _idle(fleet: Fleet, seconds: float) -> dict[str, float]:
+    """What the idle fleet holds in Redis, and its workers' CPU over ``seconds`` (given per 10 s)."""
     rig = fleet.rig
     rig.wait_quiet(timeout=30)
     before = sum(cpu_seconds(w.pid) for w in rig.workers)
     time.sleep(seconds)
-    cpu = sum(cpu_seconds(w.pid) for w in rig.workers) - before
+    cpu = (sum(cpu_seconds(w.pid) for w in rig.workers) - before) * 10.0 / seconds
     info = rig.redis.info("memory")  # type: ignore[union-attr]
     # The ticket store's records are the tickets synced, not the cost of a connection.
     tickets = sum(1 for _ in rig.redis.scan_iter("tk:*", count=5000))  # type: ignore[union-attr]
