@@ -281,34 +281,53 @@ end
 local covered, unanswered = {}, {}
 if driver and driver.exact then for _, name in ipairs(driver.covers) do covered[name] = true end end
 for _, d in ipairs(dims) do if not covered[d.name] then unanswered[#unanswered + 1] = d end end
-local must_check = #unanswered > 0 or text ~= '' or cmin > -math.huge or cmax < math.huge
-                   or umin > -math.huge or umax < math.huge
+-- Per ticket walked, interpreted Lua is the cost (a Redis command's share is small): the walk
+-- reads records a chunk at a time, unpacks only what a check needs and keeps the page's bodies.
+local byte, find, sub, unpack_ = string.byte, string.find, string.sub, struct.unpack
+-- the sort key's double in a record (created, updated lead the fields)
+local SCORE_AT = sort == 'u' and 22 or 14
+local dated = cmin > -math.huge or cmax < math.huge or umin > -math.huge or umax < math.huge
+-- the fields a check or a facet reads: unpacked up to the last of them, not further
+local last_field = 0
+for _, d in ipairs(unanswered) do last_field = math.max(last_field, d.pos) end
+if want_all then for _, name in ipairs(FACETS) do last_field = math.max(last_field, POS[name]) end end
+local SOME_FIELDS = '>dd' .. string.rep('I4c0', last_field - 2)
 
-local function check(rec, need_fields)
-  local flen, blen = parts(rec)
-  if not flen then return nil end
-  if not (must_check or want_all or need_fields) then return true, flen, blen end
-  -- times and summary lead the fields: the cheap checks read only them
-  local created, updated, summary = struct.unpack('>ddI4c0', rec, 14)
-  if created < cmin or created > cmax or updated < umin or updated > umax then return nil end
-  if text ~= '' and not string.find(summary, text, 1, true) then return nil end
-  if #unanswered == 0 and not (want_all or need_fields) then return true, flen, blen end
-  local f = {struct.unpack(FIELDS, rec, 14)}
-  for _, d in ipairs(unanswered) do
-    if not d.set[f[d.pos]] then return nil end
+-- a record (of this format) that matches: its body's first and last byte, and its fields up
+-- to the last one needed (false: none needed); nil when it does not match
+local function check(rec)
+  local flen, blen = unpack_('>I4I4', rec, 2)
+  if dated then
+    local created, updated = unpack_('>dd', rec, 14)
+    if created < cmin or created > cmax or updated < umin or updated > umax then return nil end
   end
-  return f, flen, blen
+  -- the summary is the first string after the times: cut it only for a text filter
+  if text ~= '' and not find(unpack_('>I4c0', rec, 30), text, 1, true) then return nil end
+  local f = false
+  if last_field > 0 then
+    f = {unpack_(SOME_FIELDS, rec, 14)}
+    for _, d in ipairs(unanswered) do
+      if not d.set[f[d.pos]] then return nil end
+    end
+  end
+  return 14 + flen, 13 + flen + blen, f
 end
 
-local function after_cursor(score, ref)
-  if cur_score == nil then return true end
-  if desc then
-    return score < cur_score or (score == cur_score and ref < cur_ref)
+-- the records of refs, in order (false for a ref without one): one MGET per 512
+local function records(refs)
+  local keys = {}
+  for i = 1, #refs do keys[i] = 'tk:' .. refs[i] end
+  if #keys <= 512 then return #keys > 0 and redis.call('MGET', unpack(keys)) or {} end
+  local recs = {}
+  for i = 1, #keys, 512 do
+    local got = redis.call('MGET', unpack(keys, i, math.min(#keys, i + 511)))
+    for j = 1, #got do recs[i + j - 1] = got[j] end
   end
-  return score > cur_score or (score == cur_score and ref > cur_ref)
+  return recs
 end
 
-local page, more, counts, total = {}, false, {}, 0
+local bodies, more, counts, total = {}, false, {}, 0
+local last_ref, last_score = '', nil
 for _, name in ipairs(FACETS) do counts[name] = {} end
 local function count_facets(f)
   total = total + 1
@@ -317,7 +336,6 @@ local function count_facets(f)
     c[value] = (c[value] or 0) + 1
   end
 end
-local function body_of(rec, flen, blen) return string.sub(rec, 14 + flen, 13 + flen + blen) end
 
 if ordered then
   local lo, hi
@@ -327,9 +345,6 @@ if ordered then
   if cur_score and not want_all then
     if desc then top = math.min(hi, cur_score) else bottom = math.max(lo, cur_score) end
   end
-  -- the first read of each index is its share of one page; later ones double (an index that
-  -- gives most of the page, ties before the cursor, refused tickets)
-  local first_chunk = math.min(math.ceil((limit + 1) / #keys) + 1, 256)
   local sources = {}
   for i, k in ipairs(keys) do
     local rank = 0
@@ -338,71 +353,125 @@ if ordered then
     elseif not desc and bottom > -math.huge then
       rank = redis.call('ZCOUNT', k, '-inf', '(' .. fmt(bottom))
     end
-    sources[i] = {key = k, rank = rank, buf = {}, at = 1, done = false, chunk = first_chunk}
+    sources[i] = {key = k, rank = rank, refs = {}, recs = {}, at = 1, done = false}
   end
-  -- the next (ref, score) of a source in sort order, or nil once it has no more in range
-  local function head(s)
-    if s.at > #s.buf then
-      if s.done then return nil end
-      if desc then
-        s.buf = redis.call('ZREVRANGE', s.key, s.rank, s.rank + s.chunk - 1, 'WITHSCORES')
+  -- Each source is read a chunk at a time: its refs (no scores: Redis would format each as
+  -- text; the record holds it as a double) and their records, one MGET. The first chunk is
+  -- the source's share of the page; later ones are sized by how many of the tickets read so
+  -- far the walk kept.
+  local walked, kept = 0, 0
+  local function refill(s)
+    local want
+    if want_all then
+      want = s.want and math.min(s.want * 2, 1024) or 256
+    elseif s.want == nil then
+      want = math.ceil((limit + 1) / #sources) + 1
+    else
+      want = math.ceil((limit + 1 - #bodies) * (walked + 1) / (kept + 1) / #sources * 1.25) + 2
+      want = math.max(16, math.min(want, 1024))
+    end
+    s.want = want
+    local refs
+    if desc then
+      refs = redis.call('ZREVRANGE', s.key, s.rank, s.rank + want - 1)
+    else
+      refs = redis.call('ZRANGE', s.key, s.rank, s.rank + want - 1)
+    end
+    s.rank = s.rank + #refs
+    if #refs < want then s.done = true end
+    s.refs, s.recs, s.at = refs, records(refs), 1
+  end
+  -- a ticket in sort order: true once the walk has what it needs
+  local function visit(ref, score, rec)
+    local later = cur_score == nil or (desc and (score < cur_score or (score == cur_score and ref < cur_ref)))
+                  or (not desc and (score > cur_score or (score == cur_score and ref > cur_ref)))
+    if not (later or want_all) then return false end
+    walked = walked + 1
+    local from, to, f = check(rec)
+    if not from then return false end
+    kept = kept + 1
+    if want_all then count_facets(f) end
+    if later then
+      if #bodies < limit then
+        bodies[#bodies + 1] = sub(rec, from, to)
+        last_ref, last_score = ref, score
       else
-        s.buf = redis.call('ZRANGE', s.key, s.rank, s.rank + s.chunk - 1, 'WITHSCORES')
-      end
-      s.at = 1
-      s.rank = s.rank + #s.buf / 2
-      if #s.buf < s.chunk * 2 then s.done = true end
-      s.chunk = math.min(s.chunk * 2, 1024)
-      if #s.buf == 0 then return nil end
-    end
-    if s.score == nil then
-      s.score = tonumber(s.buf[s.at + 1])
-      if (desc and s.score < lo) or (not desc and s.score > hi) then
-        s.done = true; s.buf = {}; s.score = nil
-        return nil
+        more = true
+        return not want_all
       end
     end
-    return s.buf[s.at], s.score
+    return false
   end
-  while true do
-    local best, best_ref, best_score = nil, nil, nil
-    for _, s in ipairs(sources) do
-      local ref, score = head(s)
-      if ref and (best == nil or (desc and (score > best_score or (score == best_score and ref > best_ref)))
-                  or (not desc and (score < best_score or (score == best_score and ref < best_ref)))) then
-        best, best_ref, best_score = s, ref, score
-      end
-    end
-    if best == nil then break end
-    local score_text = best.buf[best.at + 1]
-    best.at = best.at + 2
-    best.score = nil
-    local later = after_cursor(best_score, best_ref)
-    if later or want_all then
-      local rec = redis.call('GET', 'tk:' .. best_ref)
-      local f, flen, blen = check(rec)
-      if f then
-        if want_all then count_facets(f) end
-        if later then
-          if #page < limit then
-            page[#page + 1] = {best_ref, score_text, body_of(rec, flen, blen)}
-          else
-            more = true
-            if not want_all then break end
-          end
+  if #sources == 1 then
+    local s = sources[1]
+    while not s.done do
+      refill(s)
+      local refs, recs = s.refs, s.recs
+      for i = 1, #refs do
+        local rec = recs[i]
+        if rec and byte(rec, 1) == 2 then
+          local score = unpack_('>d', rec, SCORE_AT)
+          if (desc and score < lo) or (not desc and score > hi) then s.done = true; break end
+          if visit(refs[i], score, rec) then s.done = true; break end
         end
       end
+    end
+  else
+    -- merged in sort order: each source's next ticket (s.ref, s.score, s.rec), false once it
+    -- has no more in range
+    local function head(s)
+      while true do
+        if s.at > #s.refs then
+          if s.done then return false end
+          refill(s)
+        else
+          local rec = s.recs[s.at]
+          if rec and byte(rec, 1) == 2 then
+            local score = unpack_('>d', rec, SCORE_AT)
+            if (desc and score < lo) or (not desc and score > hi) then
+              s.done, s.refs, s.at = true, {}, 1
+              return false
+            end
+            s.ref, s.score, s.rec = s.refs[s.at], score, rec
+            return true
+          end
+          s.at = s.at + 1
+        end
+      end
+    end
+    local live = {}
+    for _, s in ipairs(sources) do if head(s) then live[#live + 1] = s end end
+    while #live > 0 do
+      local best, best_i = live[1], 1
+      for i = 2, #live do
+        local s = live[i]
+        if (desc and (s.score > best.score or (s.score == best.score and s.ref > best.ref)))
+           or (not desc and (s.score < best.score or (s.score == best.score and s.ref < best.ref))) then
+          best, best_i = s, i
+        end
+      end
+      local ref, score, rec = best.ref, best.score, best.rec
+      best.at = best.at + 1
+      if not head(best) then table.remove(live, best_i) end
+      if visit(ref, score, rec) then break end
     end
   end
 else
   local found = {}
   for _, k in ipairs(keys) do
-    for _, ref in ipairs(redis.call('ZRANGE', k, 0, -1)) do
-      local f = check(redis.call('GET', 'tk:' .. ref), true)
-      if f then
+    local refs = redis.call('ZRANGE', k, 0, -1)
+    local recs = records(refs)
+    for i, ref in ipairs(refs) do
+      local rec = recs[i]
+      local from, to, f
+      if rec and byte(rec, 1) == 2 then from, to, f = check(rec) end
+      if from then
         if want_all then count_facets(f) end
-        local score = sort == 'u' and f[2] or f[1]  -- created, updated lead the fields
-        if after_cursor(score, ref) then found[#found + 1] = {ref, score} end
+        local score = unpack_('>d', rec, SCORE_AT)
+        if cur_score == nil or (desc and (score < cur_score or (score == cur_score and ref < cur_ref)))
+           or (not desc and (score > cur_score or (score == cur_score and ref > cur_ref))) then
+          found[#found + 1] = {ref, score, rec, from, to}
+        end
       end
     end
   end
@@ -412,9 +481,9 @@ else
     return a[2] < b[2]
   end)
   for i = 1, math.min(limit, #found) do
-    local rec = redis.call('GET', 'tk:' .. found[i][1])
-    local flen, blen = parts(rec)
-    page[i] = {found[i][1], fmt(found[i][2]), body_of(rec, flen, blen)}
+    local item = found[i]
+    bodies[i] = sub(item[3], item[4], item[5])
+    last_ref, last_score = item[1], item[2]
   end
   more = #found > limit
 end
@@ -431,11 +500,8 @@ if facet_mode ~= '0' then
   -- cjson writes an empty table as an object; Python reads it as one
   facets_json = cjson.encode(counts)
 end
-local bodies = {}
-for i, item in ipairs(page) do bodies[i] = item[3] end
-local last = page[#page] or {'', ''}
-return {more and 1 or 0, facet_mode ~= '0' and total or -1, facets_json, last[1], last[2],
-        table.concat(bodies, ',')}
+return {more and 1 or 0, facet_mode ~= '0' and total or -1, facets_json, last_ref,
+        last_score and fmt(last_score) or '', table.concat(bodies, ',')}
 """
 
 
