@@ -34,7 +34,7 @@ import math
 import struct
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import msgspec
@@ -89,7 +89,9 @@ DIMENSIONS = tuple(d.name for d in DIMENSION_OF_TICKET)
 FACETS = ("status", "cat", "customer", "assignee")
 # The record's length-prefixed strings, in order (after the created and updated doubles).
 RECORD = ("summary", "ws", *DIMENSIONS)
-RECORD_VERSION = b"\x02"
+RECORD_VERSION = b"\x03"
+# Index and count keys carry the format in their names, so an older format's are told apart.
+INDEX_TAG = "3"
 HISTORY_LIMIT = 100
 FORMAT_KEY = "tk:format"  # set once the old format's keys are gone
 
@@ -103,9 +105,13 @@ local ST, CU = POS.status, POS.customer
 local FACETS = {{{", ".join(repr(name) for name in FACETS)}}}
 """ + """
 local COMBO = '>' .. string.rep('I4c0', 5)
--- record: \\2, then lengths of fields, body, history (I4 each), then the three parts
+local VERSION = %(version)d
+-- the keys of a workspace's indexes and of its facet counts
+local function ix(ws) return 'ix:' .. ws .. ':%(tag)s:' end
+local function cnt(ws, dim) return 'cnt:' .. ws .. ':%(tag)s:facet:' .. dim end
+-- record: the version byte, then lengths of fields, body, history (I4 each), then the three parts
 local function parts(rec)
-  if not rec or string.byte(rec, 1) ~= 2 then return nil end
+  if not rec or string.byte(rec, 1) ~= VERSION then return nil end
   return struct.unpack('>I4I4I4', rec, 2)
 end
 local function fields_of(rec)
@@ -120,7 +126,10 @@ end
 local function dec(key, member)
   if redis.call('HINCRBY', key, member, -1) <= 0 then redis.call('HDEL', key, member) end
 end
-"""
+-- a ticket's member of the indexes by update and by status: its ref, a NUL, its summary as
+-- the fields hold it (lowercased) with any NUL made \\1, so a text filter reads it there
+local function joined(ref, f) return ref .. '\\0' .. (string.gsub(f[POS.summary], '%%z', '\\1')) end
+""" % {"version": RECORD_VERSION[0], "tag": INDEX_TAG}
 
 # ARGV: ref, ws, fields (packed), body (JSON), status seen (``_Seen``), updated score, created score
 _UPSERT = _LUA_RECORD + """
@@ -142,11 +151,15 @@ end
 if prev and prev[POS.ws] ~= ws then
   return redis.error_reply('ticket moved workspace')
 end
-local p = 'ix:' .. ws .. ':'
-redis.call('ZADD', p .. 'updated', su, ref)
+local p = ix(ws)
+local member, was_member = joined(ref, new), prev and joined(ref, prev)
+if was_member and was_member ~= member then redis.call('ZREM', p .. 'updated', was_member) end
+redis.call('ZADD', p .. 'updated', su, member)
 redis.call('ZADD', p .. 'created', sc, ref)
-if prev and prev[ST] ~= new[ST] then redis.call('ZREM', p .. 'st:' .. prev[ST], ref) end
-redis.call('ZADD', p .. 'st:' .. new[ST], su, ref)
+if prev and (prev[ST] ~= new[ST] or was_member ~= member) then
+  redis.call('ZREM', p .. 'st:' .. prev[ST], was_member)
+end
+redis.call('ZADD', p .. 'st:' .. new[ST], su, member)
 if prev and prev[CU] ~= '' and prev[CU] ~= new[CU] then redis.call('ZREM', p .. 'cu:' .. prev[CU], ref) end
 if new[CU] ~= '' then redis.call('ZADD', p .. 'cu:' .. new[CU], su, ref) end
 local was_combo, now_combo = prev and combo(prev), combo(new)
@@ -157,8 +170,8 @@ end
 for _, dim in ipairs(FACETS) do
   local was, now = prev and prev[POS[dim]], new[POS[dim]]
   if was ~= now then
-    if was and was ~= '' then dec('cnt:' .. ws .. ':facet:' .. dim, was) end
-    if now ~= '' then redis.call('HINCRBY', 'cnt:' .. ws .. ':facet:' .. dim, now, 1) end
+    if was and was ~= '' then dec(cnt(ws, dim), was) end
+    if now ~= '' then redis.call('HINCRBY', cnt(ws, dim), now, 1) end
   end
 end
 local changed = prev ~= nil and prev[ST] ~= new[ST]
@@ -171,7 +184,7 @@ if changed or prev == nil then
   end
   hist = string.sub(hist, 1, pos - 1)
 end
-redis.call('SET', key, '\\2' .. struct.pack('>I4I4I4', #fields, #body, #hist) .. fields .. body .. hist)
+redis.call('SET', key, string.char(VERSION) .. struct.pack('>I4I4I4', #fields, #body, #hist) .. fields .. body .. hist)
 -- The ticket as it was, for the event log ('=': stored exactly as it was; '': new).
 if before == body then before = '=' end
 return {changed and 1 or 0, before}
@@ -186,15 +199,16 @@ local flen, blen = parts(old)
 if not flen then return '' end
 local prev = fields_of(old)
 local ws = prev[POS.ws]
-local p = 'ix:' .. ws .. ':'
-redis.call('ZREM', p .. 'updated', ref)
+local p = ix(ws)
+local member = joined(ref, prev)
+redis.call('ZREM', p .. 'updated', member)
 redis.call('ZREM', p .. 'created', ref)
-redis.call('ZREM', p .. 'st:' .. prev[ST], ref)
+redis.call('ZREM', p .. 'st:' .. prev[ST], member)
 if prev[CU] ~= '' then redis.call('ZREM', p .. 'cu:' .. prev[CU], ref) end
 dec(p .. 'sd', combo(prev))
 for _, dim in ipairs(FACETS) do
   local was = prev[POS[dim]]
-  if was ~= '' then dec('cnt:' .. ws .. ':facet:' .. dim, was) end
+  if was ~= '' then dec(cnt(ws, dim), was) end
 end
 return {ws, string.sub(old, 14 + flen, 13 + flen + blen)}
 """
@@ -207,7 +221,7 @@ return {ws, string.sub(old, 14 + flen, 13 + flen + blen)}
 # JSON array (one reply to parse, not one per ticket).
 _QUERY = _LUA_RECORD + """
 local ws = ARGV[1]
-local p = 'ix:' .. ws .. ':'
+local p = ix(ws)
 local sort = ARGV[2]
 local desc = ARGV[3] == '1'
 local limit = tonumber(ARGV[4])
@@ -292,17 +306,34 @@ local last_field = 0
 for _, d in ipairs(unanswered) do last_field = math.max(last_field, d.pos) end
 if want_all then for _, name in ipairs(FACETS) do last_field = math.max(last_field, POS[name]) end end
 local SOME_FIELDS = '>dd' .. string.rep('I4c0', last_field - 2)
+-- The indexes by update and by status hold each ticket as its ref, a NUL and its summary: a
+-- text filter is checked on the member, and only the tickets it keeps are read. (Exact when
+-- the text has no NUL and no \\1: the member's summary has its NULs made \\1.)
+local by_member = text ~= '' and not find(text, '[%z\\1]')
+local function joined_key(k) return k == p .. 'updated' or sub(k, 1, #p + 3) == p .. 'st:' end
+-- the refs of a chunk of an index's members, less those whose member refuses the text
+local function refs_of(members, joined)
+  if not joined then return members end
+  local refs = {}
+  for i = 1, #members do
+    local m = members[i]
+    local z = find(m, '\\0', 1, true)
+    if z and (not by_member or find(m, text, z + 1, true)) then refs[#refs + 1] = sub(m, 1, z - 1) end
+  end
+  return refs
+end
 
 -- a record (of this format) that matches: its body's first and last byte, and its fields up
--- to the last one needed (false: none needed); nil when it does not match
-local function check(rec)
+-- to the last one needed (false: none needed); nil when it does not match. ``texted``: the
+-- text filter was checked on the index member.
+local function check(rec, texted)
   local flen, blen = unpack_('>I4I4', rec, 2)
   if dated then
     local created, updated = unpack_('>dd', rec, 14)
     if created < cmin or created > cmax or updated < umin or updated > umax then return nil end
   end
   -- the summary is the first string after the times: cut it only for a text filter
-  if text ~= '' and not find(unpack_('>I4c0', rec, 30), text, 1, true) then return nil end
+  if text ~= '' and not texted and not find(unpack_('>I4c0', rec, 30), text, 1, true) then return nil end
   local f = false
   if last_field > 0 then
     f = {unpack_(SOME_FIELDS, rec, 14)}
@@ -353,13 +384,13 @@ if ordered then
     elseif not desc and bottom > -math.huge then
       rank = redis.call('ZCOUNT', k, '-inf', '(' .. fmt(bottom))
     end
-    sources[i] = {key = k, rank = rank, refs = {}, recs = {}, at = 1, done = false}
+    sources[i] = {key = k, rank = rank, refs = {}, recs = {}, at = 1, done = false, joined = joined_key(k),
+                  scanned = 0, kept = 0}
   end
-  -- Each source is read a chunk at a time: its refs (no scores: Redis would format each as
-  -- text; the record holds it as a double) and their records, one MGET. The first chunk is
-  -- the source's share of the page; later ones are sized by how many of the tickets read so
-  -- far the walk kept.
-  local walked, kept = 0, 0
+  -- Each source is read a chunk at a time: its members (no scores: Redis would format each as
+  -- text; the record holds it as a double) and the records of those the member does not
+  -- refuse, one MGET. The first chunk is the source's share of the page; later ones are sized
+  -- by how many of the source's members read so far the walk kept.
   local function refill(s)
     local want
     if want_all then
@@ -367,29 +398,30 @@ if ordered then
     elseif s.want == nil then
       want = math.ceil((limit + 1) / #sources) + 1
     else
-      want = math.ceil((limit + 1 - #bodies) * (walked + 1) / (kept + 1) / #sources * 1.25) + 2
+      want = math.ceil((limit + 1 - #bodies) * (s.scanned + 1) / (s.kept + 1) / #sources * 1.25) + 2
       want = math.max(16, math.min(want, 1024))
     end
     s.want = want
-    local refs
+    local members
     if desc then
-      refs = redis.call('ZREVRANGE', s.key, s.rank, s.rank + want - 1)
+      members = redis.call('ZREVRANGE', s.key, s.rank, s.rank + want - 1)
     else
-      refs = redis.call('ZRANGE', s.key, s.rank, s.rank + want - 1)
+      members = redis.call('ZRANGE', s.key, s.rank, s.rank + want - 1)
     end
-    s.rank = s.rank + #refs
-    if #refs < want then s.done = true end
+    s.rank = s.rank + #members
+    s.scanned = s.scanned + #members
+    if #members < want then s.done = true end
+    local refs = refs_of(members, s.joined)
     s.refs, s.recs, s.at = refs, records(refs), 1
   end
   -- a ticket in sort order: true once the walk has what it needs
-  local function visit(ref, score, rec)
+  local function visit(s, ref, score, rec, texted)
     local later = cur_score == nil or (desc and (score < cur_score or (score == cur_score and ref < cur_ref)))
                   or (not desc and (score > cur_score or (score == cur_score and ref > cur_ref)))
     if not (later or want_all) then return false end
-    walked = walked + 1
-    local from, to, f = check(rec)
+    local from, to, f = check(rec, texted)
     if not from then return false end
-    kept = kept + 1
+    s.kept = s.kept + 1
     if want_all then count_facets(f) end
     if later then
       if #bodies < limit then
@@ -404,15 +436,16 @@ if ordered then
   end
   if #sources == 1 then
     local s = sources[1]
+    local texted = s.joined and by_member
     while not s.done do
       refill(s)
       local refs, recs = s.refs, s.recs
       for i = 1, #refs do
         local rec = recs[i]
-        if rec and byte(rec, 1) == 2 then
+        if rec and byte(rec, 1) == VERSION then
           local score = unpack_('>d', rec, SCORE_AT)
           if (desc and score < lo) or (not desc and score > hi) then s.done = true; break end
-          if visit(refs[i], score, rec) then s.done = true; break end
+          if visit(s, refs[i], score, rec, texted) then s.done = true; break end
         end
       end
     end
@@ -426,7 +459,7 @@ if ordered then
           refill(s)
         else
           local rec = s.recs[s.at]
-          if rec and byte(rec, 1) == 2 then
+          if rec and byte(rec, 1) == VERSION then
             local score = unpack_('>d', rec, SCORE_AT)
             if (desc and score < lo) or (not desc and score > hi) then
               s.done, s.refs, s.at = true, {}, 1
@@ -453,18 +486,19 @@ if ordered then
       local ref, score, rec = best.ref, best.score, best.rec
       best.at = best.at + 1
       if not head(best) then table.remove(live, best_i) end
-      if visit(ref, score, rec) then break end
+      if visit(best, ref, score, rec, best.joined and by_member) then break end
     end
   end
 else
   local found = {}
   for _, k in ipairs(keys) do
-    local refs = redis.call('ZRANGE', k, 0, -1)
+    local joined = joined_key(k)
+    local refs = refs_of(redis.call('ZRANGE', k, 0, -1), joined)
     local recs = records(refs)
     for i, ref in ipairs(refs) do
       local rec = recs[i]
       local from, to, f
-      if rec and byte(rec, 1) == 2 then from, to, f = check(rec) end
+      if rec and byte(rec, 1) == VERSION then from, to, f = check(rec, joined and by_member) end
       if from then
         if want_all then count_facets(f) end
         local score = unpack_('>d', rec, SCORE_AT)
@@ -491,7 +525,7 @@ end
 local facets_json = ''
 if facet_mode == '2' then
   for _, name in ipairs(FACETS) do
-    local pairs_ = redis.call('HGETALL', 'cnt:' .. ws .. ':facet:' .. name)
+    local pairs_ = redis.call('HGETALL', cnt(ws, name))
     for i = 1, #pairs_, 2 do counts[name][pairs_[i]] = tonumber(pairs_[i + 1]) end
   end
   total = redis.call('ZCARD', p .. 'updated')
@@ -547,6 +581,11 @@ class RawPage:
     next_cursor: str | None
     facets: dict[str, dict[str, int]] | None = None
     total: int | None = None
+
+
+def _ix(workspace: str) -> str:
+    """The prefix of a workspace's index keys."""
+    return f"ix:{workspace}:{INDEX_TAG}:"
 
 
 def _ts(value: datetime | None) -> float:
@@ -656,6 +695,8 @@ class TicketStore:
 
     @staticmethod
     def _upsert_args(ticket: Ticket, workspace: str) -> list[Any]:
+        if "\0" in ticket.ref:  # an index member is the ref, a NUL and the summary
+            raise ValueError(f"a ticket reference holds no NUL: {ticket.ref!r}")
         slim = msgspec.structs.replace(ticket, thread=(), time_entries=(), status_history=(), attachments=())
         fields = index_fields(ticket, workspace)
         seen = _seen_encoder.encode(_Seen.of(StatusChange(status=ticket.status, changed_at=ticket.updated_at)))
@@ -712,14 +753,15 @@ class TicketStore:
         return changes
 
     def count(self, workspace: str) -> int:
-        return int(self.redis.zcard(f"ix:{workspace}:updated"))
+        return int(self.redis.zcard(f"{_ix(workspace)}updated"))
 
     def refs_of_connection(self, workspace: str, connection: str) -> set[str]:
         refs: set[str] = set()
-        for combo in self.redis.hkeys(f"ix:{workspace}:sd"):
+        for combo in self.redis.hkeys(f"{_ix(workspace)}sd"):
             status, _, _, conn, _ = _unpack_strings(combo, 5)
             if conn == connection:
-                refs |= {m.decode() for m in self.redis.zrange(f"ix:{workspace}:st:{status}", 0, -1)}
+                members = self.redis.zrange(f"{_ix(workspace)}st:{status}", 0, -1)
+                refs |= {m.partition(b"\0")[0].decode() for m in members}
         return refs
 
     def page(
@@ -781,28 +823,34 @@ class TicketStore:
         return QueryResult(tickets, raw.next_cursor, raw.facets, raw.total)
 
     def drop_old_format(self, batch: int = 1000) -> int:
-        """Delete what the store's previous format left (records, fields, histories, indexes and
+        """Delete what the store's earlier formats left (records, fields, histories, indexes and
         counts under their old names); return how many keys went. Safe to run at any time and
-        more than once: it recognises only the old format's keys."""
+        more than once: it recognises only the old formats' keys (index and count keys by
+        name, records by their first byte)."""
         dropped = 0
-        old_dims = {*DIMENSIONS, "all"}
+        first_dims = {*DIMENSIONS, "all"}  # the first format: an index per value of each
+        second = {"updated", "created", "sd", "st", "cu"}  # the second: these, untagged
+
+        def doomed(key: bytes, pattern: str) -> bool:
+            parts = key.decode(errors="replace").split(":")
+            if pattern in ("tf:*", "th:*"):
+                return True
+            if pattern == "ix:*":
+                return len(parts) >= 3 and (parts[2] in second or parts[2] in first_dims and parts[-1] in ("u", "c"))
+            return len(parts) >= 3 and (parts[2] == "facet" or len(parts) == 3 and parts[2] in DIMENSIONS)
+
         for pattern in ("tf:*", "th:*", "ix:*", "cnt:*", "tk:*"):
-            doomed: list[bytes] = []
-            for key in self.redis.scan_iter(match=pattern, count=batch):
-                parts = key.decode(errors="replace").split(":")
-                if pattern in ("tf:*", "th:*"):
-                    doomed.append(key)
-                elif pattern == "ix:*" and len(parts) >= 4 and parts[2] in old_dims and parts[-1] in ("u", "c"):
-                    doomed.append(key)
-                elif pattern == "cnt:*" and len(parts) == 3 and parts[2] in DIMENSIONS:
-                    doomed.append(key)
-                elif pattern == "tk:*" and self.redis.getrange(key, 0, 0) == b"{":
-                    doomed.append(key)
-                if len(doomed) >= batch:
-                    dropped += int(self.redis.unlink(*doomed))
-                    doomed = []
-            if doomed:
-                dropped += int(self.redis.unlink(*doomed))
+            for keys in _batches(self.redis.scan_iter(match=pattern, count=batch), batch):
+                if pattern == "tk:*":  # a record of another format: its first byte says so
+                    with self.redis.pipeline(transaction=False) as pipe:
+                        for key in keys:
+                            pipe.getrange(key, 0, 0)
+                        firsts = pipe.execute()
+                    gone = [k for k, first in zip(keys, firsts) if first != RECORD_VERSION and k != FORMAT_KEY.encode()]
+                else:
+                    gone = [k for k in keys if doomed(k, pattern)]
+                if gone:
+                    dropped += int(self.redis.unlink(*gone))
         self.redis.set(FORMAT_KEY, RECORD_VERSION)
         return dropped
 
@@ -810,6 +858,17 @@ class TicketStore:
         """``drop_old_format`` unless it has run on this Redis (cheap to call at start-up)."""
         if self.redis.get(FORMAT_KEY) != RECORD_VERSION:
             self.drop_old_format()
+
+
+def _batches(keys: Iterable[bytes], size: int) -> Iterator[list[bytes]]:
+    batch: list[bytes] = []
+    for key in keys:
+        batch.append(key)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def _unpack_strings(raw: bytes, count: int) -> list[str]:
