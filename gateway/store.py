@@ -315,33 +315,48 @@ local function joined_key(k) return k == p .. 'updated' or sub(k, 1, #p + 3) == 
 local function refs_of(members, joined)
   if not joined then return members end
   local refs = {}
+  if not by_member then
+    for i = 1, #members do
+      local m = members[i]
+      refs[i] = sub(m, 1, (find(m, '\\0', 1, true) or 0) - 1)
+    end
+    return refs
+  end
   for i = 1, #members do
     local m = members[i]
-    local z = find(m, '\\0', 1, true)
-    if z and (not by_member or find(m, text, z + 1, true)) then refs[#refs + 1] = sub(m, 1, z - 1) end
+    local at = find(m, text, 1, true)  -- most members refuse the text: one find for them
+    if at then
+      local z = find(m, '\\0', 1, true) or 0
+      if at < z then at = find(m, text, z + 1, true) end
+      if at then refs[#refs + 1] = sub(m, 1, z - 1) end
+    end
   end
   return refs
 end
 
--- a record (of this format) that matches: its body's first and last byte, and its fields up
--- to the last one needed (false: none needed); nil when it does not match. ``texted``: the
--- text filter was checked on the index member.
+-- whether a record (of this format) matches: its fields up to the last one needed (true: none
+-- needed), or nil. ``texted``: the text filter was checked on the index member.
 local function check(rec, texted)
-  local flen, blen = unpack_('>I4I4', rec, 2)
   if dated then
     local created, updated = unpack_('>dd', rec, 14)
     if created < cmin or created > cmax or updated < umin or updated > umax then return nil end
   end
   -- the summary is the first string after the times: cut it only for a text filter
   if text ~= '' and not texted and not find(unpack_('>I4c0', rec, 30), text, 1, true) then return nil end
-  local f = false
-  if last_field > 0 then
-    f = {unpack_(SOME_FIELDS, rec, 14)}
-    for _, d in ipairs(unanswered) do
-      if not d.set[f[d.pos]] then return nil end
-    end
+  if last_field == 0 then return true end
+  local f = {unpack_(SOME_FIELDS, rec, 14)}
+  for _, d in ipairs(unanswered) do
+    if not d.set[f[d.pos]] then return nil end
   end
-  return 14 + flen, 13 + flen + blen, f
+  return f
+end
+-- whether check has anything to do for a walk of a source whose members did (or did not) check
+-- the text
+local function checking(texted) return dated or last_field > 0 or (text ~= '' and not texted) end
+-- the ticket JSON of a record
+local function body(rec)
+  local flen, blen = unpack_('>I4I4', rec, 2)
+  return sub(rec, 14 + flen, 13 + flen + blen)
 end
 
 -- the records of refs, in order (false for a ref without one): one MGET per 512
@@ -384,22 +399,26 @@ if ordered then
     elseif not desc and bottom > -math.huge then
       rank = redis.call('ZCOUNT', k, '-inf', '(' .. fmt(bottom))
     end
-    sources[i] = {key = k, rank = rank, refs = {}, recs = {}, at = 1, done = false, joined = joined_key(k),
+    local joined = joined_key(k)
+    sources[i] = {key = k, rank = rank, n = 0, at = 1, done = false, joined = joined, texted = joined and by_member,
                   scanned = 0, kept = 0}
+    sources[i].checks = checking(sources[i].texted)
   end
   -- Each source is read a chunk at a time: its members (no scores: Redis would format each as
-  -- text; the record holds it as a double) and the records of those the member does not
-  -- refuse, one MGET. The first chunk is the source's share of the page; later ones are sized
-  -- by how many of the source's members read so far the walk kept.
+  -- text; the record holds it as a double), then the records of those the member does not
+  -- refuse, one MGET. The first chunk is about the source's share of the page; later ones are
+  -- sized by how many of the source's members read so far the walk kept. A chunk is kept as
+  -- arrays (score, ref, record) of the tickets in range.
+  local share = (limit + 1) / #sources
   local function refill(s)
     local want
     if want_all then
       want = s.want and math.min(s.want * 2, 1024) or 256
     elseif s.want == nil then
-      want = math.ceil((limit + 1) / #sources) + 1
+      want = math.ceil(share + math.sqrt(share)) + 1
     else
       want = math.ceil((limit + 1 - #bodies) * (s.scanned + 1) / (s.kept + 1) / #sources * 1.25) + 2
-      want = math.max(16, math.min(want, 1024))
+      want = math.max(8, math.min(want, 1024))
     end
     s.want = want
     local members
@@ -412,20 +431,42 @@ if ordered then
     s.scanned = s.scanned + #members
     if #members < want then s.done = true end
     local refs = refs_of(members, s.joined)
-    s.refs, s.recs, s.at = refs, records(refs), 1
+    local recs = records(refs)
+    local sc, rf, rc, n = {}, {}, {}, 0
+    for i = 1, #refs do
+      local rec = recs[i]
+      if rec and byte(rec, 1) == VERSION then
+        local score = unpack_('>d', rec, SCORE_AT)
+        if (desc and score < lo) or (not desc and score > hi) then s.done = true; break end
+        n = n + 1
+        sc[n], rf[n], rc[n] = score, refs[i], rec
+      end
+    end
+    s.sc, s.rf, s.rc, s.n, s.at = sc, rf, rc, n, 1
   end
-  -- a ticket in sort order: true once the walk has what it needs
-  local function visit(s, ref, score, rec, texted)
+  -- whether the source has a next ticket (at s.at), reading its next chunk if need be
+  local function ready(s)
+    while s.at > s.n do
+      if s.done then return false end
+      refill(s)
+    end
+    return true
+  end
+  -- a ticket in sort order, from source s: true once the walk has what it needs
+  local function visit(s, ref, score, rec)
     local later = cur_score == nil or (desc and (score < cur_score or (score == cur_score and ref < cur_ref)))
                   or (not desc and (score > cur_score or (score == cur_score and ref > cur_ref)))
     if not (later or want_all) then return false end
-    local from, to, f = check(rec, texted)
-    if not from then return false end
+    local f = true
+    if s.checks then
+      f = check(rec, s.texted)
+      if not f then return false end
+    end
     s.kept = s.kept + 1
     if want_all then count_facets(f) end
     if later then
       if #bodies < limit then
-        bodies[#bodies + 1] = sub(rec, from, to)
+        bodies[#bodies + 1] = body(rec)
         last_ref, last_score = ref, score
       else
         more = true
@@ -435,58 +476,44 @@ if ordered then
     return false
   end
   if #sources == 1 then
-    local s = sources[1]
-    local texted = s.joined and by_member
-    while not s.done do
-      refill(s)
-      local refs, recs = s.refs, s.recs
-      for i = 1, #refs do
-        local rec = recs[i]
-        if rec and byte(rec, 1) == VERSION then
-          local score = unpack_('>d', rec, SCORE_AT)
-          if (desc and score < lo) or (not desc and score > hi) then s.done = true; break end
-          if visit(s, refs[i], score, rec, texted) then s.done = true; break end
-        end
+    local s, stop = sources[1], false
+    while not stop and ready(s) do
+      local sc, rf, rc = s.sc, s.rf, s.rc
+      for i = s.at, s.n do
+        if visit(s, rf[i], sc[i], rc[i]) then stop = true; break end
       end
+      s.at = s.n + 1
     end
   else
-    -- merged in sort order: each source's next ticket (s.ref, s.score, s.rec), false once it
-    -- has no more in range
-    local function head(s)
-      while true do
-        if s.at > #s.refs then
-          if s.done then return false end
-          refill(s)
-        else
-          local rec = s.recs[s.at]
-          if rec and byte(rec, 1) == VERSION then
-            local score = unpack_('>d', rec, SCORE_AT)
-            if (desc and score < lo) or (not desc and score > hi) then
-              s.done, s.refs, s.at = true, {}, 1
-              return false
-            end
-            s.ref, s.score, s.rec = s.refs[s.at], score, rec
-            return true
-          end
-          s.at = s.at + 1
-        end
-      end
+    -- merged in sort order: the live sources and their next tickets' scores and refs
+    local live, hs, hr, n = {}, {}, {}, 0
+    for _, s in ipairs(sources) do
+      if ready(s) then n = n + 1; live[n], hs[n], hr[n] = s, s.sc[s.at], s.rf[s.at] end
     end
-    local live = {}
-    for _, s in ipairs(sources) do if head(s) then live[#live + 1] = s end end
-    while #live > 0 do
-      local best, best_i = live[1], 1
-      for i = 2, #live do
-        local s = live[i]
-        if (desc and (s.score > best.score or (s.score == best.score and s.ref > best.ref)))
-           or (not desc and (s.score < best.score or (s.score == best.score and s.ref < best.ref))) then
-          best, best_i = s, i
+    while n > 0 do
+      local b, bs, br = 1, hs[1], hr[1]
+      if desc then
+        for i = 2, n do
+          local x = hs[i]
+          if x > bs or (x == bs and hr[i] > br) then b, bs, br = i, x, hr[i] end
+        end
+      else
+        for i = 2, n do
+          local x = hs[i]
+          if x < bs or (x == bs and hr[i] < br) then b, bs, br = i, x, hr[i] end
         end
       end
-      local ref, score, rec = best.ref, best.score, best.rec
-      best.at = best.at + 1
-      if not head(best) then table.remove(live, best_i) end
-      if visit(best, ref, score, rec, best.joined and by_member) then break end
+      local s = live[b]
+      local rec = s.rc[s.at]
+      s.at = s.at + 1
+      if ready(s) then
+        hs[b], hr[b] = s.sc[s.at], s.rf[s.at]
+      else
+        live[b], hs[b], hr[b] = live[n], hs[n], hr[n]
+        live[n], hs[n], hr[n] = nil, nil, nil
+        n = n - 1
+      end
+      if visit(s, br, bs, rec) then break end
     end
   end
 else
@@ -497,14 +524,14 @@ else
     local recs = records(refs)
     for i, ref in ipairs(refs) do
       local rec = recs[i]
-      local from, to, f
-      if rec and byte(rec, 1) == VERSION then from, to, f = check(rec, joined and by_member) end
-      if from then
+      local f
+      if rec and byte(rec, 1) == VERSION then f = check(rec, joined and by_member) end
+      if f then
         if want_all then count_facets(f) end
         local score = unpack_('>d', rec, SCORE_AT)
         if cur_score == nil or (desc and (score < cur_score or (score == cur_score and ref < cur_ref)))
            or (not desc and (score > cur_score or (score == cur_score and ref > cur_ref))) then
-          found[#found + 1] = {ref, score, rec, from, to}
+          found[#found + 1] = {ref, score, rec}
         end
       end
     end
@@ -516,7 +543,7 @@ else
   end)
   for i = 1, math.min(limit, #found) do
     local item = found[i]
-    bodies[i] = sub(item[3], item[4], item[5])
+    bodies[i] = body(item[3])
     last_ref, last_score = item[1], item[2]
   end
   more = #found > limit
