@@ -1,29 +1,41 @@
 """The ticket store: every synced ticket of a workspace, indexed in Redis for the queue.
 
-It is a cache of the PSAs: wiping it and resyncing rebuilds it. Keys, per workspace ``ws``:
+It is a cache of the PSAs: wiping it and resyncing rebuilds it. Keys, per workspace ``ws``
+(index and count keys carry the format, ``INDEX_TAG``):
 
 - ``tk:{ref}``: the ticket's record, one string: a version byte, the filter fields (times as
   doubles, values length-prefixed), the ``Ticket`` JSON exactly as a page serves it, and the
   status changes the store has seen, newest first (``RECORD``, ``_Seen``). A page splices the JSON.
-- ``ix:{ws}:updated`` / ``ix:{ws}:created``: every ticket, scored by updated / created time.
-- ``ix:{ws}:st:{connection}:{status id}``: the tickets in that status, scored by updated time.
-  Status, status name, category, connection and vendor filters walk these: ``ix:{ws}:sd``
+- ``ix:{ws}:3:updated`` / ``ix:{ws}:3:created``: every ticket, scored by updated / created time.
+- ``ix:{ws}:3:st:{connection}:{status id}``: the tickets in that status, scored by updated time.
+  Status, status name, category, connection and vendor filters walk these: ``ix:{ws}:3:sd``
   counts the tickets of each (status, name, category, connection, vendor) combination seen, so
   a query knows which status indexes hold its category or vendor.
-- ``ix:{ws}:cu:{customer ref}``: the customer's tickets, scored by updated time.
-- ``cnt:{ws}:facet:{dim}``: counts per value, for unfiltered facets.
+- ``ix:{ws}:3:cu:{customer ref}``: the customer's tickets, scored by updated time.
+- ``cnt:{ws}:3:facet:{dim}``: counts per value, for unfiltered facets.
+
+The members of the indexes by update and by status are ``{ref}\\0{summary}`` (the summary
+lowercased, its NULs made ``\\x01``), those of the others the ref: a text filter is checked on
+the member and only the tickets it keeps are read (reading a record costs the script several
+times what checking a member does), for about 25 bytes a ticket. A reference holds no NUL.
 
 These are the indexes the SQLite baseline has (updated; category; customer; connection and
 vendor by category): each index entry costs a Redis sorted-set node (about 115 bytes), so
-assignee, priority, board, text and dates are checked per ticket on the walk of the most
-selective index, as an SQL engine checks a WHERE clause on its index walk. A query is one Lua
-script, one round trip, that answers the page's JSON.
+assignee, priority, board and dates are checked per ticket on the walk of the most selective
+index, as an SQL engine checks a WHERE clause on its index walk. A query is one Lua script, one
+round trip, that answers the page's JSON. Its cost is interpreted Lua per ticket walked, so it
+reads an index a chunk at a time (members only: Redis would format each score as text, and the
+record holds it as a double), the chunk's records in one ``MGET``, merges several indexes over
+arrays, and unpacks a record only as far as a check needs (``bench/profile_store.py`` measures
+it query by query).
 
 ``upsert`` and ``delete`` are single scripts, so a ticket is never half-indexed. Each returns
 the ticket as it was, so the store announces what changed (``ticket.created``,
-``ticket.updated``, ``ticket.deleted`` in ``gateway.events``) exactly when it changes it. Records of the
-format before this one (JSON in ``tk:``, fields in ``tf:``, history in ``th:``, per-dimension
-indexes) are never read: ``drop_old_format`` removes them once, and a resync rebuilds the store.
+``ticket.updated``, ``ticket.deleted`` in ``gateway.events``) exactly when it changes it. Keys of
+the formats before this one are never read: the first's (JSON in ``tk:``, fields in ``tf:``,
+history in ``th:``, per-dimension indexes), the second's (records of version 2, the same
+indexes untagged, members all refs). ``drop_old_format`` removes them once, by name and by
+record version, and a resync rebuilds the store.
 """
 
 from __future__ import annotations
@@ -359,6 +371,12 @@ local function body(rec)
   return sub(rec, 14 + flen, 13 + flen + blen)
 end
 
+local function after_cursor(score, ref)
+  if cur_score == nil then return true end
+  if desc then return score < cur_score or (score == cur_score and ref < cur_ref) end
+  return score > cur_score or (score == cur_score and ref > cur_ref)
+end
+
 -- the records of refs, in order (false for a ref without one): one MGET per 512
 local function records(refs)
   local keys = {}
@@ -400,9 +418,9 @@ if ordered then
       rank = redis.call('ZCOUNT', k, '-inf', '(' .. fmt(bottom))
     end
     local joined = joined_key(k)
-    sources[i] = {key = k, rank = rank, n = 0, at = 1, done = false, joined = joined, texted = joined and by_member,
-                  scanned = 0, kept = 0}
-    sources[i].checks = checking(sources[i].texted)
+    local texted = joined and by_member
+    sources[i] = {key = k, rank = rank, n = 0, at = 1, done = false, joined = joined, texted = texted,
+                  checks = checking(texted), scanned = 0, kept = 0}
   end
   -- Each source is read a chunk at a time: its members (no scores: Redis would format each as
   -- text; the record holds it as a double), then the records of those the member does not
@@ -454,8 +472,7 @@ if ordered then
   end
   -- a ticket in sort order, from source s: true once the walk has what it needs
   local function visit(s, ref, score, rec)
-    local later = cur_score == nil or (desc and (score < cur_score or (score == cur_score and ref < cur_ref)))
-                  or (not desc and (score > cur_score or (score == cur_score and ref > cur_ref)))
+    local later = after_cursor(score, ref)
     if not (later or want_all) then return false end
     local f = true
     if s.checks then
@@ -529,10 +546,7 @@ else
       if f then
         if want_all then count_facets(f) end
         local score = unpack_('>d', rec, SCORE_AT)
-        if cur_score == nil or (desc and (score < cur_score or (score == cur_score and ref < cur_ref)))
-           or (not desc and (score > cur_score or (score == cur_score and ref > cur_ref))) then
-          found[#found + 1] = {ref, score, rec}
-        end
+        if after_cursor(score, ref) then found[#found + 1] = {ref, score, rec} end
       end
     end
   end
