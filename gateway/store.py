@@ -424,18 +424,20 @@ if ordered then
   end
   -- Each source is read a chunk at a time: its members (no scores: Redis would format each as
   -- text; the record holds it as a double), then the records of those the member does not
-  -- refuse, one MGET. The first chunk is about the source's share of the page; later ones are
-  -- sized by how many of the source's members read so far the walk kept. A chunk is kept as
-  -- arrays (score, ref, record) of the tickets in range.
+  -- refuse, one MGET. The first chunk is the page (one source) or about the source's share of
+  -- it (several: a share and a margin); later ones are sized by how many of the source's
+  -- members read so far the walk kept. A chunk is kept as arrays (score, ref, record) of the
+  -- tickets in range.
   local share = (limit + 1) / #sources
+  local first = #sources == 1 and limit + 1 or math.ceil(share + math.sqrt(share)) + 1
   local function refill(s)
     local want
     if want_all then
       want = s.want and math.min(s.want * 2, 1024) or 256
     elseif s.want == nil then
-      want = math.ceil(share + math.sqrt(share)) + 1
+      want = first
     else
-      want = math.ceil((limit + 1 - #bodies) * (s.scanned + 1) / (s.kept + 1) / #sources * 1.25) + 2
+      want = math.ceil((limit + 1 - #bodies) * (s.scanned + 1) / (s.kept + 1) / #sources * 1.1) + 2
       want = math.max(8, math.min(want, 1024))
     end
     s.want = want
