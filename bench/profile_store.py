@@ -1,8 +1,9 @@
 """Where the queue page's time goes inside Redis: the store's query script, query by query.
 
-``python -m bench.profile_store [--tickets N] [--calls N] [--facets]`` starts a redis-server
-(the embedded one), loads N generated tickets (``bench.tickets``) through the store's own write
-path, and runs each query of figure 5's mix (``bench.fig_queue._queries``: the same filters,
+``python -m bench.profile_store [--tickets N] [--calls N] [--rounds N] [--facets]`` starts a
+redis-server (the embedded one), loads N generated tickets (``bench.tickets``) through the
+store's own write path, prints the store's bytes per ticket (``used_memory`` less what the
+empty Redis used), and runs each query of figure 5's mix (``bench.fig_queue._queries``: the same filters,
 the same page) ``--calls`` times through ``TicketStore.page``, one at a time, in ``--rounds``
 rounds. Printed per query, from INFO commandstats (reset before each round) of the round whose
 script time was lowest (the machine's other work only ever adds time):
@@ -11,12 +12,12 @@ script time was lowest (the machine's other work only ever adds time):
   queue's target turns on, without the API's own per-request cost;
 - the Redis commands the script called, per call (how many and their microseconds): what the
   script spends outside its own Lua;
-- ``lua``: the rest, the script's own interpreted work;
+- ``lua``: the rest, the script's own interpreted work (with the conversion of each command's
+  reply into Lua values);
 - ``client``: the median wall time of ``TicketStore.page`` in this process (round trip, reply
   parsing) over every round, for scale.
 
-Then the store's bytes per ticket (``used_memory`` less what an empty Redis uses). Stdlib and
-the gateway only; nothing is kept.
+Stdlib and the gateway only; nothing is kept.
 """
 
 from __future__ import annotations
