@@ -250,7 +250,11 @@ for i = 1, tonumber(ARGV[13]) do
   local set = {}
   for j = 1, nv do set[ARGV[pos + 1 + j]] = true end
   pos = pos + 2 + nv
-  dims[i] = {name = name, pos = POS[name], set = set, values = {unpack(ARGV, pos - nv, pos - 1)}}
+  local values = {unpack(ARGV, pos - nv, pos - 1)}
+  -- each value as the record's fields hold it (length-prefixed): found in a record's bytes or not
+  local needles = {}
+  for j, v in ipairs(values) do needles[j] = struct.pack('>I4', #v) .. v end
+  dims[i] = {name = name, pos = POS[name], set = set, values = values, needles = needles}
   by_name[name] = dims[i]
 end
 
@@ -356,6 +360,16 @@ local function check(rec, texted)
   -- the summary is the first string after the times: cut it only for a text filter
   if text ~= '' and not texted and not find(unpack_('>I4c0', rec, 30), text, 1, true) then return nil end
   if last_field == 0 then return true end
+  -- A record whose bytes (after the times) hold none of a filter's values, length-prefixed,
+  -- does not match: one search in C instead of unpacking the fields, for most records a
+  -- filter refuses. A record that holds one is unpacked and checked field by field.
+  for _, d in ipairs(unanswered) do
+    local held = false
+    for _, needle in ipairs(d.needles) do
+      if find(rec, needle, 30, true) then held = true; break end
+    end
+    if not held then return nil end
+  end
   local f = {unpack_(SOME_FIELDS, rec, 14)}
   for _, d in ipairs(unanswered) do
     if not d.set[f[d.pos]] then return nil end
@@ -438,7 +452,7 @@ if ordered then
       want = first
     else
       want = math.ceil((limit + 1 - #bodies) * (s.scanned + 1) / (s.kept + 1) / #sources * 1.1) + 2
-      want = math.max(8, math.min(want, 1024))
+      want = math.max(8, math.min(want, 256))
     end
     s.want = want
     local members
