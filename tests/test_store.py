@@ -290,3 +290,21 @@ def test_leftovers_of_the_second_format_are_never_served_and_are_swept(store: Ti
     assert not redis_client.exists(*second)
     assert store.get(kept.ref) == kept and all_refs(store, TicketFilter(text=kept.summary.split()[0])) == [kept.ref]
     assert store.drop_old_format() == 0  # the current format's keys are never taken for old ones
+
+
+def test_a_value_held_by_another_field_or_a_longer_value_is_no_match(store: TicketStore) -> None:
+    import msgspec
+
+    base = make_tickets(6, seed=16)
+    shapes = [("Jo", "Help Desk", "Low"), ("Joe", "Help Desk", "Low"), ("Sam", "Jo", "Jo"), (None, "Jo", "High"),
+              ("jo", "Projects", "High"), ("Jo ", "Projects", "Low")]
+    tickets = [
+        msgspec.structs.replace(t, assignee=NamedRef(id=a, name=a) if a else None, board=NamedRef(id="b", name=b),
+                                priority=NamedRef(id="p", name=p))
+        for t, (a, b, p) in zip(base, shapes)
+    ]
+    store.upsert_many(tickets, "w")
+    for f in (TicketFilter(assignee=["jo"]), TicketFilter(assignee=["JO", "sam"]), TicketFilter(board=["jo"]),
+              TicketFilter(priority=["jo"]), TicketFilter(assignee=["jo"], priority=["low"])):
+        assert all_refs(store, f) == brute(tickets, f, "updated", "desc"), f
+        assert all_refs(store, f), f  # each of these matches something
