@@ -1,29 +1,41 @@
 """The ticket store: every synced ticket of a workspace, indexed in Redis for the queue.
 
-It is a cache of the PSAs: wiping it and resyncing rebuilds it. Keys, per workspace ``ws``:
+It is a cache of the PSAs: wiping it and resyncing rebuilds it. Keys, per workspace ``ws``
+(index and count keys carry the format, ``INDEX_TAG``):
 
 - ``tk:{ref}``: the ticket's record, one string: a version byte, the filter fields (times as
   doubles, values length-prefixed), the ``Ticket`` JSON exactly as a page serves it, and the
   status changes the store has seen, newest first (``RECORD``, ``_Seen``). A page splices the JSON.
-- ``ix:{ws}:updated`` / ``ix:{ws}:created``: every ticket, scored by updated / created time.
-- ``ix:{ws}:st:{connection}:{status id}``: the tickets in that status, scored by updated time.
-  Status, status name, category, connection and vendor filters walk these: ``ix:{ws}:sd``
+- ``ix:{ws}:3:updated`` / ``ix:{ws}:3:created``: every ticket, scored by updated / created time.
+- ``ix:{ws}:3:st:{connection}:{status id}``: the tickets in that status, scored by updated time.
+  Status, status name, category, connection and vendor filters walk these: ``ix:{ws}:3:sd``
   counts the tickets of each (status, name, category, connection, vendor) combination seen, so
   a query knows which status indexes hold its category or vendor.
-- ``ix:{ws}:cu:{customer ref}``: the customer's tickets, scored by updated time.
-- ``cnt:{ws}:facet:{dim}``: counts per value, for unfiltered facets.
+- ``ix:{ws}:3:cu:{customer ref}``: the customer's tickets, scored by updated time.
+- ``cnt:{ws}:3:facet:{dim}``: counts per value, for unfiltered facets.
+
+The members of the indexes by update and by status are ``{ref}\\0{summary}`` (the summary
+lowercased, its NULs made ``\\x01``), those of the others the ref: a text filter is checked on
+the member and only the tickets it keeps are read (reading a record costs the script several
+times what checking a member does), for about 25 bytes a ticket. A reference holds no NUL.
 
 These are the indexes the SQLite baseline has (updated; category; customer; connection and
 vendor by category): each index entry costs a Redis sorted-set node (about 115 bytes), so
-assignee, priority, board, text and dates are checked per ticket on the walk of the most
-selective index, as an SQL engine checks a WHERE clause on its index walk. A query is one Lua
-script, one round trip, that answers the page's JSON.
+assignee, priority, board and dates are checked per ticket on the walk of the most selective
+index, as an SQL engine checks a WHERE clause on its index walk. A query is one Lua script, one
+round trip, that answers the page's JSON. Its cost is interpreted Lua per ticket walked, so it
+reads an index a chunk at a time (members only: Redis would format each score as text, and the
+record holds it as a double), the chunk's records in one ``MGET``, merges several indexes over
+arrays, and unpacks a record only as far as a check needs (``bench/profile_store.py`` measures
+it query by query).
 
 ``upsert`` and ``delete`` are single scripts, so a ticket is never half-indexed. Each returns
 the ticket as it was, so the store announces what changed (``ticket.created``,
-``ticket.updated``, ``ticket.deleted`` in ``gateway.events``) exactly when it changes it. Records of the
-format before this one (JSON in ``tk:``, fields in ``tf:``, history in ``th:``, per-dimension
-indexes) are never read: ``drop_old_format`` removes them once, and a resync rebuilds the store.
+``ticket.updated``, ``ticket.deleted`` in ``gateway.events``) exactly when it changes it. Keys of
+the formats before this one are never read: the first's (JSON in ``tk:``, fields in ``tf:``,
+history in ``th:``, per-dimension indexes), the second's (records of version 2, the same
+indexes untagged, members all refs). ``drop_old_format`` removes them once, by name and by
+record version, and a resync rebuilds the store.
 """
 
 from __future__ import annotations
@@ -34,7 +46,7 @@ import math
 import struct
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import msgspec
@@ -96,7 +108,9 @@ DIMENSIONS = tuple(d.name for d in DIMENSION_OF_TICKET)
 FACETS = ("status", "cat", "customer", "assignee")
 # The record's length-prefixed strings, in order (after the created and updated doubles).
 RECORD = ("summary", "ws", *DIMENSIONS)
-RECORD_VERSION = b"\x02"
+RECORD_VERSION = b"\x03"
+# Index and count keys carry the format in their names, so an older format's are told apart.
+INDEX_TAG = "3"
 HISTORY_LIMIT = 100
 FORMAT_KEY = "tk:format"  # set once the old format's keys are gone
 
@@ -110,9 +124,13 @@ local ST, CU = POS.status, POS.customer
 local FACETS = {{{", ".join(repr(name) for name in FACETS)}}}
 """ + """
 local COMBO = '>' .. string.rep('I4c0', 5)
--- record: \\2, then lengths of fields, body, history (I4 each), then the three parts
+local VERSION = %(version)d
+-- the keys of a workspace's indexes and of its facet counts
+local function ix(ws) return 'ix:' .. ws .. ':%(tag)s:' end
+local function cnt(ws, dim) return 'cnt:' .. ws .. ':%(tag)s:facet:' .. dim end
+-- record: the version byte, then lengths of fields, body, history (I4 each), then the three parts
 local function parts(rec)
-  if not rec or string.byte(rec, 1) ~= 2 then return nil end
+  if not rec or string.byte(rec, 1) ~= VERSION then return nil end
   return struct.unpack('>I4I4I4', rec, 2)
 end
 local function fields_of(rec)
@@ -127,7 +145,10 @@ end
 local function dec(key, member)
   if redis.call('HINCRBY', key, member, -1) <= 0 then redis.call('HDEL', key, member) end
 end
-"""
+-- a ticket's member of the indexes by update and by status: its ref, a NUL, its summary as
+-- the fields hold it (lowercased) with any NUL made \\1, so a text filter reads it there
+local function joined(ref, f) return ref .. '\\0' .. (string.gsub(f[POS.summary], '%%z', '\\1')) end
+""" % {"version": RECORD_VERSION[0], "tag": INDEX_TAG}
 
 # ARGV: ref, ws, fields (packed), body (JSON), status seen (``_Seen``), updated score, created score
 _UPSERT = _LUA_RECORD + """
@@ -149,11 +170,15 @@ end
 if prev and prev[POS.ws] ~= ws then
   return redis.error_reply('ticket moved workspace')
 end
-local p = 'ix:' .. ws .. ':'
-redis.call('ZADD', p .. 'updated', su, ref)
+local p = ix(ws)
+local member, was_member = joined(ref, new), prev and joined(ref, prev)
+if was_member and was_member ~= member then redis.call('ZREM', p .. 'updated', was_member) end
+redis.call('ZADD', p .. 'updated', su, member)
 redis.call('ZADD', p .. 'created', sc, ref)
-if prev and prev[ST] ~= new[ST] then redis.call('ZREM', p .. 'st:' .. prev[ST], ref) end
-redis.call('ZADD', p .. 'st:' .. new[ST], su, ref)
+if prev and (prev[ST] ~= new[ST] or was_member ~= member) then
+  redis.call('ZREM', p .. 'st:' .. prev[ST], was_member)
+end
+redis.call('ZADD', p .. 'st:' .. new[ST], su, member)
 if prev and prev[CU] ~= '' and prev[CU] ~= new[CU] then redis.call('ZREM', p .. 'cu:' .. prev[CU], ref) end
 if new[CU] ~= '' then redis.call('ZADD', p .. 'cu:' .. new[CU], su, ref) end
 local was_combo, now_combo = prev and combo(prev), combo(new)
@@ -164,8 +189,8 @@ end
 for _, dim in ipairs(FACETS) do
   local was, now = prev and prev[POS[dim]], new[POS[dim]]
   if was ~= now then
-    if was and was ~= '' then dec('cnt:' .. ws .. ':facet:' .. dim, was) end
-    if now ~= '' then redis.call('HINCRBY', 'cnt:' .. ws .. ':facet:' .. dim, now, 1) end
+    if was and was ~= '' then dec(cnt(ws, dim), was) end
+    if now ~= '' then redis.call('HINCRBY', cnt(ws, dim), now, 1) end
   end
 end
 local changed = prev ~= nil and prev[ST] ~= new[ST]
@@ -178,7 +203,7 @@ if changed or prev == nil then
   end
   hist = string.sub(hist, 1, pos - 1)
 end
-redis.call('SET', key, '\\2' .. struct.pack('>I4I4I4', #fields, #body, #hist) .. fields .. body .. hist)
+redis.call('SET', key, string.char(VERSION) .. struct.pack('>I4I4I4', #fields, #body, #hist) .. fields .. body .. hist)
 -- The ticket as it was, for the event log ('=': stored exactly as it was; '': new).
 if before == body then before = '=' end
 return {changed and 1 or 0, before}
@@ -193,15 +218,16 @@ local flen, blen = parts(old)
 if not flen then return '' end
 local prev = fields_of(old)
 local ws = prev[POS.ws]
-local p = 'ix:' .. ws .. ':'
-redis.call('ZREM', p .. 'updated', ref)
+local p = ix(ws)
+local member = joined(ref, prev)
+redis.call('ZREM', p .. 'updated', member)
 redis.call('ZREM', p .. 'created', ref)
-redis.call('ZREM', p .. 'st:' .. prev[ST], ref)
+redis.call('ZREM', p .. 'st:' .. prev[ST], member)
 if prev[CU] ~= '' then redis.call('ZREM', p .. 'cu:' .. prev[CU], ref) end
 dec(p .. 'sd', combo(prev))
 for _, dim in ipairs(FACETS) do
   local was = prev[POS[dim]]
-  if was ~= '' then dec('cnt:' .. ws .. ':facet:' .. dim, was) end
+  if was ~= '' then dec(cnt(ws, dim), was) end
 end
 return {ws, string.sub(old, 14 + flen, 13 + flen + blen)}
 """
@@ -214,7 +240,7 @@ return {ws, string.sub(old, 14 + flen, 13 + flen + blen)}
 # JSON array (one reply to parse, not one per ticket).
 _QUERY = _LUA_RECORD + """
 local ws = ARGV[1]
-local p = 'ix:' .. ws .. ':'
+local p = ix(ws)
 local sort = ARGV[2]
 local desc = ARGV[3] == '1'
 local limit = tonumber(ARGV[4])
@@ -231,7 +257,11 @@ for i = 1, tonumber(ARGV[13]) do
   local set = {}
   for j = 1, nv do set[ARGV[pos + 1 + j]] = true end
   pos = pos + 2 + nv
-  dims[i] = {name = name, pos = POS[name], set = set, values = {unpack(ARGV, pos - nv, pos - 1)}}
+  local values = {unpack(ARGV, pos - nv, pos - 1)}
+  -- each value as the record's fields hold it (length-prefixed): found in a record's bytes or not
+  local needles = {}
+  for j, v in ipairs(values) do needles[j] = struct.pack('>I4', #v) .. v end
+  dims[i] = {name = name, pos = POS[name], set = set, values = values, needles = needles}
   by_name[name] = dims[i]
 end
 
@@ -288,34 +318,101 @@ end
 local covered, unanswered = {}, {}
 if driver and driver.exact then for _, name in ipairs(driver.covers) do covered[name] = true end end
 for _, d in ipairs(dims) do if not covered[d.name] then unanswered[#unanswered + 1] = d end end
-local must_check = #unanswered > 0 or text ~= '' or cmin > -math.huge or cmax < math.huge
-                   or umin > -math.huge or umax < math.huge
+-- Per ticket walked, interpreted Lua is the cost (a Redis command's share is small): the walk
+-- reads records a chunk at a time, unpacks only what a check needs and keeps the page's bodies.
+local byte, find, sub, unpack_ = string.byte, string.find, string.sub, struct.unpack
+-- the sort key's double in a record (created, updated lead the fields)
+local SCORE_AT = sort == 'u' and 22 or 14
+local dated = cmin > -math.huge or cmax < math.huge or umin > -math.huge or umax < math.huge
+-- the fields a check or a facet reads: unpacked up to the last of them, not further
+local last_field = 0
+for _, d in ipairs(unanswered) do last_field = math.max(last_field, d.pos) end
+if want_all then for _, name in ipairs(FACETS) do last_field = math.max(last_field, POS[name]) end end
+local SOME_FIELDS = '>dd' .. string.rep('I4c0', last_field - 2)
+-- The indexes by update and by status hold each ticket as its ref, a NUL and its summary: a
+-- text filter is checked on the member, and only the tickets it keeps are read. (Exact when
+-- the text has no NUL and no \\1: the member's summary has its NULs made \\1.)
+local by_member = text ~= '' and not find(text, '[%z\\1]')
+local function joined_key(k) return k == p .. 'updated' or sub(k, 1, #p + 3) == p .. 'st:' end
+-- the refs of a chunk of an index's members, less those whose member refuses the text
+local function refs_of(members, joined)
+  if not joined then return members end
+  local refs = {}
+  if not by_member then
+    for i = 1, #members do
+      local m = members[i]
+      refs[i] = sub(m, 1, (find(m, '\\0', 1, true) or 0) - 1)
+    end
+    return refs
+  end
+  for i = 1, #members do
+    local m = members[i]
+    local at = find(m, text, 1, true)  -- most members refuse the text: one find for them
+    if at then
+      local z = find(m, '\\0', 1, true) or 0
+      if at < z then at = find(m, text, z + 1, true) end
+      if at then refs[#refs + 1] = sub(m, 1, z - 1) end
+    end
+  end
+  return refs
+end
 
-local function check(rec, need_fields)
-  local flen, blen = parts(rec)
-  if not flen then return nil end
-  if not (must_check or want_all or need_fields) then return true, flen, blen end
-  -- times and summary lead the fields: the cheap checks read only them
-  local created, updated, summary = struct.unpack('>ddI4c0', rec, 14)
-  if created < cmin or created > cmax or updated < umin or updated > umax then return nil end
-  if text ~= '' and not string.find(summary, text, 1, true) then return nil end
-  if #unanswered == 0 and not (want_all or need_fields) then return true, flen, blen end
-  local f = {struct.unpack(FIELDS, rec, 14)}
+-- whether a record (of this format) matches: its fields up to the last one needed (true: none
+-- needed), or nil. ``texted``: the text filter was checked on the index member.
+local function check(rec, texted)
+  if dated then
+    local created, updated = unpack_('>dd', rec, 14)
+    if created < cmin or created > cmax or updated < umin or updated > umax then return nil end
+  end
+  -- the summary is the first string after the times: cut it only for a text filter
+  if text ~= '' and not texted and not find(unpack_('>I4c0', rec, 30), text, 1, true) then return nil end
+  if last_field == 0 then return true end
+  -- A record whose bytes (after the times) hold none of a filter's values, length-prefixed,
+  -- does not match: one search in C instead of unpacking the fields, for most records a
+  -- filter refuses. A record that holds one is unpacked and checked field by field.
+  for _, d in ipairs(unanswered) do
+    local held = false
+    for _, needle in ipairs(d.needles) do
+      if find(rec, needle, 30, true) then held = true; break end
+    end
+    if not held then return nil end
+  end
+  local f = {unpack_(SOME_FIELDS, rec, 14)}
   for _, d in ipairs(unanswered) do
     if not d.set[f[d.pos]] then return nil end
   end
-  return f, flen, blen
+  return f
+end
+-- whether check has anything to do for a walk of a source whose members did (or did not) check
+-- the text
+local function checking(texted) return dated or last_field > 0 or (text ~= '' and not texted) end
+-- the ticket JSON of a record
+local function body(rec)
+  local flen, blen = unpack_('>I4I4', rec, 2)
+  return sub(rec, 14 + flen, 13 + flen + blen)
 end
 
 local function after_cursor(score, ref)
   if cur_score == nil then return true end
-  if desc then
-    return score < cur_score or (score == cur_score and ref < cur_ref)
-  end
+  if desc then return score < cur_score or (score == cur_score and ref < cur_ref) end
   return score > cur_score or (score == cur_score and ref > cur_ref)
 end
 
-local page, more, counts, total = {}, false, {}, 0
+-- the records of refs, in order (false for a ref without one): one MGET per 512
+local function records(refs)
+  local keys = {}
+  for i = 1, #refs do keys[i] = 'tk:' .. refs[i] end
+  if #keys <= 512 then return #keys > 0 and redis.call('MGET', unpack(keys)) or {} end
+  local recs = {}
+  for i = 1, #keys, 512 do
+    local got = redis.call('MGET', unpack(keys, i, math.min(#keys, i + 511)))
+    for j = 1, #got do recs[i + j - 1] = got[j] end
+  end
+  return recs
+end
+
+local bodies, more, counts, total = {}, false, {}, 0
+local last_ref, last_score = '', nil
 for _, name in ipairs(FACETS) do counts[name] = {} end
 local function count_facets(f)
   total = total + 1
@@ -324,7 +421,6 @@ local function count_facets(f)
     c[value] = (c[value] or 0) + 1
   end
 end
-local function body_of(rec, flen, blen) return string.sub(rec, 14 + flen, 13 + flen + blen) end
 
 if ordered then
   local lo, hi
@@ -334,9 +430,6 @@ if ordered then
   if cur_score and not want_all then
     if desc then top = math.min(hi, cur_score) else bottom = math.max(lo, cur_score) end
   end
-  -- the first read of each index is its share of one page; later ones double (an index that
-  -- gives most of the page, ties before the cursor, refused tickets)
-  local first_chunk = math.min(math.ceil((limit + 1) / #keys) + 1, 256)
   local sources = {}
   for i, k in ipairs(keys) do
     local rank = 0
@@ -345,71 +438,138 @@ if ordered then
     elseif not desc and bottom > -math.huge then
       rank = redis.call('ZCOUNT', k, '-inf', '(' .. fmt(bottom))
     end
-    sources[i] = {key = k, rank = rank, buf = {}, at = 1, done = false, chunk = first_chunk}
+    local joined = joined_key(k)
+    local texted = joined and by_member
+    sources[i] = {key = k, rank = rank, n = 0, at = 1, done = false, joined = joined, texted = texted,
+                  checks = checking(texted), scanned = 0, kept = 0}
   end
-  -- the next (ref, score) of a source in sort order, or nil once it has no more in range
-  local function head(s)
-    if s.at > #s.buf then
-      if s.done then return nil end
-      if desc then
-        s.buf = redis.call('ZREVRANGE', s.key, s.rank, s.rank + s.chunk - 1, 'WITHSCORES')
+  -- Each source is read a chunk at a time: its members (no scores: Redis would format each as
+  -- text; the record holds it as a double), then the records of those the member does not
+  -- refuse, one MGET. The first chunk is the page (one source) or about the source's share of
+  -- it (several: a share and a margin); later ones are sized by how many of the source's
+  -- members read so far the walk kept. A chunk is kept as arrays (score, ref, record) of the
+  -- tickets in range.
+  local share = (limit + 1) / #sources
+  local first = #sources == 1 and limit + 1 or math.ceil(share + math.sqrt(share)) + 1
+  local function refill(s)
+    local want
+    if want_all then
+      want = s.want and math.min(s.want * 2, 1024) or 256
+    elseif s.want == nil then
+      want = first
+    else
+      want = math.ceil((limit + 1 - #bodies) * (s.scanned + 1) / (s.kept + 1) / #sources * 1.1) + 2
+      want = math.max(8, math.min(want, 256))
+    end
+    s.want = want
+    local members
+    if desc then
+      members = redis.call('ZREVRANGE', s.key, s.rank, s.rank + want - 1)
+    else
+      members = redis.call('ZRANGE', s.key, s.rank, s.rank + want - 1)
+    end
+    s.rank = s.rank + #members
+    s.scanned = s.scanned + #members
+    if #members < want then s.done = true end
+    local refs = refs_of(members, s.joined)
+    local recs = records(refs)
+    local sc, rf, rc, n = {}, {}, {}, 0
+    for i = 1, #refs do
+      local rec = recs[i]
+      if rec and byte(rec, 1) == VERSION then
+        local score = unpack_('>d', rec, SCORE_AT)
+        if (desc and score < lo) or (not desc and score > hi) then s.done = true; break end
+        n = n + 1
+        sc[n], rf[n], rc[n] = score, refs[i], rec
+      end
+    end
+    s.sc, s.rf, s.rc, s.n, s.at = sc, rf, rc, n, 1
+  end
+  -- whether the source has a next ticket (at s.at), reading its next chunk if need be
+  local function ready(s)
+    while s.at > s.n do
+      if s.done then return false end
+      refill(s)
+    end
+    return true
+  end
+  -- a ticket in sort order, from source s: true once the walk has what it needs
+  local function visit(s, ref, score, rec)
+    local later = after_cursor(score, ref)
+    if not (later or want_all) then return false end
+    local f = true
+    if s.checks then
+      f = check(rec, s.texted)
+      if not f then return false end
+    end
+    s.kept = s.kept + 1
+    if want_all then count_facets(f) end
+    if later then
+      if #bodies < limit then
+        bodies[#bodies + 1] = body(rec)
+        last_ref, last_score = ref, score
       else
-        s.buf = redis.call('ZRANGE', s.key, s.rank, s.rank + s.chunk - 1, 'WITHSCORES')
-      end
-      s.at = 1
-      s.rank = s.rank + #s.buf / 2
-      if #s.buf < s.chunk * 2 then s.done = true end
-      s.chunk = math.min(s.chunk * 2, 1024)
-      if #s.buf == 0 then return nil end
-    end
-    if s.score == nil then
-      s.score = tonumber(s.buf[s.at + 1])
-      if (desc and s.score < lo) or (not desc and s.score > hi) then
-        s.done = true; s.buf = {}; s.score = nil
-        return nil
+        more = true
+        return not want_all
       end
     end
-    return s.buf[s.at], s.score
+    return false
   end
-  while true do
-    local best, best_ref, best_score = nil, nil, nil
-    for _, s in ipairs(sources) do
-      local ref, score = head(s)
-      if ref and (best == nil or (desc and (score > best_score or (score == best_score and ref > best_ref)))
-                  or (not desc and (score < best_score or (score == best_score and ref < best_ref)))) then
-        best, best_ref, best_score = s, ref, score
+  if #sources == 1 then
+    local s, stop = sources[1], false
+    while not stop and ready(s) do
+      local sc, rf, rc = s.sc, s.rf, s.rc
+      for i = s.at, s.n do
+        if visit(s, rf[i], sc[i], rc[i]) then stop = true; break end
       end
+      s.at = s.n + 1
     end
-    if best == nil then break end
-    local score_text = best.buf[best.at + 1]
-    best.at = best.at + 2
-    best.score = nil
-    local later = after_cursor(best_score, best_ref)
-    if later or want_all then
-      local rec = redis.call('GET', 'tk:' .. best_ref)
-      local f, flen, blen = check(rec)
-      if f then
-        if want_all then count_facets(f) end
-        if later then
-          if #page < limit then
-            page[#page + 1] = {best_ref, score_text, body_of(rec, flen, blen)}
-          else
-            more = true
-            if not want_all then break end
-          end
+  else
+    -- merged in sort order: the live sources and their next tickets' scores and refs
+    local live, hs, hr, n = {}, {}, {}, 0
+    for _, s in ipairs(sources) do
+      if ready(s) then n = n + 1; live[n], hs[n], hr[n] = s, s.sc[s.at], s.rf[s.at] end
+    end
+    while n > 0 do
+      local b, bs, br = 1, hs[1], hr[1]
+      if desc then
+        for i = 2, n do
+          local x = hs[i]
+          if x > bs or (x == bs and hr[i] > br) then b, bs, br = i, x, hr[i] end
+        end
+      else
+        for i = 2, n do
+          local x = hs[i]
+          if x < bs or (x == bs and hr[i] < br) then b, bs, br = i, x, hr[i] end
         end
       end
+      local s = live[b]
+      local rec = s.rc[s.at]
+      s.at = s.at + 1
+      if ready(s) then
+        hs[b], hr[b] = s.sc[s.at], s.rf[s.at]
+      else
+        live[b], hs[b], hr[b] = live[n], hs[n], hr[n]
+        live[n], hs[n], hr[n] = nil, nil, nil
+        n = n - 1
+      end
+      if visit(s, br, bs, rec) then break end
     end
   end
 else
   local found = {}
   for _, k in ipairs(keys) do
-    for _, ref in ipairs(redis.call('ZRANGE', k, 0, -1)) do
-      local f = check(redis.call('GET', 'tk:' .. ref), true)
+    local joined = joined_key(k)
+    local refs = refs_of(redis.call('ZRANGE', k, 0, -1), joined)
+    local recs = records(refs)
+    for i, ref in ipairs(refs) do
+      local rec = recs[i]
+      local f
+      if rec and byte(rec, 1) == VERSION then f = check(rec, joined and by_member) end
       if f then
         if want_all then count_facets(f) end
-        local score = sort == 'u' and f[2] or f[1]  -- created, updated lead the fields
-        if after_cursor(score, ref) then found[#found + 1] = {ref, score} end
+        local score = unpack_('>d', rec, SCORE_AT)
+        if after_cursor(score, ref) then found[#found + 1] = {ref, score, rec} end
       end
     end
   end
@@ -419,9 +579,9 @@ else
     return a[2] < b[2]
   end)
   for i = 1, math.min(limit, #found) do
-    local rec = redis.call('GET', 'tk:' .. found[i][1])
-    local flen, blen = parts(rec)
-    page[i] = {found[i][1], fmt(found[i][2]), body_of(rec, flen, blen)}
+    local item = found[i]
+    bodies[i] = body(item[3])
+    last_ref, last_score = item[1], item[2]
   end
   more = #found > limit
 end
@@ -429,7 +589,7 @@ end
 local facets_json = ''
 if facet_mode == '2' then
   for _, name in ipairs(FACETS) do
-    local pairs_ = redis.call('HGETALL', 'cnt:' .. ws .. ':facet:' .. name)
+    local pairs_ = redis.call('HGETALL', cnt(ws, name))
     for i = 1, #pairs_, 2 do counts[name][pairs_[i]] = tonumber(pairs_[i + 1]) end
   end
   total = redis.call('ZCARD', p .. 'updated')
@@ -438,11 +598,8 @@ if facet_mode ~= '0' then
   -- cjson writes an empty table as an object; Python reads it as one
   facets_json = cjson.encode(counts)
 end
-local bodies = {}
-for i, item in ipairs(page) do bodies[i] = item[3] end
-local last = page[#page] or {'', ''}
-return {more and 1 or 0, facet_mode ~= '0' and total or -1, facets_json, last[1], last[2],
-        table.concat(bodies, ',')}
+return {more and 1 or 0, facet_mode ~= '0' and total or -1, facets_json, last_ref,
+        last_score and fmt(last_score) or '', table.concat(bodies, ',')}
 """
 
 
@@ -488,6 +645,11 @@ class RawPage:
     next_cursor: str | None
     facets: dict[str, dict[str, int]] | None = None
     total: int | None = None
+
+
+def _ix(workspace: str) -> str:
+    """The prefix of a workspace's index keys."""
+    return f"ix:{workspace}:{INDEX_TAG}:"
 
 
 def _ts(value: datetime | None) -> float:
@@ -597,6 +759,8 @@ class TicketStore:
 
     @staticmethod
     def _upsert_args(ticket: Ticket, workspace: str) -> list[Any]:
+        if "\0" in ticket.ref:  # an index member is the ref, a NUL and the summary
+            raise ValueError(f"a ticket reference holds no NUL: {ticket.ref!r}")
         slim = msgspec.structs.replace(ticket, thread=(), time_entries=(), status_history=(), attachments=())
         fields = index_fields(ticket, workspace)
         seen = _seen_encoder.encode(_Seen.of(StatusChange(status=ticket.status, changed_at=ticket.updated_at)))
@@ -658,14 +822,15 @@ class TicketStore:
         return changes
 
     def count(self, workspace: str) -> int:
-        return int(self.redis.zcard(f"ix:{workspace}:updated"))
+        return int(self.redis.zcard(f"{_ix(workspace)}updated"))
 
     def refs_of_connection(self, workspace: str, connection: str) -> set[str]:
         refs: set[str] = set()
-        for combo in self.redis.hkeys(f"ix:{workspace}:sd"):
+        for combo in self.redis.hkeys(f"{_ix(workspace)}sd"):
             status, _, _, conn, _ = _unpack_strings(combo, 5)
             if conn == connection:
-                refs |= {m.decode() for m in self.redis.zrange(f"ix:{workspace}:st:{status}", 0, -1)}
+                members = self.redis.zrange(f"{_ix(workspace)}st:{status}", 0, -1)
+                refs |= {m.partition(b"\0")[0].decode() for m in members}
         return refs
 
     def page(
@@ -745,28 +910,34 @@ class TicketStore:
         return QueryResult(tickets, raw.next_cursor, raw.facets, raw.total)
 
     def drop_old_format(self, batch: int = 1000) -> int:
-        """Delete what the store's previous format left (records, fields, histories, indexes and
+        """Delete what the store's earlier formats left (records, fields, histories, indexes and
         counts under their old names); return how many keys went. Safe to run at any time and
-        more than once: it recognises only the old format's keys."""
+        more than once: it recognises only the old formats' keys (index and count keys by
+        name, records by their first byte)."""
         dropped = 0
-        old_dims = {*DIMENSIONS, "all"}
+        first_dims = {*DIMENSIONS, "all"}  # the first format: an index per value of each
+        second = {"updated", "created", "sd", "st", "cu"}  # the second: these, untagged
+
+        def doomed(key: bytes, pattern: str) -> bool:
+            parts = key.decode(errors="replace").split(":")
+            if pattern in ("tf:*", "th:*"):
+                return True
+            if pattern == "ix:*":
+                return len(parts) >= 3 and (parts[2] in second or parts[2] in first_dims and parts[-1] in ("u", "c"))
+            return len(parts) >= 3 and (parts[2] == "facet" or len(parts) == 3 and parts[2] in DIMENSIONS)
+
         for pattern in ("tf:*", "th:*", "ix:*", "cnt:*", "tk:*"):
-            doomed: list[bytes] = []
-            for key in self.redis.scan_iter(match=pattern, count=batch):
-                parts = key.decode(errors="replace").split(":")
-                if pattern in ("tf:*", "th:*"):
-                    doomed.append(key)
-                elif pattern == "ix:*" and len(parts) >= 4 and parts[2] in old_dims and parts[-1] in ("u", "c"):
-                    doomed.append(key)
-                elif pattern == "cnt:*" and len(parts) == 3 and parts[2] in DIMENSIONS:
-                    doomed.append(key)
-                elif pattern == "tk:*" and self.redis.getrange(key, 0, 0) == b"{":
-                    doomed.append(key)
-                if len(doomed) >= batch:
-                    dropped += int(self.redis.unlink(*doomed))
-                    doomed = []
-            if doomed:
-                dropped += int(self.redis.unlink(*doomed))
+            for keys in _batches(self.redis.scan_iter(match=pattern, count=batch), batch):
+                if pattern == "tk:*":  # a record of another format: its first byte says so
+                    with self.redis.pipeline(transaction=False) as pipe:
+                        for key in keys:
+                            pipe.getrange(key, 0, 0)
+                        firsts = pipe.execute()
+                    gone = [k for k, first in zip(keys, firsts) if first != RECORD_VERSION and k != FORMAT_KEY.encode()]
+                else:
+                    gone = [k for k in keys if doomed(k, pattern)]
+                if gone:
+                    dropped += int(self.redis.unlink(*gone))
         self.redis.set(FORMAT_KEY, RECORD_VERSION)
         return dropped
 
@@ -774,6 +945,17 @@ class TicketStore:
         """``drop_old_format`` unless it has run on this Redis (cheap to call at start-up)."""
         if self.redis.get(FORMAT_KEY) != RECORD_VERSION:
             self.drop_old_format()
+
+
+def _batches(keys: Iterable[bytes], size: int) -> Iterator[list[bytes]]:
+    batch: list[bytes] = []
+    for key in keys:
+        batch.append(key)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def _unpack_strings(raw: bytes, count: int) -> list[str]:

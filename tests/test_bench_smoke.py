@@ -104,3 +104,19 @@ def test_the_audit_figure_verifies_a_seeded_chain_against_hashing_it(redis_clien
     assert figure.value and figure.baseline and figure.ratio
     assert figure.line().startswith("audit_verify: ")
     assert redis_client.zcard(audit_chain.chain_key(fig_audit.WORKSPACE)) == 0  # it cleans up
+
+
+def test_the_store_profile_prints_each_query_of_the_mix_with_its_time_in_redis(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench.profile_store import main
+
+    main(["--tickets", "600", "--calls", "3", "--rounds", "1"])
+    lines = capsys.readouterr().out.splitlines()
+    assert "600 tickets loaded" in lines[0] and "bytes a ticket" in lines[0]
+    labels = ["one category", "another category, page 2", "one connection and category", "one customer",
+              "two categories, page 3", "text", "vendor and text"]
+    rows = {line[:30].strip(): line[30:].split() for line in lines[2:]}
+    assert sorted(rows) == sorted(labels)
+    for label in labels:
+        script_us = rows[label][0]
+        assert script_us.endswith("us") and int(script_us[:-2]) > 0  # the script ran inside Redis
+        assert "mget" in " ".join(rows[label])  # and read the page's records

@@ -216,3 +216,95 @@ def test_leftovers_of_the_old_format_are_never_served_and_are_swept(store: Ticke
     assert store.get(kept.ref) == kept and store.count("w") == 1
     store.upsert(old, "w")  # a resync stores it again, in the new format
     assert sorted(t.ref for t in store.query("w", TicketFilter(), limit=10).tickets) == sorted([old.ref, kept.ref])
+
+
+def all_refs(store: TicketStore, f: TicketFilter, sort: str = "updated", order: str = "desc", limit: int = 3) -> list[str]:
+    got, cursor = [], None
+    while True:
+        page = store.query("w", f, sort=sort, order=order, limit=limit, cursor=cursor)
+        got += [t.ref for t in page.tickets]
+        cursor = page.next_cursor
+        if not cursor:
+            return got
+
+
+def test_a_new_summary_is_what_text_search_finds_and_the_ticket_is_listed_once(store: TicketStore) -> None:
+    import msgspec
+
+    tickets = make_tickets(30, seed=13)
+    store.upsert_many(tickets, "w")
+    renamed = msgspec.structs.replace(tickets[0], summary="Toner low on the 3rd floor")
+    store.upsert(renamed, "w")
+    for f in (TicketFilter(text="toner"), TicketFilter(text="toner", category=[renamed.status.category.value]),
+              TicketFilter(text="toner", customer=[renamed.customer.ref] if renamed.customer else [])):
+        assert all_refs(store, f) == [renamed.ref], f
+    old_word = tickets[0].summary.split()[0]
+    expected = brute([renamed, *tickets[1:]], TicketFilter(text=old_word), "updated", "desc")
+    assert all_refs(store, TicketFilter(text=old_word)) == expected
+    assert all_refs(store, TicketFilter(), limit=7).count(renamed.ref) == 1
+    assert store.query("w", TicketFilter(text="toner"), facets=True).total == 1
+    store.delete(renamed.ref)
+    assert all_refs(store, TicketFilter(text="toner")) == []
+    assert store.count("w") == 29
+
+
+def test_text_search_with_nul_and_control_bytes_matches_a_brute_force_scan(store: TicketStore) -> None:
+    import msgspec
+
+    summaries = ["vpn\x00down", "vpn\x01down", "vpn down", "a\x00b\x00c", "\x01\x01", "plain printer"]
+    tickets = [msgspec.structs.replace(t, summary=s) for t, s in zip(make_tickets(len(summaries), seed=14), summaries)]
+    store.upsert_many(tickets, "w")
+    for text in ("\x00", "\x01", "n\x00d", "n\x01d", "vpn", "b\x00c", "printer"):
+        for extra in ({}, {"category": [c.value for c in CATEGORIES]}, {"customer": ["cw:Acme", "at:Acme", "halo:Acme",
+                                                                                       "cw:Globex", "at:Globex", "halo:Globex",
+                                                                                       "cw:Initech", "at:Initech", "halo:Initech"]}):
+            f = TicketFilter(text=text, **extra)
+            for sort in ("updated", "created"):
+                assert all_refs(store, f, sort=sort) == brute(tickets, f, sort, "desc"), (text, extra, sort)
+
+
+def test_a_reference_with_a_nul_is_refused(store: TicketStore) -> None:
+    import msgspec
+
+    ticket = msgspec.structs.replace(make_tickets(1)[0], ref="cw:1\x002")
+    with pytest.raises(ValueError):
+        store.upsert(ticket, "w")
+    assert store.count("w") == 0
+
+
+def test_leftovers_of_the_second_format_are_never_served_and_are_swept(store: TicketStore, redis_client: redis.Redis) -> None:
+    old, kept = make_tickets(2, seed=15)
+    # What the second format wrote: a record with version byte 2, untagged indexes and counts.
+    second = [f"tk:{old.ref}", "ix:w:updated", "ix:w:created", "ix:w:st:cw:1", "ix:w:cu:cw:Acme", "ix:w:sd",
+              "cnt:w:facet:cat"]
+    redis_client.set(second[0], b"\x02" + bytes(12))
+    for key in second[1:5]:
+        redis_client.zadd(key, {old.ref: 1.0})
+    redis_client.hset("ix:w:sd", "combo", 1)
+    redis_client.hset("cnt:w:facet:cat", "new", 1)
+    store.upsert(kept, "w")
+    assert all_refs(store, TicketFilter()) == [kept.ref]
+    assert store.query("w", TicketFilter(), facets=True).total == 1
+    assert store.get(old.ref) is None
+    assert store.drop_old_format() == len(second)
+    assert not redis_client.exists(*second)
+    assert store.get(kept.ref) == kept and all_refs(store, TicketFilter(text=kept.summary.split()[0])) == [kept.ref]
+    assert store.drop_old_format() == 0  # the current format's keys are never taken for old ones
+
+
+def test_a_value_held_by_another_field_or_a_longer_value_is_no_match(store: TicketStore) -> None:
+    import msgspec
+
+    base = make_tickets(6, seed=16)
+    shapes = [("Jo", "Help Desk", "Low"), ("Joe", "Help Desk", "Low"), ("Sam", "Jo", "Jo"), (None, "Jo", "High"),
+              ("jo", "Projects", "High"), ("Jo ", "Projects", "Low")]
+    tickets = [
+        msgspec.structs.replace(t, assignee=NamedRef(id=a, name=a) if a else None, board=NamedRef(id="b", name=b),
+                                priority=NamedRef(id="p", name=p))
+        for t, (a, b, p) in zip(base, shapes)
+    ]
+    store.upsert_many(tickets, "w")
+    for f in (TicketFilter(assignee=["jo"]), TicketFilter(assignee=["JO", "sam"]), TicketFilter(board=["jo"]),
+              TicketFilter(priority=["jo"]), TicketFilter(assignee=["jo"], priority=["low"])):
+        assert all_refs(store, f) == brute(tickets, f, "updated", "desc"), f
+        assert all_refs(store, f), f  # each of these matches something
