@@ -188,6 +188,11 @@ class AuditProcessor(SpanProcessor):
         return self._batched.force_flush(timeout_millis)
 
 
+def exports_traces() -> bool:
+    """Whether spans also go out over OTLP (``OTEL_EXPORTER_OTLP_ENDPOINT`` is set)."""
+    return bool(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
+
+
 def build_tracer_provider(
     client: redis.Redis, redactor: Redactor, service: str, *, keep_records: int = KEEP_RECORDS
 ) -> TracerProvider:
@@ -195,7 +200,7 @@ def build_tracer_provider(
     all), and to OTLP when the endpoint is configured."""
     provider = TracerProvider(resource=Resource.create({"service.name": service}))
     provider.add_span_processor(AuditProcessor(RedisAuditExporter(client, redactor, keep_records=keep_records)))
-    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+    if exports_traces():
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))

@@ -9,6 +9,7 @@ subscriptions it concerns (``delivery``). The hub below never imports the servic
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 import redis
@@ -19,6 +20,8 @@ from gateway.embedded_redis import EmbeddedRedis
 from gateway.hub import WRITE_QUEUE, Hub
 from gateway.plugins import LoadedPlugins
 from gateway.settings import Settings, load_settings
+
+log = logging.getLogger("gateway.core")
 
 __all__ = ["WRITE_QUEUE", "Gateway", "build_gateway", "redis_client_for", "redis_url_for"]
 
@@ -33,6 +36,13 @@ class Gateway(Hub):
         sync.install(self)
         links.install(self)
         delivery.install(self)
+        if self.store.dropped_old_format:
+            # The ticket store changed format and this process dropped the old one: every PSA
+            # connection's tickets are synced again, so the queue is whole without an operator.
+            log.warning("the ticket store's format changed: %d old keys dropped; resyncing every PSA connection",
+                        self.store.dropped_old_format)
+            for connection in sync.synced_connections(self):
+                sync.resync(self, connection)
 
 
 def redis_url_for(settings: Settings, started: list[EmbeddedRedis]) -> str:

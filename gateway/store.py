@@ -232,13 +232,14 @@ end
 return {ws, string.sub(old, 14 + flen, 13 + flen + blen)}
 """
 
-# ARGV: ws, sort ('u'|'c'), desc (1|0), limit, cursor score, cursor ref, ranges (4: cmin cmax umin umax),
+# ARGV[1]: MessagePack of the arguments: ws, sort ('u'|'c'), desc (1|0), limit, cursor score, cursor ref, ranges (4: cmin cmax umin umax),
 #       text, facets ('0' none, '1' counted over the filter, '2' the running counts), ndims,
 #       then per dim: name, nvalues, values...
 # Returns: more (1|0), total (-1: not asked), facets JSON ('': not asked), the last ticket's ref
 # and score (for the cursor), and the page's tickets as stored, comma-separated: the inside of a
 # JSON array (one reply to parse, not one per ticket).
 _QUERY = _LUA_RECORD + """
+local ARGV = cmsgpack.unpack(ARGV[1])  -- the arguments come packed: one for Redis to read
 local ws = ARGV[1]
 local p = ix(ws)
 local sort = ARGV[2]
@@ -708,6 +709,7 @@ class _Seen(msgspec.Struct, array_like=True):
 
 
 _seen_encoder = msgspec.msgpack.Encoder()
+_packer = msgspec.msgpack.Encoder()
 _seen_decoder = msgspec.msgpack.Decoder(_Seen)
 _ticket_encoder = msgspec.json.Encoder()
 _ticket_decoder = msgspec.json.Decoder(Ticket)
@@ -752,8 +754,11 @@ class TicketStore:
         self._upsert = client.register_script(_UPSERT)
         self._delete = client.register_script(_DELETE)
         self._query = client.register_script(_QUERY)
+        # Keys of an earlier format this process dropped at start-up: its tickets must be synced
+        # again (``gateway.core.Gateway`` starts a resync of every PSA connection).
+        self.dropped_old_format = 0
         try:
-            self.drop_old_format_once()
+            self.dropped_old_format = self.drop_old_format_once()
         except redis.RedisError:  # Redis not up yet: the next process to start does it
             pass
 
@@ -863,8 +868,8 @@ class TicketStore:
     def _page_call(
         workspace: str, flt: TicketFilter, *, sort: str = "updated", order: str = "desc", limit: int = 50,
         cursor: str | None = None, facets: bool = False,
-    ) -> tuple[list[Any], Callable[[list[Any]], RawPage]]:
-        """The query script's arguments for a page, and what reads its answer."""
+    ) -> tuple[list[bytes], Callable[[list[Any]], RawPage]]:
+        """The query script's argument for a page (all of them, packed), and what reads its answer."""
         key = "c" if sort in ("created", "age") else "u"
         desc = order == "desc" if sort != "age" else order != "desc"
         if sort == "age" and order not in ("asc", "desc"):
@@ -890,6 +895,8 @@ class TicketStore:
         for name, values in dims:
             args += [name, len(values), *[_key(v) for v in values]]
 
+        packed = _packer.encode([a if isinstance(a, str) else repr(a) for a in args])  # as Redis would read them
+
         def read(answer: list[Any]) -> RawPage:
             more, total, facets_json, last_ref, last_score, tickets = answer
             next_cursor = None
@@ -901,7 +908,7 @@ class TicketStore:
                 counts = {f: {k: v for k, v in found.get(f, {}).items() if k != "" and v > 0} for f in FACETS}
             return RawPage(tickets, next_cursor, counts, int(total) if facets else None)
 
-        return args, read
+        return [packed], read
 
     def query(self, workspace: str, flt: TicketFilter, **options: Any) -> QueryResult:
         """``page`` with its tickets decoded (same options)."""
@@ -941,10 +948,12 @@ class TicketStore:
         self.redis.set(FORMAT_KEY, RECORD_VERSION)
         return dropped
 
-    def drop_old_format_once(self) -> None:
-        """``drop_old_format`` unless it has run on this Redis (cheap to call at start-up)."""
+    def drop_old_format_once(self) -> int:
+        """``drop_old_format`` unless it has run on this Redis (cheap to call at start-up);
+        how many keys it dropped."""
         if self.redis.get(FORMAT_KEY) != RECORD_VERSION:
-            self.drop_old_format()
+            return self.drop_old_format()
+        return 0
 
 
 def _batches(keys: Iterable[bytes], size: int) -> Iterator[list[bytes]]:

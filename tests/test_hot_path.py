@@ -174,3 +174,29 @@ def test_the_request_span_is_audited_and_read_back_at_once(api: Api) -> None:
     assert record["attributes"]["url.path"] == f"/v1/tickets/{ref}/replies"
     assert record["attributes"]["gateway.write_id"] == write_id
     assert record["trace_id"] == api.gw.writes.get(write_id).trace_context["traceparent"].split("-")[1]
+
+
+def test_a_queue_read_has_a_span_only_when_someone_can_see_it(api: Api) -> None:
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import SpanKind
+
+    seen = InMemorySpanExporter()
+    api.gw.tracer_provider.add_span_processor(SimpleSpanProcessor(seen))
+
+    def server_spans() -> list[Any]:
+        return [s for s in seen.get_finished_spans() if s.kind is SpanKind.SERVER]
+
+    assert api.client.get("/v1/tickets", headers=HEADERS).status_code == 200
+    assert server_spans() == []  # nothing exports it and the caller did not ask: no span at all
+
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    traced = api.client.get("/v1/tickets", headers={**HEADERS, "traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"})
+    assert traced.status_code == 200
+    [span] = server_spans()
+    assert f"{span.context.trace_id:032x}" == trace_id  # the caller's trace continues
+    assert span.name == "GET /v1/tickets" and span.attributes["http.response.status_code"] == 200
+
+    ref = f"cw:{api.sim.sample_ticket_id()}"
+    api.client.post(f"/v1/tickets/{ref}/replies", headers=HEADERS, json={"text": "traced", "internal": True})
+    assert [s.name for s in server_spans()][-1] == "POST /v1/tickets/{ref:str}/replies"  # writes always are

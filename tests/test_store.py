@@ -308,3 +308,27 @@ def test_a_value_held_by_another_field_or_a_longer_value_is_no_match(store: Tick
               TicketFilter(priority=["jo"]), TicketFilter(assignee=["jo"], priority=["low"])):
         assert all_refs(store, f) == brute(tickets, f, "updated", "desc"), f
         assert all_refs(store, f), f  # each of these matches something
+
+
+def test_a_gateway_that_drops_an_old_format_resyncs_every_psa_connection(redis_client: redis.Redis) -> None:
+    import rq
+    from gateway_connectwise.simulator import ConnectWiseSimulator
+
+    from gateway import keys, sync
+    from gateway.core import Gateway
+    from gateway.store import FORMAT_KEY
+    from gateway.testing.harness import connection_config, settings_from, workspace_config
+
+    conn = ConnectWiseSimulator().demo_connection("http://127.0.0.1:9")  # never called here
+    settings = settings_from({"workspaces": [workspace_config("w", [connection_config("cw", conn)], {"k": ["tickets:read"]})]})
+    redis_client.delete(FORMAT_KEY)
+    redis_client.set("tk:cw:1", b"\x02" + bytes(12))  # a record of the second format
+    redis_client.set(keys.sync_state("cw"), b"{}")  # its backfill was done, in the old format
+    queued = rq.Queue(sync.SYNC_QUEUE, connection=redis_client)
+
+    Gateway(settings, redis_client).close()
+
+    assert not redis_client.exists("tk:cw:1", keys.sync_state("cw"))
+    assert [job.args for job in queued.get_jobs()] == [("cw",)]  # a fresh backfill is on its way
+    Gateway(settings, redis_client).close()  # the next process finds the format current
+    assert len(queued.get_jobs()) == 1

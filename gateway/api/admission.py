@@ -24,6 +24,7 @@ from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from gateway.api.auth import PRINCIPAL
 from gateway.api.problems import ApiError
 
 MAX_JSON_DEPTH = 64
@@ -56,7 +57,8 @@ class Admission(ASGIMiddleware):
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         opt = scope["route_handler"].opt
         if not (opt.get("public") or self._serves_openapi(scope["path"])):
-            scope["litestar_app"].state.keyring.authenticate_header(_header(scope, b"authorization"))
+            keyring = scope["litestar_app"].state.keyring
+            scope[PRINCIPAL] = keyring.authenticate_header(_header(scope, b"authorization"))  # type: ignore[literal-required]
         if scope["method"] not in BODYLESS_METHODS and not (opt.get("form") and _is_multipart(scope)):
             body = await Request(scope, receive, send).body()  # kept on the scope: handlers read it free
             if nested_deeper_than(body, MAX_JSON_DEPTH):

@@ -461,7 +461,7 @@ def create_app(gateway: Gateway, *, extra_routes: list[Any] | None = None) -> Li
         openapi_config=openapi,
         # One span per request (it carries the audit attributes), then the API key and the
         # body's depth, before any handler.
-        middleware=[request_spans(gateway.tracer), Admission(openapi.path)],
+        middleware=[request_spans(gateway.tracer, exported=audit.exports_traces()), Admission(openapi.path)],
         on_shutdown=[event_routes.close, _close_async_redis],
         logging_config=None,  # the process configures logging (gateway.cli); Litestar must not
         debug=False,

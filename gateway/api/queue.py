@@ -140,7 +140,7 @@ def page_json(page: RawPage) -> bytes:
 QUEUE_QUERY = {"queue": Provide(queue_query, sync_to_thread=False)}
 
 
-@get("/v1/tickets", operation_id="listTickets", dependencies=QUEUE_QUERY)
+@get("/v1/tickets", operation_id="listTickets", dependencies=QUEUE_QUERY, opt={"quiet": True})
 async def list_tickets(request: Request, queue: NamedDependency[QueueQuery]) -> Response[TicketPage]:
     """The queue over every PSA connection, filtered, sorted and paged (see the parameters)."""
     return await _page(request, queue)
@@ -159,7 +159,8 @@ def customer_company_refs(request: Request, customer_id: str) -> list[str]:
     return refs
 
 
-@get("/v1/customers/{customer_id:str}/tickets", operation_id="listCustomerTickets", dependencies=QUEUE_QUERY)
+@get("/v1/customers/{customer_id:str}/tickets", operation_id="listCustomerTickets", dependencies=QUEUE_QUERY,
+     opt={"quiet": True})
 async def list_customer_tickets(
     request: Request, customer_id: FromPath[str], queue: NamedDependency[QueueQuery]
 ) -> Response[TicketPage]:

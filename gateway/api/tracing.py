@@ -8,6 +8,9 @@ the audit and the console read: ``http.request.method``, ``url.path``, ``http.ro
 audit attributes (``gateway.kind`` and the rest) to this span, which is the current one while
 they run, threads included.
 
+The queue's reads (``opt={"quiet": True}``: answered from Redis, auditing nothing) get a span
+only when someone can see it: spans are exported over OTLP, or the caller sent a trace context.
+
 It replaces the generic ASGI instrumentation, which opened a span per receive and send and read
 every header on every request: on the 202 path that cost more CPU than the write itself.
 """
@@ -35,6 +38,11 @@ def _carrier(headers: Iterable[tuple[bytes, bytes]]) -> dict[str, str] | None:
     return found
 
 
+def _quiet(scope: Scope) -> bool:
+    handler = scope.get("route_handler")
+    return bool(handler is not None and handler.opt.get("quiet"))
+
+
 def _route(scope: Scope) -> str:
     handler = scope.get("route_handler")
     paths = getattr(handler, "paths", None)
@@ -42,17 +50,24 @@ def _route(scope: Scope) -> str:
 
 
 class RequestSpan:
-    """ASGI middleware: one server span per HTTP request (see the module)."""
+    """ASGI middleware: one server span per HTTP request (see the module). A route declared
+    ``opt={"quiet": True}`` (reads answered from Redis alone, which audit nothing) gets its span
+    only when someone can see it: traces are exported (``exported``) or the caller sent a trace
+    context."""
 
-    def __init__(self, app: ASGIApp, tracer: trace.Tracer) -> None:
+    def __init__(self, app: ASGIApp, tracer: trace.Tracer, *, exported: bool) -> None:
         self.app = app
         self.tracer = tracer
+        self.exported = exported
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         carrier = _carrier(scope.get("headers", ()))
+        if carrier is None and not self.exported and _quiet(scope):
+            await self.app(scope, receive, send)
+            return
         parent = propagate.extract(carrier) if carrier else None
         method = scope.get("method", "")
         route = _route(scope)
@@ -80,10 +95,10 @@ class RequestSpan:
             span.end()
 
 
-def request_spans(tracer: trace.Tracer) -> Any:
+def request_spans(tracer: trace.Tracer, *, exported: bool) -> Any:
     """The middleware factory Litestar's ``middleware=[...]`` takes."""
 
     def factory(app: ASGIApp) -> ASGIApp:
-        return RequestSpan(app, tracer)
+        return RequestSpan(app, tracer, exported=exported)
 
     return factory
