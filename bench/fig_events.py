@@ -200,7 +200,7 @@ def run_faults(ctx: Context) -> Figure:
 
 def run_isolation(ctx: Context) -> Figure:
     rig = ctx.rig
-    pending = 1000 if ctx.quick else 10_000
+    pending = 400 if ctx.quick else 10_000
     dead_url = f"http://127.0.0.1:{free_port()}/down"  # nothing listens: every attempt is refused
     probes = 20 if ctx.quick else 100
     prober = Prober(rig, ctx.vendor(CONNECTION))

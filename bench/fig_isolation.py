@@ -26,7 +26,7 @@ OTHER = "cw-other"
 
 
 def backlog_for(quick: bool) -> int:
-    return 300 if quick else 10_000
+    return 200 if quick else 10_000
 
 
 def measure_idle(ctx: Context) -> None:
@@ -46,7 +46,7 @@ def run(ctx: Context) -> list[Figure]:
     other = ctx.vendor(OTHER)
     rate = ctx.options.rate
     count = backlog_for(ctx.quick)
-    held_seconds = 3.0 if ctx.quick else 20.0
+    held_seconds = 2.0 if ctx.quick else 20.0
     phases: dict[str, float] = {}
     mark = time.monotonic()
 

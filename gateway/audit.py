@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
@@ -170,22 +171,33 @@ class AuditProcessor(SpanProcessor):
     BATCH_DELAY_MS = 50
 
     def __init__(self, exporter: SpanExporter) -> None:
+        self._exporter = exporter
         self._now = SimpleSpanProcessor(exporter)
-        self._batched = BatchSpanProcessor(exporter, schedule_delay_millis=self.BATCH_DELAY_MS,
-                                           max_export_batch_size=256)
+        # Made with the first request span: worker processes have none, and no batching thread.
+        self._batched: BatchSpanProcessor | None = None
+        self._lock = threading.Lock()
 
     def on_start(self, span: Any, parent_context: Any = None) -> None:
         return None
 
     def on_end(self, span: ReadableSpan) -> None:
-        (self._batched if span.kind is SpanKind.SERVER else self._now).on_end(span)
+        if span.kind is not SpanKind.SERVER:
+            self._now.on_end(span)
+            return
+        if self._batched is None:
+            with self._lock:
+                if self._batched is None:
+                    self._batched = BatchSpanProcessor(self._exporter, schedule_delay_millis=self.BATCH_DELAY_MS,
+                                                       max_export_batch_size=256)
+        self._batched.on_end(span)
 
     def shutdown(self) -> None:
-        self._batched.shutdown()
+        if self._batched is not None:
+            self._batched.shutdown()
         self._now.shutdown()
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        return self._batched.force_flush(timeout_millis)
+        return self._batched.force_flush(timeout_millis) if self._batched is not None else True
 
 
 def exports_traces() -> bool:

@@ -431,6 +431,21 @@ if ordered then
   if cur_score and not want_all then
     if desc then top = math.min(hi, cur_score) else bottom = math.max(lo, cur_score) end
   end
+  -- The rank in index k of the first member after the cursor, given ``rank``, the first with
+  -- the cursor's score: members of one score are in member order (the ref leads the member), so
+  -- a binary search over the tie finds it in a few reads, however many tickets share the score
+  -- (a PSA's import can give thousands the same second).
+  local function past_ties(k, rank, joined)
+    local ties = redis.call('ZCOUNT', k, fmt(cur_score), fmt(cur_score))
+    local first, last = rank, rank + ties
+    while first < last do
+      local mid = math.floor((first + last) / 2)
+      local m = (desc and redis.call('ZREVRANGE', k, mid, mid) or redis.call('ZRANGE', k, mid, mid))[1]
+      local ref = joined and sub(m, 1, (find(m, '\\0', 1, true) or 0) - 1) or m
+      if (desc and ref < cur_ref) or (not desc and ref > cur_ref) then last = mid else first = mid + 1 end
+    end
+    return first
+  end
   local sources = {}
   for i, k in ipairs(keys) do
     local rank = 0
@@ -440,6 +455,9 @@ if ordered then
       rank = redis.call('ZCOUNT', k, '-inf', '(' .. fmt(bottom))
     end
     local joined = joined_key(k)
+    if cur_score and not want_all and ((desc and top == cur_score) or (not desc and bottom == cur_score)) then
+      rank = past_ties(k, rank, joined)
+    end
     local texted = joined and by_member
     sources[i] = {key = k, rank = rank, n = 0, at = 1, done = false, joined = joined, texted = texted,
                   checks = checking(texted), scanned = 0, kept = 0}
