@@ -44,7 +44,7 @@ def fleet_size(quick: bool) -> int:
 
 
 def writes_for(quick: bool) -> int:
-    return 400 if quick else 3000
+    return 250 if quick else 3000
 
 
 class Fleet:
