@@ -7,7 +7,10 @@ needs (``needs``), and the steps it can produce. Its ``plan`` function checks th
 against the vendor's facts (``WriteRefused`` answers a 4xx) and returns the steps. A plan of a
 write to a ticket gets ``ticket()``, the ticket's facts: it calls it only for the facts it
 needs. The route makes sure the ticket exists in the caller's workspace (404 otherwise), and a
-plan that reads no facts is stored in one round trip (``api.common.accept_ticket_write``).
+plan that reads no facts is stored in one round trip (``api.common.accept_ticket_write``). A
+plan first runs on the API's event loop: it must read nothing but through ``ticket()`` and the
+``intake`` caches (which raise ``intake.WouldBlock`` there, and the plan runs again in a
+thread), never Redis or the vendor directly.
 
 A **step kind** (``StepKind``) is one vendor effect: the hook that sends it, how the runner calls
 it (``send``), what reconciliation and claims key on (the ticket, or the write's target record

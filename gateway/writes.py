@@ -130,7 +130,8 @@ _dec = msgspec.json.Decoder(WriteRecord)
 
 # Accept atomically: claim the dedup key, store the record, join the ticket's chain and, when
 # the write heads its chain and a run was prepared (ARGV[6..9]), queue that run in the fair
-# scheduler: the caller's 202 costs one round trip. Returns {"new", is_head} or {"existing", id}.
+# scheduler: the caller's 202 costs one round trip. Returns {"new", "head"|"waiting", nudged
+# subscriptions}, {"existing", "id hash"} or {"unknown"} (none of the keys that must exist does).
 # The call comes packed: ARGV[1] is MessagePack of [keys, arguments] (one
 # argument for Redis to read instead of thirty: the 202's hottest round trip).
 # keys: dedup, record, chain, active writes, the connection's open writes, then the optional

@@ -21,7 +21,6 @@ import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import anyio
 import msgspec
 from litestar import Litestar, Request, Response, delete, get, post
 from litestar.datastructures import State, UploadFile
