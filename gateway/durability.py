@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any
+from typing import Any, NoReturn
 
+import anyio.to_thread
 import redis
+import redis.asyncio as aioredis
 
 from gateway import keys
 from gateway.errors import ConfigError
@@ -111,8 +113,30 @@ def confirm_accept(gw: Any, record: Any, accepted: Any) -> None:
     if config.durability != "replicated":
         return
     confirmed = confirm(gw.redis, config.replicas, config.replica_timeout_ms)
-    if confirmed >= config.replicas:
+    if confirmed < config.replicas:
+        withdraw_unconfirmed(gw, record, accepted, confirmed)
+
+
+async def confirm_accept_async(gw: Any, client: aioredis.Redis, record: Any, accepted: Any) -> None:
+    """``confirm_accept`` on the API's event loop: the wait for the replicas holds no thread
+    (a withdrawal, which only an unconfirmed write needs, runs in one)."""
+    config = gw.settings.gateway
+    if config.durability != "replicated":
         return
+    async with client.pipeline(transaction=False) as pipe:
+        # The marker is written after the accept on whichever connection: replication is one
+        # ordered stream, so a replica that has the marker has the write.
+        pipe.set(MARK, uuid.uuid4().hex)
+        pipe.wait(config.replicas, config.replica_timeout_ms)
+        _, confirmed = await pipe.execute()
+    if int(confirmed) < config.replicas:
+        await anyio.to_thread.run_sync(withdraw_unconfirmed, gw, record, accepted, int(confirmed))
+
+
+def withdraw_unconfirmed(gw: Any, record: Any, accepted: Any, confirmed: int) -> NoReturn:
+    """The replicas did not confirm ``record``'s accept: withdraw it if it is new, free this
+    request's attachment bytes, and raise ``NotReplicated`` (a 503)."""
+    config = gw.settings.gateway
     withdrawn = False
     if accepted.new:
         names = [dedup_key(record.workspace, record.dedup_key), f"write:{record.id}", f"chain:{record.chain}",

@@ -30,9 +30,11 @@ import logging
 
 import msgspec
 import redis
+import redis.asyncio as aioredis
 from opentelemetry import trace
 
 from gateway import keys
+from gateway.aio import run_script
 from gateway.redact import Redactor
 
 log = logging.getLogger("gateway.events")
@@ -372,6 +374,16 @@ class EventLog:
         except Exception:  # noqa: BLE001 - reported, never raised into the work that happened
             log.exception("could not append an event to %s", staged.keys[0])
             return ""
+
+    async def append_staged_async(self, client: aioredis.Redis, staged: Staged) -> list[bytes]:
+        """``append_staged`` on an asyncio client; the subscriptions it nudged, for ``appended``
+        (which enqueues their runs: call it in a thread). Never raises."""
+        try:
+            _, nudged = await run_script(client, self._append, staged.keys, staged.args)
+            return list(nudged)
+        except Exception:  # noqa: BLE001 - reported, never raised into the work that happened
+            log.exception("could not append an event to %s", staged.keys[0])
+            return []
 
     def appended(self, nudged: list[bytes]) -> None:
         """After a script appended a staged event: start the delivery runs it nudged."""

@@ -292,16 +292,19 @@ def _prepare(
                      announce_after=gw.settings.gateway.durability == "replicated")
 
 
-def _finish(gw: Hub, prepared: _Prepared, accepted: Accepted) -> Submitted:
-    """After the accept: the nudged deliveries, the replicas (``replicated``), the request's
-    audit attributes, and the answer. No I/O for a new write with nothing nudged unless the
-    durability is ``replicated``."""
+def _finish(gw: Hub, prepared: _Prepared, accepted: Accepted, *, confirmed: bool = False,
+            nudged: Sequence[bytes] = ()) -> Submitted:
+    """After the accept: the nudged deliveries, the replicas (``replicated``, unless
+    ``confirmed`` already, with the event announced and the subscriptions it ``nudged``), the
+    request's audit attributes, and the answer. No I/O for a new write with nothing nudged once
+    the replicas, if any, confirmed it."""
     record = prepared.record
-    gw.events.appended(list(accepted.nudged))
-    durability.confirm_accept(gw, record, accepted)  # replicated: on the replicas, or withdrawn (503)
-    if prepared.announce_after and accepted.new:
-        gw.events.append_staged(prepared.event)
-        metrics.count(gw.redis, *prepared.counter)
+    gw.events.appended([*accepted.nudged, *nudged])
+    if not confirmed:
+        durability.confirm_accept(gw, record, accepted)  # replicated: on the replicas, or withdrawn (503)
+        if prepared.announce_after and accepted.new:
+            gw.events.append_staged(prepared.event)
+            metrics.count(gw.redis, *prepared.counter)
     audited = {"gateway.kind": "api_write", "gateway.write_id": accepted.write_id,
                "gateway.dedup_key": record.dedup_key, "gateway.workspace": record.workspace}
     if record.target:
@@ -343,13 +346,20 @@ async def submit_async(gw: Hub, client: aioredis.Redis, *, known: Sequence[str] 
     runs in a thread. ``known``: keys of which one must exist (``ticket_keys``: the write's
     ticket is held), else nothing is stored and the answer is ``None``; the caller then reads
     the ticket (``owned_ticket``) and submits in a thread."""
-    if write.get("uploads") or gw.settings.gateway.durability == "replicated":
+    if write.get("uploads"):
         return None if known else await anyio.to_thread.run_sync(functools.partial(submit, gw, **write))
     prepared = _prepare(gw, **write)
     prepared.known = known
     accepted = await gw.writes.accept_async(client, prepared.record, **prepared.accept_options())
     if not accepted.known:
         return None
-    if accepted.nudged or not accepted.new:
-        return await anyio.to_thread.run_sync(_finish, gw, prepared, accepted)
-    return _finish(gw, prepared, accepted)
+    # replicated: the replicas must have it (else it is withdrawn: 503), then it is announced
+    await durability.confirm_accept_async(gw, client, prepared.record, accepted)
+    nudged: list[bytes] = []
+    if prepared.announce_after and accepted.new:
+        nudged = await gw.events.append_staged_async(client, prepared.event)
+        await metrics.count_async(client, *prepared.counter)
+    if accepted.nudged or nudged or not accepted.new:
+        return await anyio.to_thread.run_sync(functools.partial(_finish, gw, prepared, accepted, confirmed=True,
+                                                                nudged=nudged))
+    return _finish(gw, prepared, accepted, confirmed=True)

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import redis
+import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
@@ -49,6 +50,14 @@ def count(client: redis.Redis, hash_key: str, field: str, by: int = 1) -> None:
     """Count one fact in its hash (best effort: a Redis error is logged and swallowed)."""
     try:
         client.hincrby(hash_key, field, by)
+    except redis.RedisError:
+        log.debug("could not count %s %s", hash_key, field, exc_info=True)
+
+
+async def count_async(client: aioredis.Redis, hash_key: str, field: str, by: int = 1) -> None:
+    """``count`` on an asyncio client."""
+    try:
+        await client.hincrby(hash_key, field, by)
     except redis.RedisError:
         log.debug("could not count %s %s", hash_key, field, exc_info=True)
 

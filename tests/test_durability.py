@@ -15,6 +15,7 @@ import redis
 from gateway_connectwise.simulator import ConnectWiseSimulator
 
 from gateway import durability
+from gateway.events import WriteAcceptedEvent
 from gateway.embedded_redis import EmbeddedRedis
 from gateway.errors import ConfigError
 from gateway.testing.conformance import Env, build_env
@@ -130,6 +131,10 @@ def test_replicated_answers_202_only_once_the_replica_has_the_write_else_503_and
         assert not client.exists("dedup:conformance:lag-1")
         assert client.lrange(f"chain:conf:{ticket}", 0, -1) in ([], [ok.json()["write_id"].encode()])
         assert env.gw.queue.count <= 1
+        # Announced only once the replicas had it: the withdrawn writes never were.
+        announced = [e.write for e in env.gw.events.read("conformance", limit=100).events
+                     if isinstance(e, WriteAcceptedEvent)]
+        assert announced == [ok.json()["write_id"]]
         # A caller that sent no key is given the one the gateway stamped.
         assert anonymous.status_code == 503
         stamped = anonymous.json()["extra"]["idempotency_key"]
