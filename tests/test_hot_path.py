@@ -200,3 +200,29 @@ def test_a_queue_read_has_a_span_only_when_someone_can_see_it(api: Api) -> None:
     ref = f"cw:{api.sim.sample_ticket_id()}"
     api.client.post(f"/v1/tickets/{ref}/replies", headers=HEADERS, json={"text": "traced", "internal": True})
     assert [s.name for s in server_spans()][-1] == "POST /v1/tickets/{ref:str}/replies"  # writes always are
+
+
+_BUILD_THE_API = """
+import sys
+import redis
+from gateway.api.app import create_app
+from gateway.core import Gateway
+from gateway.testing.harness import settings_from, workspace_config
+tables = {"workspaces": [workspace_config("lean", [], {"k": ["tickets:read"]})]}
+gw = Gateway(settings_from(tables), redis.Redis.from_url(sys.argv[1]))
+create_app(gw)
+print(sorted(name for name in ("pydantic", "attrs") if name in sys.modules))
+"""
+
+
+def test_the_api_process_does_not_load_pydantic(redis_server: Any) -> None:
+    """The API's types are msgspec structs: Litestar's pydantic plugin (about 10 MB of the API
+    process's memory, figure 7) stays out even though the test extras install pydantic."""
+    import subprocess
+    import sys
+
+    import pydantic  # noqa: F401 - installed here, so Litestar would load its plugin
+
+    found = subprocess.run([sys.executable, "-c", _BUILD_THE_API, redis_server.url], capture_output=True,
+                           text=True, timeout=120, check=True)
+    assert found.stdout.strip().splitlines()[-1] == "[]", found.stderr
