@@ -337,6 +337,12 @@ class WriteRunner:
                 step.state = "pending"
             self._attempt(record, step, "rejected" if isinstance(exc, VendorRejected) else "not_supported", exc)
             self._dead(record, str(exc))
+        except durability.NotReplicated as exc:
+            # The sending mark is not on the replicas (a failover left the primary without
+            # one): nothing went out. Like a vendor outage, the write is tried again later.
+            step.state = "pending"
+            self._attempt(record, step, "not_replicated", exc)
+            self._retry_or_dead(record, exc)
         except _Stop:
             raise
         except Exception as exc:

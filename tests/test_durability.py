@@ -20,6 +20,7 @@ from gateway.embedded_redis import EmbeddedRedis
 from gateway.errors import ConfigError
 from gateway.testing.conformance import Env, build_env
 from gateway.testing.harness import settings_from
+from gateway.testing.workers import drain
 
 
 def env_on(client: redis.Redis, **gateway: object) -> Iterator[Env]:
@@ -146,6 +147,34 @@ def test_replicated_answers_202_only_once_the_replica_has_the_write_else_503_and
         env.drain()
         for text in ("replicated", "lagging", "no key"):
             assert len(notes_with(env, ticket, text)) == 1
+    finally:
+        envs.close()
+
+
+def test_replicated_a_worker_whose_sending_mark_the_replicas_miss_tries_again_later(
+    primary_and_replica: tuple[EmbeddedRedis, EmbeddedRedis],
+) -> None:
+    """Before a vendor call the worker waits for the replicas to have the step's sending mark;
+    when they do not answer, nothing was sent: the write is retried, not dead-lettered."""
+    primary, replica = primary_and_replica
+    envs = env_on(redis.Redis.from_url(primary.url), durability="replicated", replicas=1, replica_timeout_ms=200)
+    env = next(envs)
+    try:
+        ticket = env.sim.sample_ticket_id()
+        ok = env.post(f"/v1/tickets/{env.ref(ticket)}/replies", {"text": "mark first"})
+        assert ok.status_code == 202
+        os.kill(replica.process.pid, signal.SIGSTOP)
+        try:
+            assert not drain(env.gw, timeout=1.0)
+        finally:
+            os.kill(replica.process.pid, signal.SIGCONT)
+        held = env.write(ok.json()["write_id"])
+        assert held["status"] == "queued", held
+        assert {a["outcome"] for a in held["attempts"]} == {"not_replicated"}
+        assert notes_with(env, ticket, "mark first") == []
+        env.drain()
+        assert env.write(ok.json()["write_id"])["status"] == "succeeded"
+        assert len(notes_with(env, ticket, "mark first")) == 1
     finally:
         envs.close()
 
