@@ -23,9 +23,9 @@ from typing import Any, NoReturn
 
 import anyio.to_thread
 import redis
-import redis.asyncio as aioredis
 
 from gateway import keys
+from gateway.aio import Channel
 from gateway.errors import ConfigError
 from gateway.writes import dedup_key, open_key
 
@@ -117,18 +117,17 @@ def confirm_accept(gw: Any, record: Any, accepted: Any) -> None:
         withdraw_unconfirmed(gw, record, accepted, confirmed)
 
 
-async def confirm_accept_async(gw: Any, client: aioredis.Redis, record: Any, accepted: Any) -> None:
+async def confirm_accept_async(gw: Any, client: Channel, record: Any, accepted: Any) -> None:
     """``confirm_accept`` on the API's event loop: the wait for the replicas holds no thread
     (a withdrawal, which only an unconfirmed write needs, runs in one)."""
     config = gw.settings.gateway
     if config.durability != "replicated":
         return
-    async with client.pipeline(transaction=False) as pipe:
-        # The marker is written after the accept on whichever connection: replication is one
-        # ordered stream, so a replica that has the marker has the write.
-        pipe.set(MARK, uuid.uuid4().hex)
-        pipe.wait(config.replicas, config.replica_timeout_ms)
-        _, confirmed = await pipe.execute()
+    # The marker is written after the accept on a connection of its own (WAIT holds the
+    # connection it is sent on): replication is one ordered stream, so a replica that has the
+    # marker has the write.
+    _, confirmed = await client.execute_alone(["SET", MARK, uuid.uuid4().hex],
+                                              ["WAIT", config.replicas, config.replica_timeout_ms])
     if int(confirmed) < config.replicas:
         await anyio.to_thread.run_sync(withdraw_unconfirmed, gw, record, accepted, int(confirmed))
 

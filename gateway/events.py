@@ -30,11 +30,10 @@ import logging
 
 import msgspec
 import redis
-import redis.asyncio as aioredis
 from opentelemetry import trace
 
 from gateway import keys
-from gateway.aio import run_script
+from gateway.aio import Channel, run_script
 from gateway.redact import Redactor
 
 log = logging.getLogger("gateway.events")
@@ -375,7 +374,7 @@ class EventLog:
             log.exception("could not append an event to %s", staged.keys[0])
             return ""
 
-    async def append_staged_async(self, client: aioredis.Redis, staged: Staged) -> list[bytes]:
+    async def append_staged_async(self, client: Channel, staged: Staged) -> list[bytes]:
         """``append_staged`` on an asyncio client; the subscriptions it nudged, for ``appended``
         (which enqueues their runs: call it in a thread). Never raises."""
         try:

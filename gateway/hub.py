@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 import redis
-import redis.asyncio as aioredis
 import rq
 from redis.asyncio.sentinel import Sentinel as AsyncSentinel
 
 from gateway import audit, keys
+from gateway.aio import Channel, Target
 from gateway.errors import ConfigError, NotSupported, VendorAuthFailed
 from gateway.events import ConnectionWatch, EventLog
 from gateway.models import Capability, Connection, RateLimitPolicy, RateLimitWindow
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from gateway.writes import WriteRecord
 
 WRITE_QUEUE = "writes"
-# What an asyncio client takes over from the process's client (``Hub.async_redis``).
+# What the API's hot-path connection takes over from the process's client (``Hub.async_redis``).
 _ASYNC_OPTIONS = {"host", "port", "db", "path", "username", "password", "socket_timeout", "socket_connect_timeout",
                   "socket_keepalive", "client_name", "ssl_keyfile", "ssl_certfile", "ssl_cert_reqs", "ssl_ca_certs",
                   "ssl_ca_data", "ssl_check_hostname"}
@@ -243,24 +243,19 @@ class Hub:
     def rate_policy(self, connection_id: str) -> RateLimitPolicy:
         return self.connection(connection_id).rate_limit
 
-    def async_redis(self) -> aioredis.Redis:
-        """A new asyncio client for the same Redis (Sentinel's primary when configured), for the
-        API's hot paths; the caller owns it (the API opens one per event loop, in its lifespan)."""
+    def async_redis(self) -> Channel:
+        """A new pipelined connection to the same Redis (Sentinel's primary when configured),
+        for the API's hot paths (``gateway.aio``); the caller owns it (the API opens one per
+        event loop)."""
         config = self.settings.gateway
         if config.redis_sentinels:
             addresses = [(host, int(port)) for host, _, port in (a.rpartition(":") for a in config.redis_sentinels)]
             sentinel = AsyncSentinel(addresses, socket_timeout=2, socket_connect_timeout=2)
-            return sentinel.master_for(config.redis_master_name, socket_timeout=10, socket_connect_timeout=2)
+            return Channel(Target(sentinel=sentinel, master_name=config.redis_master_name, timeout=10,
+                                  connect_timeout=2))
         pool = self.redis.connection_pool
         options = {k: v for k, v in pool.connection_kwargs.items() if k in _ASYNC_OPTIONS}
-        kind = pool.connection_class
-        if issubclass(kind, redis.UnixDomainSocketConnection):
-            connection_class: type = aioredis.UnixDomainSocketConnection
-        elif issubclass(kind, redis.SSLConnection):
-            connection_class = aioredis.SSLConnection
-        else:
-            connection_class = aioredis.Connection
-        return aioredis.Redis(connection_pool=aioredis.ConnectionPool(connection_class=connection_class, **options))
+        return Channel(Target.of_pool(options, tls=issubclass(pool.connection_class, redis.SSLConnection)))
 
     def close(self) -> None:
         for client in self._clients.values():

@@ -21,10 +21,10 @@ from typing import Any
 
 import anyio.to_thread
 import msgspec
-import redis.asyncio as aioredis
 from opentelemetry import propagate, trace
 
 from gateway import durability, events, keys, metrics
+from gateway.aio import Channel
 from gateway.cache import MISS, ReadThrough
 from gateway.errors import WriteRefused
 from gateway.hub import Hub
@@ -62,7 +62,7 @@ def ticket_keys(gw: Hub, ref: str) -> list[str]:
     return [record_key(ref), keys.ticket_cache(gw.connection(split_ref(ref)[0]).workspace, ref)]
 
 
-async def ticket_facts_async(gw: Hub, client: aioredis.Redis, ref: str) -> Ticket | None:
+async def ticket_facts_async(gw: Hub, client: Channel, ref: str) -> Ticket | None:
     """``cached_ticket`` without the vendor, on an asyncio client: the store's record, else the
     short-lived cache, in one round trip; ``None`` when neither holds the ticket."""
     stored, cached = await client.mget(*ticket_keys(gw, ref))
@@ -212,7 +212,7 @@ def replay(
     return Submitted(write_id, False, idempotency_key, record.status if record else "queued")
 
 
-async def replay_async(gw: Hub, client: aioredis.Redis, **write: Any) -> Submitted | None:
+async def replay_async(gw: Hub, client: Channel, **write: Any) -> Submitted | None:
     """``replay`` on the event loop (same arguments): one round trip on ``client`` when the key
     is new or absent (the usual case), the rest in a thread."""
     key = write.get("idempotency_key")
@@ -340,7 +340,7 @@ def submit(
     return _finish(gw, prepared, gw.writes.accept(prepared.record, **prepared.accept_options()))
 
 
-async def submit_async(gw: Hub, client: aioredis.Redis, *, known: Sequence[str] = (), **write: Any) -> Submitted | None:
+async def submit_async(gw: Hub, client: Channel, *, known: Sequence[str] = (), **write: Any) -> Submitted | None:
     """``submit`` on the event loop (same arguments): one round trip on ``client`` for a write
     without attachments; what needs more (blobs, replicas, nudged deliveries, a resent key)
     runs in a thread. ``known``: keys of which one must exist (``ticket_keys``: the write's

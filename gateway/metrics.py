@@ -24,11 +24,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import redis
-import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 from gateway import keys
+from gateway.aio import Channel
 
 log = logging.getLogger("gateway.metrics")
 
@@ -54,7 +54,7 @@ def count(client: redis.Redis, hash_key: str, field: str, by: int = 1) -> None:
         log.debug("could not count %s %s", hash_key, field, exc_info=True)
 
 
-async def count_async(client: aioredis.Redis, hash_key: str, field: str, by: int = 1) -> None:
+async def count_async(client: Channel, hash_key: str, field: str, by: int = 1) -> None:
     """``count`` on an asyncio client."""
     try:
         await client.hincrby(hash_key, field, by)

@@ -51,10 +51,9 @@ from typing import Any
 
 import msgspec
 import redis
-import redis.asyncio as aioredis
 
 from gateway import events as event_log
-from gateway.aio import run_script
+from gateway.aio import Channel, run_script
 from gateway.models import StatusCategory, StatusChange, Ticket, TicketStatus
 
 
@@ -877,7 +876,7 @@ class TicketStore:
         args, read = self._page_call(workspace, flt, sort=sort, order=order, limit=limit, cursor=cursor, facets=facets)
         return read(self._query(args=args))
 
-    async def page_async(self, client: aioredis.Redis, workspace: str, flt: TicketFilter, **options: Any) -> RawPage:
+    async def page_async(self, client: Channel, workspace: str, flt: TicketFilter, **options: Any) -> RawPage:
         """``page`` on an asyncio client (the API's event loop); the same options."""
         args, read = self._page_call(workspace, flt, **options)
         return read(await run_script(client, self._query, (), args))

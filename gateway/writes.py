@@ -32,10 +32,9 @@ from typing import Any, Literal
 
 import msgspec
 import redis
-import redis.asyncio as aioredis
 
 from gateway import keys
-from gateway.aio import run_script
+from gateway.aio import Channel, run_script
 from gateway.locks import OwnedLock, try_lock
 from gateway.models import Effect
 from gateway.events import APPEND_LIB, Staged
@@ -259,7 +258,7 @@ class WriteStore:
         packed = self._accept_call(record, run, status_ticket, event, counter, known)
         return _accepted(record, self._accept(args=[packed]))
 
-    async def accept_async(self, client: aioredis.Redis, record: WriteRecord, *, run: tuple[str, int] | None = None,
+    async def accept_async(self, client: Channel, record: WriteRecord, *, run: tuple[str, int] | None = None,
                            status_ticket: str | None = None, event: Staged | None = None,
                            counter: tuple[str, str] | None = None, known: Sequence[str] = ()) -> Accepted:
         """``accept`` on an asyncio client (the API's event loop)."""

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 import redis
-import redis.asyncio as aioredis
 from gateway_connectwise.simulator import ConnectWiseSimulator
 from litestar.testing import TestClient
 
 from gateway import intake
+from gateway.aio import Channel
 from gateway.api.app import create_app
 from gateway.core import Gateway
 from gateway.events import WriteAcceptedEvent
@@ -37,12 +37,12 @@ class Sent:
         self.sync.clear()
 
 
-class CountingAsyncRedis(aioredis.Redis):
+class CountingChannel(Channel):
     sent: Sent
 
-    async def execute_command(self, *args: Any, **options: Any) -> Any:
+    async def execute(self, *args: Any) -> Any:
         self.sent.on_loop.append(str(args[0]).upper())
-        return await super().execute_command(*args, **options)
+        return await super().execute(*args)
 
 
 @dataclass
@@ -66,9 +66,9 @@ def api(redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     sent = Sent()
     opened = gw.async_redis
 
-    def counting() -> aioredis.Redis:
+    def counting() -> Channel:
         client = opened()
-        client.__class__ = CountingAsyncRedis
+        client.__class__ = CountingChannel
         client.sent = sent  # type: ignore[attr-defined]
         return client
 

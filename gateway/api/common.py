@@ -9,10 +9,10 @@ from typing import Any
 
 import anyio.to_thread
 import msgspec
-import redis.asyncio as aioredis
 from litestar import Request
 
 from gateway import intake, writekinds
+from gateway.aio import Channel
 from gateway.api.auth import Principal
 from gateway.api.problems import ApiError, clip, not_found
 from gateway.api.schemas import IDEMPOTENCY_KEY_MAX_LENGTH, WriteAccepted
@@ -84,10 +84,10 @@ def accepted(gw: Gateway, submitted: intake.Submitted) -> WriteAccepted:
     return WriteAccepted(submitted.write_id, submitted.status, submitted.dedup_key, duplicate=not submitted.created)
 
 
-def redis_of(request: Request) -> aioredis.Redis:
-    """The API's asyncio Redis client for the running event loop (an asyncio client belongs to
-    the loop it was opened on: uvicorn runs one; test clients may start several)."""
-    clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = request.app.state.aredis
+def redis_of(request: Request) -> Channel:
+    """The API's hot-path Redis connection for the running event loop (``gateway.aio``: it
+    belongs to the loop it was opened on; uvicorn runs one, test clients may start several)."""
+    clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Channel] = request.app.state.aredis
     loop = asyncio.get_running_loop()
     client = clients.get(loop)
     if client is None:
@@ -95,8 +95,8 @@ def redis_of(request: Request) -> aioredis.Redis:
     return client
 
 
-async def close_async_redis(clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis]) -> None:
-    """Close the running loop's client (the app's shutdown)."""
+async def close_async_redis(clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Channel]) -> None:
+    """Close the running loop's connection (the app's shutdown)."""
     client = clients.pop(asyncio.get_running_loop(), None)
     if client is not None:
         await client.aclose()
