@@ -123,7 +123,9 @@ def main(argv: list[str] | None = None) -> int:
             record("api_cost_modes", fig_api_cost.run_modes)
             raise _Done
         record("write_overhead", fig_overhead.run)
+        began = time.monotonic()
         rig.wait_quiet()
+        timings["wait_quiet_after_write_overhead"] = round(time.monotonic() - began, 1)
         record("freshness", fig_queue.run_freshness)
         if not only or "isolation" in only:
             fig_isolation.measure_idle(ctx)
@@ -132,11 +134,15 @@ def main(argv: list[str] | None = None) -> int:
         # 20 calls a second figure 1's 2,000 fetches take over ten minutes (two calls each, and a
         # fetch refused its second call starts again). That tail is not figure 2's load: drop it.
         ctx.shared["fetches_dropped_after_figure_1"] = rig.drop_fetches(fig_ratelimit.CONNECTION)
+        began = time.monotonic()
         ctx.shared["quiet_before_isolation"] = rig.wait_quiet(timeout=10 if options.quick else 120)
+        timings["wait_quiet_before_isolation"] = round(time.monotonic() - began, 1)
         record("isolation", fig_isolation.run)
         record("isolation_trouble", fig_fairness.run)
         record("halo_reads_budget", fig_fairness.run_halo_budget)
-        rig.wait_quiet(timeout=10 if options.quick else 60)
+        began = time.monotonic()
+        rig.wait_quiet(timeout=3 if options.quick else 60)  # quick: the halo figure's refetches outlast 10 s
+        timings["wait_quiet_before_events"] = round(time.monotonic() - began, 1)
         record("events", fig_events.run)
         fig_memory.measure_workers(ctx)
         rig.stop_workers()
