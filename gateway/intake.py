@@ -21,7 +21,7 @@ from typing import Any
 
 import anyio.to_thread
 import msgspec
-from opentelemetry import propagate, trace
+from opentelemetry import trace
 
 from gateway import durability, events, keys, metrics
 from gateway.aio import Channel
@@ -231,6 +231,19 @@ def _reused(dedup_key: str, write_id: str) -> WriteRefused:
     )
 
 
+def _trace_context() -> dict[str, str]:
+    """The current span as W3C trace context, for the write's jobs (``jobs`` reads it back with
+    the W3C propagator, whatever propagators the process is configured with): formatted here,
+    which costs a tenth of the global propagators' ``inject`` on the 202 path."""
+    span = trace.get_current_span().get_span_context()
+    if not span.is_valid:
+        return {}
+    found = {"traceparent": f"00-{span.trace_id:032x}-{span.span_id:016x}-{span.trace_flags:02x}"}
+    if span.trace_state:
+        found["tracestate"] = span.trace_state.to_header()
+    return found
+
+
 @dataclass
 class _Prepared:
     """A validated write ready for ``WriteStore.accept``, and what to do once it is stored."""
@@ -263,8 +276,7 @@ def _prepare(
     uploads: Sequence[Upload] = (),
 ) -> _Prepared:
     write_id = gw.writes.new_id()
-    trace_context: dict[str, str] = {}
-    propagate.inject(trace_context)  # the request's span: the write's jobs continue its trace
+    trace_context = _trace_context()  # the request's span: the write's jobs continue its trace
     created = now()
     record = WriteRecord(
         id=write_id,

@@ -24,9 +24,9 @@ import time
 from datetime import datetime, timedelta, timezone
 from typing import Any, NoReturn
 
-from opentelemetry import propagate
 from rq.job import Job
 from opentelemetry.trace import Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from gateway import context, durability, events, keys, metrics
 from gateway.hub import Hub, bound
@@ -50,6 +50,8 @@ from gateway.locks import OwnedLock
 from gateway.writekinds import STEPS, step_kind
 from gateway.writes import Attempt, WriteRecord, WriteStep, now
 
+# How a write carries its request's trace into its jobs (``intake`` writes it): W3C traceparent.
+W3C = TraceContextTextMapPropagator()
 log = logging.getLogger("gateway.jobs")
 RETRY_BASE_SECONDS = 1.0
 RETRY_MAX_SECONDS = 120.0
@@ -237,7 +239,7 @@ class WriteRunner:
             defer_on_limit=True,
         )
         reset = context.current.set(ctx)
-        parent = propagate.extract(record.trace_context) if record.trace_context else None
+        parent = W3C.extract(record.trace_context) if record.trace_context else None
         attributes = {
             "gateway.kind": "write_job",
             "gateway.write_id": record.id,
