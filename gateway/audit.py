@@ -30,6 +30,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     SimpleSpanProcessor,
@@ -209,8 +210,11 @@ def build_tracer_provider(
     client: redis.Redis, redactor: Redactor, service: str, *, keep_records: int = KEEP_RECORDS
 ) -> TracerProvider:
     """A tracer provider that audits to Redis (each chain trimmed to ``keep_records``, 0: keep
-    all), and to OTLP when the endpoint is configured."""
-    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    all), and to OTLP when the endpoint is configured. Every span is recorded: the audit is made
+    of them, so neither a caller's ``traceparent`` that asks for no sampling nor
+    ``OTEL_TRACES_SAMPLER`` may drop one (with the SDK's default, a parent-based sampler, a
+    caller could switch off the audit of its own writes)."""
+    provider = TracerProvider(resource=Resource.create({"service.name": service}), sampler=ALWAYS_ON)
     provider.add_span_processor(AuditProcessor(RedisAuditExporter(client, redactor, keep_records=keep_records)))
     if exports_traces():
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter

@@ -181,3 +181,18 @@ def test_a_retried_old_status_change_does_not_move_the_ticket_back(cw: Env) -> N
     assert write["status"] == "succeeded"
     assert write["attempts"][-1]["outcome"] == "superseded"
     assert new_write in write["steps"][0]["effect"]["detail"]
+
+
+def test_a_caller_that_asks_for_no_sampling_is_audited_all_the_same(cw: Env) -> None:
+    """The audit is made of spans: a ``traceparent`` whose flags say "not sampled" must not
+    switch it off for the caller's write (the SDK's default sampler follows the parent)."""
+    ticket = cw.sim.sample_ticket_id()
+    unsampled = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"
+    answer = cw.api.post(f"/v1/tickets/{cw.ref(ticket)}/replies", json={"text": "unsampled"},
+                         headers={**cw.headers, "traceparent": unsampled})
+    assert answer.status_code == 202
+    write_id = answer.json()["write_id"]
+    cw.drain()
+    records = cw.get("/v1/admin/audit", params={"write_id": write_id}).json()
+    assert {"api_write", "write_job", "vendor_call"} <= {r["kind"] for r in records}
+    assert {r["trace_id"] for r in records} == {"0af7651916cd43dd8448eb211c80319c"}  # the caller's trace
