@@ -9,8 +9,11 @@
   connection (replication is one ordered stream, so the replica that has the marker has the
   write). Not confirmed within ``replica_timeout_ms``: the write is *withdrawn* (record, dedup
   key, chain place, all or nothing) and the caller gets a 503 that says so and names the
-  Idempotency-Key to send again with. Workers confirm the same way before each vendor call, so
-  a step marked ``sending`` survives a failover and is reconciled rather than sent twice.
+  Idempotency-Key to send again with. A write a worker has already started on (it holds the
+  lock, or saved a step) is not withdrawn: the 503 says it is on the primary only, and the resent
+  key is answered 202 only once the replicas confirm (``confirm_resend``). Workers confirm the
+  same way before each vendor call, so a step marked ``sending`` survives a failover and is
+  reconciled rather than sent twice.
 - ``everysec``: Redis fsyncs once a second; a crash of the Redis machine (not just of the
   process) can lose the last second of accepted writes.
 """
@@ -22,6 +25,7 @@ import uuid
 from typing import Any, NoReturn
 
 import anyio.to_thread
+import msgspec
 import redis
 
 from gateway import keys
@@ -89,11 +93,14 @@ def confirm(client: redis.Redis, replicas: int, timeout_ms: int) -> int:
     return int(confirmed)
 
 
-# Take back a write the replicas did not confirm, unless a worker has started on it: all of it
-# (dedup key if still ours, record, chain place, active entries) in one step. Its first run may
-# already be queued in the scheduler: it finds no record and ends ("missing").
+# Take back a write the replicas did not confirm, unless a worker has started on it (holds its
+# lock, or has saved it: the record is no longer the one accepted, ARGV[2]; a worker may even
+# have finished it, and a resend must then find it, not send it again): all of it (dedup key if
+# still ours, record, chain place, active entries) in one step. Its first run may already be
+# queued in the scheduler: it finds no record and ends ("missing").
 _WITHDRAW = """
 if redis.call('EXISTS', KEYS[5]) == 1 then return 0 end
+if redis.call('GET', KEYS[2]) ~= ARGV[2] then return 0 end
 local dedup = redis.call('GET', KEYS[1])
 if dedup and string.sub(dedup, 1, string.len(ARGV[1]) + 1) == ARGV[1] .. ' ' then
   redis.call('DEL', KEYS[1])
@@ -140,11 +147,24 @@ def withdraw_unconfirmed(gw: Any, record: Any, accepted: Any, confirmed: int) ->
     if accepted.new:
         names = [dedup_key(record.workspace, record.dedup_key), f"write:{record.id}", f"chain:{record.chain}",
                 keys.ACTIVE_WRITES, f"lock:write:{record.id}", open_key(record.connection)]
-        withdrawn = bool(gw.redis.register_script(_WITHDRAW)(keys=names, args=[record.id]))
+        withdrawn = bool(gw.redis.register_script(_WITHDRAW)(keys=names, args=[record.id, msgspec.json.encode(record)]))
     if withdrawn or not accepted.new:  # this request's attachment bytes belong to no write now
         gw.writes.delete_blobs(record.id, sum(1 for s in record.steps if s.name == "attachment"))
     log.warning("write %s not confirmed by replicas (%d of %d)", record.id, confirmed, config.replicas)
     raise NotReplicated(config.replicas, confirmed, config.replica_timeout_ms, record.dedup_key, withdrawn)
+
+
+def confirm_resend(gw: Any, idempotency_key: str) -> None:
+    """A resent Idempotency-Key found its write: under ``replicated``, answer 202 only once the
+    replicas have it too. A write a worker had started on when its first answer was a 503 was
+    not withdrawn and may still be on the primary only. Raises ``NotReplicated`` (a 503)."""
+    config = gw.settings.gateway
+    if config.durability != "replicated":
+        return
+    confirmed = confirm(gw.redis, config.replicas, config.replica_timeout_ms)
+    if confirmed < config.replicas:
+        log.warning("resent key not confirmed by replicas (%d of %d)", confirmed, config.replicas)
+        raise NotReplicated(config.replicas, confirmed, config.replica_timeout_ms, idempotency_key, withdrawn=False)
 
 
 def confirm_before_send(gw: Any) -> None:

@@ -208,6 +208,7 @@ def replay(
     write_id, digest = held
     if digest != _fingerprint(kind, target, request, uploads):
         raise _reused(idempotency_key, write_id)
+    durability.confirm_resend(gw, idempotency_key)  # replicated: a 202 only once the replicas have it
     record = gw.writes.get(write_id)
     return Submitted(write_id, False, idempotency_key, record.status if record else "queued")
 

@@ -14,16 +14,26 @@ Jobs take only a write id: the record in Redis is the truth, the rq job is a tri
 
 ``sweep`` re-enqueues writes whose job was lost (crash between accept and enqueue, a worker
 killed mid-job, a Redis restart); the lock and the step states make a duplicate job harmless.
+
+``HELD`` is what one worker process has taken from the scheduler and not yet handed back: the
+process renews those runs' leases while it is alive, and a run that Redis went away under (a
+failover, a restart) is handed back by ``recover_held`` as soon as Redis answers again: its write
+lock released, its slot freed, the write queued again at the front of its connection. Without
+that the write would wait for its lock and the sweeper (a minute or more), and its slot for its
+lease.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, NoReturn
 
+import redis
 from rq.job import Job
 from opentelemetry.trace import Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
@@ -60,14 +70,103 @@ RETRY_MAX_SECONDS = 120.0
 # --------------------------------------------------------------------------- job functions
 
 
-def run_write(write_id: str, prepaid: bool = False, run_id: str | None = None) -> str:
-    """rq job: advance one write as far as it can go now."""
-    return WriteRunner(bound()).run(write_id, prepaid=prepaid, run_id=run_id)
+def run_write(write_id: str, prepaid: bool = False, run_id: str | None = None, connection: str | None = None) -> str:
+    """rq job: advance one write as far as it can go now (``connection``: whose scheduler slot
+    the run holds, freed even when the write is gone)."""
+    return WriteRunner(bound()).run(write_id, prepaid=prepaid, run_id=run_id, connection=connection)
 
 
 JOB_OPTIONS: dict[str, Any] = {"timeout": 600, "result_ttl": 0, "failure_ttl": 7 * 24 * 3600}
 # How far ahead a connection's runs book rate-limit slots before the connection is parked.
 BOOK_AHEAD_SECONDS = 1.0
+
+
+# Redis itself went away (a failover, a restart): no fault of the write's, which is neither
+# retried nor dead-lettered for it; the run is handed back once Redis answers (``recover_held``).
+REDIS_LOST = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+
+
+@dataclass
+class _Held:
+    hub: Hub  # one per worker process; a test process builds many
+    run_id: str
+    write_id: str
+    connection: str
+    thread: threading.Thread
+    lock: OwnedLock | None = None
+
+
+class HeldRuns:
+    """The write runs this process took from the scheduler and has not handed back yet.
+
+    A run is held from its pick until its slot is freed (``Scheduler.finish`` or ``park``). One
+    still held when its thread asks for the next run, or whose thread is gone, was cut short by
+    Redis going away: ``recover_held`` hands it back.
+    """
+
+    def __init__(self) -> None:
+        self._runs: dict[str, _Held] = {}
+        self._mutex = threading.Lock()
+
+    def take(self, gw: Hub, run_id: str, write_id: str, connection: str) -> None:
+        with self._mutex:
+            self._runs[run_id] = _Held(gw, run_id, write_id, connection, threading.current_thread())
+
+    def locked(self, run_id: str | None, lock: OwnedLock) -> None:
+        """The run took its write's lock: a recovery releases it."""
+        with self._mutex:
+            held = self._runs.get(run_id or "")
+            if held is not None:
+                held.lock = lock
+
+    def handed_back(self, run_id: str | None) -> None:
+        with self._mutex:
+            self._runs.pop(run_id or "", None)
+
+    def leases(self, gw: Hub) -> list[tuple[str, str]]:
+        """``(connection, run id)`` of every run held through ``gw``, for renewing their leases."""
+        with self._mutex:
+            return [(h.connection, h.run_id) for h in self._runs.values() if h.hub is gw]
+
+    def cut_short(self, gw: Hub) -> list[_Held]:
+        """Runs held through ``gw`` that no thread is running any more: this thread's (it runs
+        one at a time, and is asking for the next) and those of threads that ended."""
+        me = threading.current_thread()
+        with self._mutex:
+            return [h for h in self._runs.values() if h.hub is gw and (h.thread is me or not h.thread.is_alive())]
+
+    def __bool__(self) -> bool:
+        return bool(self._runs)
+
+
+HELD = HeldRuns()
+
+
+def recover_held(gw: Hub) -> int:
+    """Hand back the runs Redis went away under (``HeldRuns.cut_short``): release the write's
+    lock (owner-checked: no call of ours is in flight, the run's thread is here or gone), free
+    the slot and queue the write again at the front of its connection. The write's record says
+    what landed; a step left ``sending`` is reconciled. Raises while Redis is still away."""
+    recovered = 0
+    for held in HELD.cut_short(gw):
+        if held.lock is not None:
+            held.lock.release()
+        gw.scheduler.finish(held.connection, held.run_id)
+        conn = gw.connections.get(held.connection)
+        if conn is not None:
+            gw.scheduler.push(conn.id, conn.workspace, gw.connection_cap(conn.id), new_run(held.write_id), front=True)
+        HELD.handed_back(held.run_id)
+        recovered += 1
+    if recovered:
+        log.warning("handed back %d write run(s) cut short by a lost Redis connection", recovered)
+    return recovered
+
+
+def renew_held(gw: Hub) -> None:
+    """Renew the leases of the runs this process holds (the housekeeping thread, while the
+    process lives): a process that dies stops renewing, and its slots come free."""
+    for connection, run_id in HELD.leases(gw):
+        gw.scheduler.renew(connection, run_id)
 
 
 def _parse_run(run_id: str) -> tuple[str, bool] | None:
@@ -91,6 +190,8 @@ def run_job(gw: Hub, run_id: str, connection: str | None = None) -> Job | None:
         return None
     write_id, prepaid = parsed
     conn = gw.connections.get(connection or "")
+    if connection:
+        HELD.take(gw, run_id, write_id, connection)
     if conn is not None and not prepaid and conn.rate_limit.windows:
         wait = gw.limiter.reserve(conn.id, conn.rate_limit)
         prepaid = True
@@ -101,8 +202,9 @@ def run_job(gw: Hub, run_id: str, connection: str | None = None) -> Job | None:
                 gw.scheduler.park(conn.id, due - BOOK_AHEAD_SECONDS, run_id)
             else:
                 gw.scheduler.finish(conn.id, run_id)
+            HELD.handed_back(run_id)
             return None
-    job = gw.queue.create_job(run_write, args=(write_id, prepaid, run_id), job_id=run_id, **JOB_OPTIONS)
+    job = gw.queue.create_job(run_write, args=(write_id, prepaid, run_id, connection), job_id=run_id, **JOB_OPTIONS)
     job.save()
     return job
 
@@ -186,17 +288,29 @@ class WriteRunner:
         self.gw = gw
         self.store = gw.writes
 
-    def run(self, write_id: str, *, prepaid: bool = False, run_id: str | None = None) -> str:
-        """One run of a write; always hands its scheduler slot back (or parks it)."""
+    def run(self, write_id: str, *, prepaid: bool = False, run_id: str | None = None,
+            connection: str | None = None) -> str:
+        """One run of a write; always hands its scheduler slot back (or parks it), also when
+        the write is gone (withdrawn by the API after its run was queued). When Redis goes
+        away mid-run, the slot stays held here for ``recover_held``."""
         self.run_id = run_id
         self.parked = False
         record = self.store.get(write_id)
-        connection = record.connection if record is not None else None
+        connection = connection or (record.connection if record is not None else None)
         try:
-            return self._run(write_id, record, prepaid)
-        finally:
-            if connection is not None and run_id is not None and not self.parked:
-                self.gw.scheduler.finish(connection, run_id)
+            outcome = self._run(write_id, record, prepaid)
+        except REDIS_LOST:
+            raise  # the slot and the write's lock are handed back once Redis answers
+        except BaseException:
+            self._hand_back(connection)
+            raise
+        self._hand_back(connection)
+        return outcome
+
+    def _hand_back(self, connection: str | None) -> None:
+        if connection is not None and self.run_id is not None and not self.parked:
+            self.gw.scheduler.finish(connection, self.run_id)
+        HELD.handed_back(self.run_id)
 
     def _run(self, write_id: str, record: WriteRecord | None, prepaid: bool) -> str:
         if record is None:
@@ -206,6 +320,7 @@ class WriteRunner:
         lock = self.store.lock(write_id, lock_seconds)
         if lock is None:
             return "locked"
+        HELD.locked(self.run_id, lock)
         try:
             record = self.store.get(write_id)
             if record is None:
@@ -345,7 +460,7 @@ class WriteRunner:
             step.state = "pending"
             self._attempt(record, step, "not_replicated", exc)
             self._retry_or_dead(record, exc)
-        except _Stop:
+        except (_Stop, *REDIS_LOST):
             raise
         except Exception as exc:
             if ctx.requests == requests_before:

@@ -20,7 +20,8 @@ worker asks this module for the next one:
   to the front of its list, and the connection returns to the ready sets when the time comes.
 - **A cap of running runs per connection** (``{sched}:run:{connection}``, run id -> lease end):
   a connection whose vendor hangs until the client timeout holds at most its cap of workers.
-  Leases expire, so a worker killed mid-run does not keep its slot.
+  Leases are short (``LEASE_SECONDS``) and renewed by the worker process holding them while it
+  lives (``gateway.jobs.renew_held``), so a worker killed mid-run frees its slot within seconds.
 - **Delayed runs** (``{sched}:delayed``, float seconds): retries with backoff. They join the
   front of their connection's list when due.
 
@@ -41,6 +42,10 @@ PREFIX = "{sched}:"
 BELL = PREFIX + "bell"
 DELAYED = PREFIX + "delayed"
 PARKED = PREFIX + "parked"
+# How long a picked run holds its connection's slot unless its worker process renews it (every
+# ``RENEW_SECONDS``, from the process's housekeeping thread).
+LEASE_SECONDS = 30.0
+RENEW_SECONDS = 5.0
 
 # Helpers every script shares. ``activate`` puts a connection into the ready sets when it has
 # runs waiting, is not parked and is under its cap; ``deactivate`` takes it out.
@@ -202,7 +207,7 @@ class ConnectionLoad:
 class Scheduler:
     """The fair scheduler's operations; every one is a single Redis script."""
 
-    def __init__(self, client: redis.Redis, *, lease_seconds: float = 610.0) -> None:
+    def __init__(self, client: redis.Redis, *, lease_seconds: float = LEASE_SECONDS) -> None:
         self.redis = client
         self.lease_seconds = lease_seconds
         self._push = client.register_script(_PUSH)
@@ -231,6 +236,10 @@ class Scheduler:
     def finish(self, connection: str, run_id: str) -> None:
         """A run ended: free its slot and make the connection's next run pickable."""
         self._finish(args=[connection, run_id, time.time()])
+
+    def renew(self, connection: str, run_id: str) -> None:
+        """Extend a running run's lease (its worker is alive); a lease already freed stays free."""
+        self.redis.zadd(f"{PREFIX}run:{connection}", {run_id: time.time() + self.lease_seconds}, xx=True)
 
     def park(self, connection: str, until: float, run_id: str, *, requeue: str | None = None) -> None:
         """Hold every run of ``connection`` until ``until``; ``requeue`` goes back in front."""

@@ -3,8 +3,13 @@
 A ``SimpleWorker`` runs jobs in its own process (no fork per job: about 3.5x the job rate of
 rq's forking worker here); a hung job is ended by rq's job timeout, and a dead process is
 restarted by the supervisor (``gateway worker --processes N``). The housekeeping thread
-promotes delayed sync steps every 20 ms and sweeps for lost writes every 10 s; write runs come
-from the fair scheduler (``gateway.scheduler``), which promotes its own delayed runs.
+promotes delayed sync steps every 20 ms, renews the leases of the write runs this process holds
+every few seconds and sweeps for lost writes every 10 s; write runs come from the fair scheduler
+(``gateway.scheduler``), which promotes its own delayed runs.
+
+A worker outlives its Redis (a failover, a restart): when Redis goes away the worker loop ends,
+and ``run_worker`` starts it again until Redis answers; the write runs it was cut off in the
+middle of are handed back then (``jobs.recover_held``), before it takes new ones.
 """
 
 from __future__ import annotations
@@ -21,11 +26,11 @@ from typing import Any
 
 import redis
 from rq import SimpleWorker
-from rq.exceptions import NoSuchJobError
+from rq.exceptions import NoSuchJobError, StopRequested
 from rq.job import Job
 from rq.worker import WorkerStatus
 
-from gateway import delivery, jobs, sync
+from gateway import delivery, jobs, scheduler, sync
 from gateway.core import WRITE_QUEUE, Gateway, build_gateway
 from gateway.embedded_redis import EmbeddedRedis
 from gateway.hub import bind
@@ -61,6 +66,10 @@ class GatewayWorker(SimpleWorker):
         gw = self.gateway
         if gw is None:
             return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+        if jobs.HELD:
+            # Runs this thread was cut off in the middle of (Redis went away): hand them back
+            # first. While Redis is still away this raises, and ``run_worker`` tries again.
+            jobs.recover_held(gw)
         # rq's own lists still count: ticket fetches and sync pages, and a write job that an
         # operator requeued from rq's failed registry (it finds its write's state and acts on it).
         others = list(self._ordered_queues)
@@ -115,9 +124,12 @@ class Housekeeping(threading.Thread):
         self.stopping = threading.Event()
 
     def run(self) -> None:
-        last_sweep = last_keepalive = 0.0
+        last_sweep = last_keepalive = last_renewal = 0.0
         while not self.stopping.is_set():
             try:
+                if time.monotonic() - last_renewal > scheduler.RENEW_SECONDS:
+                    last_renewal = time.monotonic()
+                    jobs.renew_held(self.gw)
                 sync.promote_due(self.gw)
                 delivery.promote_due(self.gw)
                 if time.monotonic() - last_keepalive > 5.0:
@@ -139,24 +151,38 @@ def run_worker(gw: Gateway, *, burst: bool = False, name: str | None = None) -> 
     bind(gw)
     housekeeping = Housekeeping(gw)
     housekeeping.start()
+    worker: GatewayWorker | None = None
     try:
         for attempt in itertools.count():
-            # Order matters: rq takes from the first non-empty queue, so writes always go first.
-            worker = GatewayWorker([WRITE_QUEUE, delivery.QUEUE, sync.EVENTS_QUEUE, sync.SYNC_QUEUE], connection=gw.redis,
-                                   name=f"{name}-{attempt}" if name and attempt else name)
-            worker.gateway = gw
             try:
+                # Order matters: rq takes from the first non-empty queue, so writes always go first.
+                # (rq names the worker in Redis as it starts: that too waits for Redis to answer.)
+                worker = GatewayWorker([WRITE_QUEUE, delivery.QUEUE, sync.EVENTS_QUEUE, sync.SYNC_QUEUE],
+                                       connection=gw.redis, name=f"{name}-{attempt}" if name and attempt else name)
+                worker.gateway = gw
                 worker.work(burst=burst, logging_level="WARNING", with_scheduler=False)
-                return
+                if burst:
+                    return
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
-                if getattr(worker, "_shutdown_requested_date", None) is not None:
-                    return  # asked to stop (SIGTERM/SIGINT): a missing Redis is no reason to stay
-                # Redis went away mid-job (rq's own bookkeeping raised): the write's record and
-                # the sweeper recover the job; keep this process serving once Redis is back.
+                # Redis went away mid-job (rq's own bookkeeping raised): keep this process
+                # serving once Redis is back; the runs it was cut off in are handed back then.
                 log.warning("lost Redis while working; starting again in 1 s", exc_info=True)
+            if _stopping(worker):
+                return  # asked to stop (SIGTERM/SIGINT): a missing Redis is no reason to stay
+            # rq's loop also ends, without raising, on an error it does not handle (Redis gone
+            # while it filed a job): this process serves on, as after a raise.
+            try:
                 time.sleep(1.0)
+            except StopRequested:  # SIGTERM now: the last worker's handler says stop
+                return
+            if _stopping(worker):
+                return
     finally:
         housekeeping.stopping.set()
+
+
+def _stopping(worker: GatewayWorker | None) -> bool:
+    return worker is not None and getattr(worker, "_shutdown_requested_date", None) is not None
 
 
 def _child(config_path: str | None, index: int) -> None:

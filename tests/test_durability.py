@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +23,9 @@ from gateway.embedded_redis import EmbeddedRedis
 from gateway.errors import ConfigError
 from gateway.testing.conformance import Env, build_env
 from gateway.testing.harness import settings_from
+from gateway.testing.simulator import Faults
 from gateway.testing.workers import drain
+from gateway.writes import Accepted
 
 
 def env_on(client: redis.Redis, **gateway: object) -> Iterator[Env]:
@@ -100,6 +105,16 @@ def primary_and_replica(tmp_path: Path) -> Iterator[tuple[EmbeddedRedis, Embedde
         os.kill(replica.process.pid, signal.SIGCONT)
     replica.stop()
     primary.stop()
+
+
+@contextlib.contextmanager
+def stalled(replica: EmbeddedRedis) -> Iterator[None]:
+    """The replica stays connected but confirms nothing while inside."""
+    os.kill(replica.process.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(replica.process.pid, signal.SIGCONT)
 
 
 def test_replicated_answers_202_only_once_the_replica_has_the_write_else_503_and_withdraws_it(
@@ -182,3 +197,127 @@ def test_replicated_a_worker_whose_sending_mark_the_replicas_miss_tries_again_la
 def test_settings_refuse_a_replica_count_below_one() -> None:
     with pytest.raises(ConfigError, match="gateway.replicas"):
         settings_from({"gateway": {"durability": "replicated", "replicas": 0}})
+
+
+# --------------------------------------------------------------------------- Redis lost mid-run
+
+
+def test_a_run_cut_off_by_a_redis_restart_is_handed_back_at_once_and_its_reply_lands_once(
+    fsync_server: EmbeddedRedis,
+) -> None:
+    """Redis goes away while the vendor call is in flight: the reply lands, but the run can
+    save nothing and dies holding the write's lock and its connection's slot. Once Redis is
+    back, the worker hands the run back (lock, slot, the write queued again) before anything
+    else: the write is reconciled now, not when its lock and lease run out minutes later."""
+    client = redis.Redis.from_url(fsync_server.url)
+    envs = env_on(client, durability="fsync")
+    env = next(envs)
+    try:
+        ticket = env.sim.sample_ticket_id()
+        write_id = env.post(f"/v1/tickets/{env.ref(ticket)}/replies", {"text": "cut off"}).json()["write_id"]
+        env.sim.set_faults(Faults(latency_ms=1500))  # the call is slow: Redis dies during it
+        watcher = redis.Redis.from_url(fsync_server.url)
+
+        def kill_redis_once_sending() -> None:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                raw = watcher.get(f"write:{write_id}")
+                if raw and json.loads(raw)["steps"][0]["state"] == "sending":
+                    fsync_server.kill()
+                    return
+                time.sleep(0.01)
+
+        killer = threading.Thread(target=kill_redis_once_sending)
+        killer.start()
+        with contextlib.suppress(redis.exceptions.ConnectionError):
+            drain(env.gw, timeout=5)
+        killer.join()
+        assert not fsync_server.process or fsync_server.process.poll() is not None, "Redis was never killed"
+        fsync_server.start()
+        env.sim.set_faults(Faults())
+        assert client.exists(f"lock:write:{write_id}")  # the dead run's lock came back with Redis
+
+        assert drain(env.gw, timeout=10), "the write waited for its dead run's lock"
+        held = env.write(write_id)
+        assert held["status"] == "succeeded"
+        assert held["attempts"][-1]["outcome"] == "reconciled"  # found at the vendor, not sent again
+        assert len(notes_with(env, ticket, "cut off")) == 1
+        assert env.gw.scheduler.load(env.connection).running == 0
+    finally:
+        envs.close()
+
+
+def test_replicated_a_withdrawn_write_whose_run_was_queued_leaves_its_connection_free(
+    primary_and_replica: tuple[EmbeddedRedis, EmbeddedRedis],
+) -> None:
+    """The first run of a write the replicas did not confirm is already queued when the write is
+    withdrawn: that run finds no write, and must still give its connection's slot back (with one
+    slot per connection, the connection's later writes would otherwise never run)."""
+    primary, replica = primary_and_replica
+    envs = env_on(redis.Redis.from_url(primary.url), durability="replicated", replicas=1, replica_timeout_ms=200,
+                  writes_per_connection=1)
+    env = next(envs)
+    try:
+        ticket = env.sim.sample_ticket_id()
+        with stalled(replica):
+            refused = env.post(f"/v1/tickets/{env.ref(ticket)}/replies", {"text": "withdrawn"})
+        assert refused.status_code == 503 and refused.json()["extra"]["withdrawn"] is True
+        assert env.gw.scheduler.load(env.connection).queued == 1  # its first run, still queued
+
+        later = env.post(f"/v1/tickets/{env.ref(ticket)}/replies", {"text": "after it"})
+        assert later.status_code == 202
+        env.drain(timeout=10)
+        assert env.write(later.json()["write_id"])["status"] == "succeeded"
+        assert len(notes_with(env, ticket, "after it")) == 1 and notes_with(env, ticket, "withdrawn") == []
+        assert env.gw.scheduler.load(env.connection).running == 0
+    finally:
+        envs.close()
+
+
+def test_replicated_a_write_a_worker_finished_before_the_wait_gave_up_is_not_withdrawn(
+    primary_and_replica: tuple[EmbeddedRedis, EmbeddedRedis],
+) -> None:
+    """The API's WAIT gives up just as the replica catches up, and a worker has already sent and
+    finished the write: withdrawing it now would let the caller's resend make a second reply."""
+    primary, _ = primary_and_replica
+    envs = env_on(redis.Redis.from_url(primary.url), durability="replicated", replicas=1, replica_timeout_ms=200)
+    env = next(envs)
+    try:
+        ticket = env.sim.sample_ticket_id()
+        body = {"text": "finished first"}
+        write_id = env.post(f"/v1/tickets/{env.ref(ticket)}/replies", body, key="race-1").json()["write_id"]
+        as_accepted = env.gw.writes.get(write_id)
+        env.drain()
+        with pytest.raises(durability.NotReplicated) as refused:
+            durability.withdraw_unconfirmed(env.gw, as_accepted, Accepted(write_id, new=True, head=True, same_body=True), 0)
+        assert refused.value.withdrawn is False
+        resent = env.post(f"/v1/tickets/{env.ref(ticket)}/replies", body, key="race-1")
+        assert resent.status_code == 202 and resent.json()["write_id"] == write_id
+        env.drain()
+        assert len(notes_with(env, ticket, "finished first")) == 1
+    finally:
+        envs.close()
+
+
+def test_replicated_a_resent_key_is_answered_202_only_once_the_replicas_confirm(
+    primary_and_replica: tuple[EmbeddedRedis, EmbeddedRedis],
+) -> None:
+    """A resend finds its write by key; while the replicas confirm nothing, it is a 503 like any
+    write (the write may be on the primary only), and a 202 with the same write once they do."""
+    primary, replica = primary_and_replica
+    envs = env_on(redis.Redis.from_url(primary.url), durability="replicated", replicas=1, replica_timeout_ms=200)
+    env = next(envs)
+    try:
+        ticket = env.sim.sample_ticket_id()
+        body = {"text": "resent"}
+        first = env.post(f"/v1/tickets/{env.ref(ticket)}/replies", body, key="resend-1")
+        assert first.status_code == 202
+        with stalled(replica):
+            held_back = env.post(f"/v1/tickets/{env.ref(ticket)}/replies", body, key="resend-1")
+        assert held_back.status_code == 503 and held_back.json()["extra"]["withdrawn"] is False
+        again = env.post(f"/v1/tickets/{env.ref(ticket)}/replies", body, key="resend-1")
+        assert again.status_code == 202 and again.json()["write_id"] == first.json()["write_id"]
+        env.drain()
+        assert len(notes_with(env, ticket, "resent")) == 1
+    finally:
+        envs.close()

@@ -112,3 +112,19 @@ def test_a_push_rings_the_bell_for_a_blocked_worker(redis_client: redis.Redis) -
     assert sched.wait_for_work(0.05, []) is None
     sched.push("c", "ws1", 1, "r1")
     assert sched.wait_for_work(1.0, []) is not None
+
+
+def test_a_lease_its_worker_renews_keeps_the_slot_and_a_lease_left_alone_ends(redis_client: redis.Redis) -> None:
+    """A living worker renews its runs' leases (a long vendor call keeps its slot); a killed one
+    stops renewing, and its slot comes free after one lease, not after the job timeout."""
+    sched = Scheduler(redis_client, lease_seconds=1.0)
+    _push_many(redis_client, sched, "c", "ws1", 3, cap=1)
+    assert sched.pick().run_id == "c-0"
+    for _ in range(3):
+        time.sleep(0.4)
+        sched.renew("c", "c-0")
+        assert sched.pick().run_id is None  # still running: 1.2 s in, on a 1 s lease
+    time.sleep(1.1)  # renewals stopped: the worker is gone
+    assert sched.pick().run_id == "c-1"
+    sched.renew("c", "c-0")  # a late renewal does not take the freed slot back
+    assert sched.load("c").running == 1
