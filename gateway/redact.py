@@ -51,6 +51,9 @@ class Redactor:
 
     def payload(self, value: Any, *, limit: int = MAX_TEXT) -> Any:
         """A copy of a JSON-like payload with secret keys masked and long strings cut."""
+        if type(value) is str:  # most values (every audit record's attributes): no other test
+            text = value if self._pattern is None else self._pattern.sub(MASK, value)
+            return text if len(text) <= limit else f"{text[:limit]}…[{len(text)} chars]"
         if isinstance(value, dict):
             return {
                 k: (MASK if _secret_key(str(k)) else self.payload(v, limit=limit))
