@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 import time
-import uuid
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime, timedelta, timezone
@@ -165,7 +165,7 @@ def first_in_progress(gw: Hub, ticket: Ticket) -> str | None:
 def new_run(write_id: str, prepaid: bool = False) -> str:
     """A run of ``write_id`` as the scheduler holds it: the write, whether its rate slot is
     prepaid, and a nonce. Nothing is stored until a worker takes it (``jobs.run_job``)."""
-    return f"run-{write_id}-{int(prepaid)}-{uuid.uuid4().hex[:12]}"
+    return f"run-{write_id}-{int(prepaid)}-{os.urandom(6).hex()}"
 
 
 @dataclass
@@ -285,7 +285,7 @@ def _prepare(
         connection=connection,
         vendor=gw.connection(connection).vendor,
         kind=kind,
-        dedup_key=idempotency_key or f"gw-{uuid.uuid4().hex}",
+        dedup_key=idempotency_key or f"gw-{os.urandom(16).hex()}",
         body_hash=_fingerprint(kind, target, request, uploads),
         chain=f"{connection}:{split_ref(target)[1]}" if target else f"new:{write_id}",
         steps=steps,

@@ -24,8 +24,8 @@ A write is stored in Redis *before* the API answers 202. Keys:
 from __future__ import annotations
 
 import hashlib
+import os
 import time
-import uuid
 from datetime import datetime, timezone
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -240,7 +240,7 @@ class WriteStore:
 
     @staticmethod
     def new_id() -> str:
-        return "w_" + uuid.uuid4().hex
+        return "w_" + os.urandom(16).hex()  # as random as uuid4, a third of its cost
 
     def accept(self, record: WriteRecord, *, run: tuple[str, int] | None = None,
                status_ticket: str | None = None, event: Staged | None = None,
@@ -287,14 +287,19 @@ class WriteStore:
         if known:
             starts[3] = len(names) + 1
             names += known
-        args: list[Any] = [record.id, record.body_hash, self.idempotency_seconds, _enc.encode(record), time.time(),
-                           *(("", "", "", "") if run is None else (run[0], record.connection, record.workspace, run[1])),
-                           *starts, *(event.args if event else ("", "", "", "")), counter[1] if counter else "",
-                           len(known)]
-        # as Redis would have read them: text (the JSON is UTF-8; Redis 6's cmsgpack reads no
-        # binary type), numbers written exactly
-        return _packer.encode((names, [a.decode() if isinstance(a, bytes) else a if isinstance(a, str) else repr(a)
-                                       for a in args]))
+        # As Redis would have read them: text (the JSON is UTF-8; Redis 6's cmsgpack reads no
+        # binary type), numbers written exactly (``repr``), each converted by what it is.
+        args = [record.id, record.body_hash, repr(self.idempotency_seconds), _enc.encode(record).decode(),
+                repr(time.time())]
+        args += ("", "", "", "") if run is None else (run[0], record.connection, record.workspace, repr(run[1]))
+        args += map(repr, starts)
+        if event is None:
+            args += ("", "", "", "")
+        else:
+            trim_before, body, workspace, at = event.args
+            args += (repr(trim_before), body.decode(), workspace, repr(at))
+        args += (counter[1] if counter else "", repr(len(known)))
+        return _packer.encode((names, args))
 
     def dedup(self, workspace: str, key: str) -> tuple[str, str] | None:
         """The write id and body hash holding a dedup key, if any."""
