@@ -217,12 +217,17 @@ def test_a_run_cut_off_by_a_redis_restart_is_handed_back_at_once_and_its_reply_l
         write_id = env.post(f"/v1/tickets/{env.ref(ticket)}/replies", {"text": "cut off"}).json()["write_id"]
         env.sim.set_faults(Faults(latency_ms=1500))  # the call is slow: Redis dies during it
         watcher = redis.Redis.from_url(fsync_server.url)
+        requests_before = env.sim.stats["requests"]
 
         def kill_redis_once_sending() -> None:
+            # Once the step is marked sending and the vendor has the call (the simulator counts
+            # it before its latency): killed any earlier, the run could lose Redis before the
+            # call, and the write would rightly be sent, not reconciled.
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline:
                 raw = watcher.get(f"write:{write_id}")
-                if raw and json.loads(raw)["steps"][0]["state"] == "sending":
+                if (raw and json.loads(raw)["steps"][0]["state"] == "sending"
+                        and env.sim.stats["requests"] > requests_before):
                     fsync_server.kill()
                     return
                 time.sleep(0.01)
