@@ -1,8 +1,10 @@
 """Where the queue page's time goes inside Redis: the store's query script, query by query.
 
-``python -m bench.profile_store [--tickets N] [--calls N] [--rounds N] [--facets]`` starts a
-redis-server (the embedded one), loads N generated tickets (``bench.tickets``) through the
-store's own write path, prints the store's bytes per ticket (``used_memory`` less what the
+``python -m bench.profile_store [--tickets N | --synced N] [--calls N] [--rounds N] [--facets]``
+starts a redis-server (the embedded one), loads N generated tickets (``bench.tickets``) through
+the store's own write path, or with ``--synced`` the tickets of figure 5 (N a PSA, created in
+the three simulators by ``bench.fig_queue.add_vendors`` and synced through each connection's own
+sync), prints the store's bytes per ticket (``used_memory`` less what the
 empty Redis used), and runs each query of figure 5's mix (``bench.fig_queue._queries``: the same filters,
 the same page) ``--calls`` times through ``TicketStore.page``, one at a time, in ``--rounds``
 rounds. Printed per query, from INFO commandstats (reset before each round) of the round whose
@@ -47,32 +49,41 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.profile_store", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tickets", type=int, default=20_000)
+    parser.add_argument("--synced", type=int, metavar="PER_PSA",
+                        help="figure 5's tickets instead: this many in each PSA simulator, synced")
     parser.add_argument("--calls", type=int, default=200, help="calls of each query in a round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--facets", action="store_true", help="ask for facets too (counted over the filter)")
     args = parser.parse_args(argv)
 
-    import redis
-
     from bench.fig_queue import WORKSPACE, _queries
+    from bench.rig import Rig
     from bench.tickets import generated, sample
-    from gateway.embedded_redis import EmbeddedRedis
     from gateway.store import TicketStore
 
     workdir = Path(tempfile.mkdtemp(prefix="msp-profile-store-"))
-    server = EmbeddedRedis(workdir / "redis").start()
+    rig = Rig(workdir)
     try:
-        client = redis.Redis.from_url(server.url)
+        rig.start_redis()
+        client = rig.redis
+        assert client is not None
         empty = int(client.info("memory")["used_memory"])
-        store = TicketStore(client)
         began = time.monotonic()
-        for start in range(0, args.tickets, 1000):
-            store.upsert_many(generated(start, min(args.tickets, start + 1000)), WORKSPACE, announce=False)
+        if args.synced:
+            store = _synced(rig, args.synced)
+            count = store.count(WORKSPACE)
+            mix = _every_ticket(store)
+        else:
+            store = TicketStore(client)
+            count = args.tickets
+            for start in range(0, count, 1000):
+                store.upsert_many(generated(start, min(count, start + 1000)), WORKSPACE, announce=False)
+            mix = sample(min(count, 20_000))
         used = int(client.info("memory")["used_memory"]) - empty
-        print(f"{args.tickets} tickets loaded in {time.monotonic() - began:.1f} s; "
-              f"store {used / args.tickets:.0f} bytes a ticket (Redis {client.info('server')['redis_version']})")
+        print(f"{count} tickets {'synced' if args.synced else 'loaded'} in {time.monotonic() - began:.1f} s; "
+              f"store {used / count:.0f} bytes a ticket (Redis {client.info('server')['redis_version']})")
         print(f"{'query':30s} {'script':>9s} {'lua':>9s} {'client':>9s}  commands the script called (per call: count, us)")
-        for label, params, pages in _queries(sample(min(args.tickets, 20_000))):
+        for label, params, pages in _queries(mix):
             flt = store_filter(params)
             cursor = None
             for _ in range(pages - 1):
@@ -99,8 +110,35 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{label:30s} {per_call:7.0f}us {per_call - inner_usec / args.calls:7.0f}us "
                   f"{statistics.median(walls) * 1e6:7.0f}us  {commands}")
     finally:
-        server.stop()
+        rig.close()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _synced(rig: Any, per_psa: int) -> Any:
+    """Figure 5's three PSA simulators with ``per_psa`` tickets each, synced into the store."""
+    from bench.fig_queue import QUEUE_CONNECTIONS, add_vendors
+    from gateway.testing.workers import sync_until_idle
+
+    add_vendors(rig, False, per_psa=per_psa, freshness=False)
+    rig.write_config()
+    gw = rig.prep_gateway()
+    for connection in QUEUE_CONNECTIONS:
+        sync_until_idle(gw, connection)
+    return gw.store
+
+
+def _every_ticket(store: Any) -> list[Any]:
+    """Every ticket in the store, through its own query (figure 5 picks its values from them)."""
+    from bench.fig_queue import WORKSPACE
+    from gateway.store import TicketFilter
+
+    tickets, cursor = [], None
+    while True:
+        page = store.query(WORKSPACE, TicketFilter(), limit=500, cursor=cursor)
+        tickets += page.tickets
+        cursor = page.next_cursor
+        if not cursor:
+            return tickets
 
 
 if __name__ == "__main__":
