@@ -1,9 +1,10 @@
 """Where the queue page's time goes inside Redis: the store's query script, query by query.
 
-``python -m bench.profile_store [--tickets N | --synced N] [--calls N] [--rounds N] [--facets]``
-starts a redis-server (the embedded one), loads N generated tickets (``bench.tickets``) through
-the store's own write path, or with ``--synced`` the tickets of figure 5 (N a PSA, created in
-the three simulators by ``bench.fig_queue.add_vendors`` and synced through each connection's own
+``python -m bench.profile_store [--tickets N | --synced N [--others N]] [--calls N] [--rounds N]
+[--facets]`` starts a redis-server (the embedded one), loads N generated tickets
+(``bench.tickets``) through the store's own write path, or with ``--synced`` the tickets of
+figure 5 (N a PSA, created in the three simulators by ``bench.fig_queue.add_vendors``, plus
+``--others`` connections with a simulator's demo data, synced through each connection's own
 sync), prints the store's bytes per ticket (``used_memory`` less what the
 empty Redis used), and runs each query of figure 5's mix (``bench.fig_queue._queries``: the same filters,
 the same page) ``--calls`` times through ``TicketStore.page``, one at a time, in ``--rounds``
@@ -51,6 +52,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tickets", type=int, default=20_000)
     parser.add_argument("--synced", type=int, metavar="PER_PSA",
                         help="figure 5's tickets instead: this many in each PSA simulator, synced")
+    parser.add_argument("--others", type=int, default=0, metavar="N",
+                        help="with --synced: N more connections in the workspace, each with a ConnectWise "
+                             "simulator's demo tickets (figure 5's rig has 9: the other figures' connections)")
     parser.add_argument("--calls", type=int, default=200, help="calls of each query in a round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--facets", action="store_true", help="ask for facets too (counted over the filter)")
@@ -70,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
         empty = int(client.info("memory")["used_memory"])
         began = time.monotonic()
         if args.synced:
-            store = _synced(rig, args.synced)
+            store = _synced(rig, args.synced, args.others)
             count = store.count(WORKSPACE)
             mix = _every_ticket(store)
         else:
@@ -114,15 +118,19 @@ def main(argv: list[str] | None = None) -> None:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _synced(rig: Any, per_psa: int) -> Any:
-    """Figure 5's three PSA simulators with ``per_psa`` tickets each, synced into the store."""
+def _synced(rig: Any, per_psa: int, others: int) -> Any:
+    """Figure 5's three PSA simulators with ``per_psa`` tickets each, and ``others`` ConnectWise
+    connections with the simulator's demo data, synced into the store."""
     from bench.fig_queue import QUEUE_CONNECTIONS, add_vendors
     from gateway.testing.workers import sync_until_idle
 
     add_vendors(rig, False, per_psa=per_psa, freshness=False)
+    extra = [f"demo-{i}" for i in range(others)]
+    for name in extra:
+        rig.add_vendor(name, rate=None)  # a ConnectWise simulator's demo tickets, a few a status
     rig.write_config()
     gw = rig.prep_gateway()
-    for connection in QUEUE_CONNECTIONS:
+    for connection in [*QUEUE_CONNECTIONS, *extra]:
         sync_until_idle(gw, connection)
     return gw.store
 

@@ -276,17 +276,34 @@ end
 local drivers = {}
 if by_name.status or by_name.sname or by_name.cat or by_name.conn or by_name.vendor then
   local names = {'status', 'sname', 'cat', 'conn', 'vendor'}
-  local all = redis.call('HGETALL', p .. 'sd')
+  local filtered = {}
+  for _, name in ipairs(names) do if by_name[name] then filtered[#filtered + 1] = by_name[name] end end
+  -- A workspace of many connections holds a hundred combinations and more, most of which the
+  -- filter refuses: one whose bytes hold none of a filter's values (length-prefixed, as the
+  -- combination holds them) is refused with a search in C, and only its status is unpacked.
+  local combos = redis.call('HKEYS', p .. 'sd')
   local keys, matched, missed = {}, {}, {}
-  for i = 1, #all, 2 do
-    local c = {struct.unpack(COMBO, all[i])}
-    local ok = true
-    for j, name in ipairs(names) do
-      local d = by_name[name]
-      if d and not d.set[c[j]] then ok = false; break end
+  for i = 1, #combos do
+    local combo, ok, status = combos[i], true, nil
+    for _, d in ipairs(filtered) do
+      local held = false
+      for _, needle in ipairs(d.needles) do
+        if string.find(combo, needle, 1, true) then held = true; break end
+      end
+      if not held then ok = false; break end
     end
-    if ok and not matched[c[1]] then matched[c[1]] = true; keys[#keys + 1] = p .. 'st:' .. c[1] end
-    if not ok then missed[c[1]] = true end
+    if ok then
+      local c = {struct.unpack(COMBO, combo)}
+      status = c[1]
+      for j, name in ipairs(names) do
+        local d = by_name[name]
+        if d and not d.set[c[j]] then ok = false; break end
+      end
+    else
+      status = struct.unpack('>I4c0', combo)
+    end
+    if ok and not matched[status] then matched[status] = true; keys[#keys + 1] = p .. 'st:' .. status end
+    if not ok then missed[status] = true end
   end
   -- exact when no status it walks also holds tickets of a combination the filter refuses
   local exact = true
