@@ -119,6 +119,42 @@ def test_every_filter_combination_matches_a_brute_force_scan_across_all_pages(st
         assert got == expected, (f, sort, order)
 
 
+def test_pages_merging_many_small_status_indexes_match_a_brute_force_scan(store: TicketStore) -> None:
+    """A workspace of many connections whose PSAs use some statuses for a handful of tickets,
+    imported in the same few seconds (ties): a category page merges a status index of each,
+    most read from their start and skipped up to the cursor, and must still page exactly."""
+    rng = random.Random(11)
+    tickets = []
+    for c in range(12):
+        conn = f"c{c}"
+        for sid, name, cat in STATUSES:
+            for i in range(200 if sid == "1" and c < 2 else rng.randrange(0, 12)):
+                at = BASE + timedelta(seconds=rng.randrange(0, 4))
+                tickets.append(Ticket(
+                    ref=f"{conn}:{sid}-{i}", connection=conn, vendor="connectwise", vendor_id=f"{sid}-{i}",
+                    summary=f"{rng.choice(WORDS)} {i}", status=TicketStatus(sid, name, StatusCategory(cat)),
+                    created_at=at, updated_at=at + timedelta(seconds=rng.randrange(0, 3)),
+                ))
+    store.upsert_many(tickets, "w")
+    for _ in range(60):
+        f = TicketFilter(category=rng.sample([cat for _, _, cat in STATUSES], rng.randrange(1, 3)))
+        if rng.random() < 0.3:
+            f.connection = rng.sample([f"c{c}" for c in range(12)], 3)
+        if rng.random() < 0.3:
+            f.updated_before = BASE + timedelta(seconds=rng.randrange(1, 5))
+        if rng.random() < 0.2:
+            f.text = rng.choice(WORDS)
+        sort, order = rng.choice(["updated", "created", "age"]), rng.choice(["desc", "asc"])
+        got, cursor = [], None
+        while True:
+            page = store.query("w", f, sort=sort, order=order, limit=rng.choice([3, 7, 50]), cursor=cursor)
+            got += [t.ref for t in page.tickets]
+            cursor = page.next_cursor
+            if not cursor:
+                break
+        assert got == brute(tickets, f, sort, order), (f, sort, order)
+
+
 def test_facets_count_the_whole_filter_on_every_page(store: TicketStore) -> None:
     tickets = make_tickets(800, seed=3)
     for t in tickets:
