@@ -4,6 +4,7 @@ pages with a stable cursor, and counts facets for the current filter."""
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -65,6 +66,17 @@ def brute(tickets: list[Ticket], f: TicketFilter, sort: str, order: str) -> list
     return [t.ref for t in sorted(filter(ok, tickets), key=key, reverse=desc)]
 
 
+def every_page(store: TicketStore, f: TicketFilter, sort: str, order: str, limit: Callable[[], int]) -> list[str]:
+    """The refs of every page of a query, followed by cursor, each page ``limit()`` long."""
+    got, cursor = [], None
+    while True:
+        page = store.query("w", f, sort=sort, order=order, limit=limit(), cursor=cursor)
+        got += [t.ref for t in page.tickets]
+        cursor = page.next_cursor
+        if not cursor:
+            return got
+
+
 def random_filter(rng: random.Random) -> TicketFilter:
     f = TicketFilter()
     if rng.random() < 0.4:
@@ -108,15 +120,8 @@ def test_every_filter_combination_matches_a_brute_force_scan_across_all_pages(st
         f = random_filter(rng)
         sort = rng.choice(["updated", "created", "age"])
         order = rng.choice(["desc", "asc"])
-        expected = brute(tickets, f, sort, order)
-        got, cursor = [], None
-        while True:
-            page = store.query("w", f, sort=sort, order=order, limit=rng.choice([7, 50, 200]), cursor=cursor)
-            got += [t.ref for t in page.tickets]
-            cursor = page.next_cursor
-            if not cursor:
-                break
-        assert got == expected, (f, sort, order)
+        got = every_page(store, f, sort, order, lambda: rng.choice([7, 50, 200]))
+        assert got == brute(tickets, f, sort, order), (f, sort, order)
 
 
 def test_pages_merging_many_small_status_indexes_match_a_brute_force_scan(store: TicketStore) -> None:
@@ -145,13 +150,7 @@ def test_pages_merging_many_small_status_indexes_match_a_brute_force_scan(store:
         if rng.random() < 0.2:
             f.text = rng.choice(WORDS)
         sort, order = rng.choice(["updated", "created", "age"]), rng.choice(["desc", "asc"])
-        got, cursor = [], None
-        while True:
-            page = store.query("w", f, sort=sort, order=order, limit=rng.choice([3, 7, 50]), cursor=cursor)
-            got += [t.ref for t in page.tickets]
-            cursor = page.next_cursor
-            if not cursor:
-                break
+        got = every_page(store, f, sort, order, lambda: rng.choice([3, 7, 50]))
         assert got == brute(tickets, f, sort, order), (f, sort, order)
 
 
