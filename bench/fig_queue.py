@@ -86,18 +86,10 @@ def run_reads(ctx: Context) -> list[Figure]:
     if not queue_ready():
         return [Figure(name="queue_reads_p50", skipped=SKIP)]
     from bench import sqlite_app
-    from gateway.store import TicketFilter
 
     rig = ctx.rig
     gw = rig.prep_gateway()
-    tickets = []
-    cursor = None
-    while True:  # every ticket the gateway's store holds, through its own query
-        page = gw.store.query(WORKSPACE, TicketFilter(), limit=500, cursor=cursor)
-        tickets += page.tickets
-        cursor = page.next_cursor
-        if not cursor:
-            break
+    tickets = store_tickets(gw.store)
     ctx.shared["store_tickets"] = len(tickets)
     db = str(rig.workdir / "tickets.sqlite")
     sqlite_app.build(db, tickets, WORKSPACE)
@@ -105,6 +97,20 @@ def run_reads(ctx: Context) -> list[Figure]:
     reads = measure_reads(ctx, db, _queries(tickets), count=70 if ctx.quick else 600,
                           rounds=1 if ctx.quick else 2, profile="queue reads (figure 5)")
     return reads.figures("", {"tickets": len(tickets)})
+
+
+def store_tickets(store: Any) -> list[Any]:
+    """Every ticket the store holds for the workspace, through its own query (the SQLite
+    baseline is built from them and the queries pick their values from them)."""
+    from gateway.store import TicketFilter
+
+    tickets, cursor = [], None
+    while True:
+        page = store.query(WORKSPACE, TicketFilter(), limit=500, cursor=cursor)
+        tickets += page.tickets
+        cursor = page.next_cursor
+        if not cursor:
+            return tickets
 
 
 class Reads:

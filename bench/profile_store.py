@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--facets", action="store_true", help="ask for facets too (counted over the filter)")
     args = parser.parse_args(argv)
 
-    from bench.fig_queue import WORKSPACE, _queries
+    from bench.fig_queue import WORKSPACE, _queries, store_tickets
     from bench.rig import Rig
     from bench.tickets import generated, sample
     from gateway.store import TicketStore
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.synced:
             store = _synced(rig, args.synced, args.others)
             count = store.count(WORKSPACE)
-            mix = _every_ticket(store)
+            mix = store_tickets(store)
         else:
             store = TicketStore(client)
             count = args.tickets
@@ -133,20 +133,6 @@ def _synced(rig: Any, per_psa: int, others: int) -> Any:
     for connection in [*QUEUE_CONNECTIONS, *extra]:
         sync_until_idle(gw, connection)
     return gw.store
-
-
-def _every_ticket(store: Any) -> list[Any]:
-    """Every ticket in the store, through its own query (figure 5 picks its values from them)."""
-    from bench.fig_queue import WORKSPACE
-    from gateway.store import TicketFilter
-
-    tickets, cursor = [], None
-    while True:
-        page = store.query(WORKSPACE, TicketFilter(), limit=500, cursor=cursor)
-        tickets += page.tickets
-        cursor = page.next_cursor
-        if not cursor:
-            return tickets
 
 
 if __name__ == "__main__":

@@ -109,7 +109,8 @@ class RedisAuditExporter(SpanExporter):
         calls: list[AuditRecord] = []
         for span in spans:
             # the span's own dict, copied in C (iterating the SDK's mapping costs a call a key)
-            found = span.attributes.copy() if span.attributes else {}
+            attributes = span.attributes
+            found = attributes.copy() if attributes else {}
             if not found.get("gateway.kind"):
                 continue
             record = _record(span, found, self.redactor)

@@ -52,7 +52,7 @@ class Redactor:
     def payload(self, value: Any, *, limit: int = MAX_TEXT) -> Any:
         """A copy of a JSON-like payload with secret keys masked and long strings cut."""
         if isinstance(value, str):  # first: most values are strings (an audit record's attributes)
-            text = value if self._pattern is None else self._pattern.sub(MASK, value)
+            text = self.scrub(value)
             return text if len(text) <= limit else f"{text[:limit]}…[{len(text)} chars]"
         if isinstance(value, dict):
             return {

@@ -25,6 +25,13 @@ def test_secret_looking_keys_are_masked_in_payloads() -> None:
     assert clean == {"client_secret": MASK, "nested": [{"password": MASK, "text": "hello"}], "ApiKey": MASK}
 
 
+def test_payload_strings_lose_known_secrets_and_their_excess_length() -> None:
+    redactor = Redactor(["s3cr3t-value"])
+    clean = redactor.payload({"note": "key s3cr3t-value", "lines": ["s3cr3t-value", 7], "n": 3}, limit=20)
+    assert clean == {"note": f"key {MASK}", "lines": [MASK, 7], "n": 3}
+    assert redactor.payload("x" * 30, limit=20) == "x" * 20 + "…[30 chars]"
+
+
 def test_log_records_are_scrubbed(caplog: pytest.LogCaptureFixture) -> None:
     logger = logging.getLogger("test.redact")
     handler_filter = RedactingFilter(Redactor(["hunter2-secret"]))
