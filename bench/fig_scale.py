@@ -113,7 +113,7 @@ def run(ctx: Context) -> list[Figure]:
     try:
         synced = large.start(2, sync_timeout=120 if quick else 900)
         probes_large = _probes(large, 20 if quick else 100)
-        idle_large = _idle(large, idle_seconds(quick))
+        idle_large = _idle(large, idle_seconds(quick), quiet_timeout=5 if quick else 30)
         throughput = _throughput(large, writes_for(quick), quiet_timeout=5 if quick else 30)
     finally:
         large.close()
@@ -121,7 +121,7 @@ def run(ctx: Context) -> list[Figure]:
     try:
         small.start(2, sync_timeout=120)
         probes_small = _probes(small, 20 if quick else 100)
-        idle_small = _idle(small, idle_seconds(quick))
+        idle_small = _idle(small, idle_seconds(quick), quiet_timeout=5 if quick else 30)
     finally:
         small.close()
 
@@ -167,10 +167,11 @@ def idle_seconds(quick: bool) -> float:
     return 2.0 if quick else 10.0
 
 
-def _idle(fleet: Fleet, seconds: float) -> dict[str, float]:
-    """What the idle fleet holds in Redis, and its workers' CPU over ``seconds`` (given per 10 s)."""
+def _idle(fleet: Fleet, seconds: float, *, quiet_timeout: float) -> dict[str, float]:
+    """What the idle fleet holds in Redis, and its workers' CPU over ``seconds`` (given per 10 s),
+    once the probes' refetches are done (``quiet``: 1.0) or ``quiet_timeout`` has passed."""
     rig = fleet.rig
-    rig.wait_quiet(timeout=30)
+    quiet = rig.wait_quiet(timeout=quiet_timeout)
     before = sum(cpu_seconds(w.pid) for w in rig.workers)
     time.sleep(seconds)
     cpu = (sum(cpu_seconds(w.pid) for w in rig.workers) - before) * 10.0 / seconds
@@ -179,13 +180,14 @@ def _idle(fleet: Fleet, seconds: float) -> dict[str, float]:
     tickets = sum(1 for _ in rig.redis.scan_iter("tk:*", count=5000))  # type: ignore[union-attr]
     store_bytes = sum(rig.redis.memory_usage(k) or 0 for k in rig.redis.scan_iter("tk:*", count=5000))  # type: ignore[union-attr]
     return {"keys": float(rig.redis.dbsize() - tickets), "bytes": float(info["used_memory"] - store_bytes),  # type: ignore[union-attr]
-            "cpu": cpu, "tickets": tickets}
+            "cpu": cpu, "tickets": tickets, "quiet": float(quiet)}
 
 
 def _throughput(fleet: Fleet, count: int, *, quiet_timeout: float) -> dict[str, Any]:
     rig = fleet.rig
     # The probes' writes make their tickets be fetched again a few seconds later; a quick run
-    # waits at most 5 s for that (it waited up to 30, a quarter of its two minutes).
+    # waits at most 5 s for that here and before measuring the idle fleet (30 s each was a
+    # quarter of its two minutes).
     quiet = rig.wait_quiet(timeout=quiet_timeout)
     workers = len(rig.workers)
     rig.stop_workers()
