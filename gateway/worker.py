@@ -55,6 +55,18 @@ class GatewayWorker(SimpleWorker):
     gateway: Gateway | None = None
     # Longest a worker blocks before looking again (heartbeats, shutdown, clock drift).
     MAX_BLOCK = 1.0
+    # True while this worker looks for its next job. rq's stop signal raises wherever an idle
+    # worker is, and here that can be between the scheduler handing out a run (its slot leased,
+    # its id off the connection's list) and the run becoming the job rq executes: the run would
+    # sit unserved until its lease ran out and the sweep found its write. A stop request that
+    # arrives meanwhile is kept for the loop instead (``_shutdown``), as rq does for a busy worker.
+    _dequeuing = False
+
+    def _shutdown(self) -> None:
+        if self._dequeuing:
+            self._stop_requested = True
+            return
+        super()._shutdown()
 
     def subscribe(self) -> None:
         return None
@@ -63,9 +75,15 @@ class GatewayWorker(SimpleWorker):
         return None
 
     def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None) -> Any:
-        gw = self.gateway
-        if gw is None:
+        if self.gateway is None:
             return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+        self._dequeuing = True
+        try:
+            return self._next_job(self.gateway, timeout, max_idle_time)
+        finally:
+            self._dequeuing = False
+
+    def _next_job(self, gw: Gateway, timeout: int | None, max_idle_time: int | None) -> Any:
         if jobs.HELD:
             # Runs this thread was cut off in the middle of (Redis went away): hand them back
             # first. While Redis is still away this raises, and ``run_worker`` tries again.
@@ -79,6 +97,8 @@ class GatewayWorker(SimpleWorker):
         idle_since = time.monotonic()
         last_beat = 0.0
         while True:
+            if self._stop_requested:
+                return None  # a stop arrived while looking: rq's loop ends on no job
             if time.monotonic() - last_beat > 5.0:
                 last_beat = time.monotonic()
                 self.heartbeat()

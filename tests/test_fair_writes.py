@@ -67,3 +67,39 @@ def test_a_paused_connection_holds_no_worker_and_does_not_spin(cw: Env) -> None:
     assert backlog["unfinished"] == 10 and backlog["queued"] == 10 and backlog["running"] == 0
     assert backlog["parked_seconds"] > 50 and view["paused_seconds"] > 50
     assert backlog["oldest_age_seconds"] >= 0
+
+
+def test_a_worker_told_to_stop_as_it_takes_a_run_runs_it_and_leaves_no_slot_held(cw: Env) -> None:
+    """SIGTERM the instant the scheduler hands a run out, when rq still counts the worker idle:
+    the worker stops after running it, as after a stop while busy. (rq's stop raised there, and
+    the run was off its connection's list with its slot leased until the lease ran out and the
+    sweep found its write, up to a minute later.)"""
+    import os
+    import signal
+
+    from gateway import hub
+    from gateway.scheduler import Picked, Scheduler
+    from gateway.worker import GatewayWorker
+
+    class StopAsARunIsTaken(Scheduler):
+        def pick(self) -> Picked:
+            picked = super().pick()
+            if picked.run_id is not None:
+                os.kill(os.getpid(), signal.SIGTERM)  # the handler runs before this returns
+            return picked
+
+    ref = cw.ref(cw.sim.sample_ticket_id())
+    write_id = cw.post(f"/v1/tickets/{ref}/replies", {"text": "taken as the stop came"}).json()["write_id"]
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    cw.gw.scheduler = StopAsARunIsTaken(cw.gw.redis)
+    hub.bind(cw.gw)
+    worker = GatewayWorker(["writes"], connection=cw.gw.redis)
+    worker.gateway = cw.gw
+    try:
+        worker.work(burst=True, logging_level="WARNING")
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    assert worker._shutdown_requested_date is not None, "the signal never came: the test proves nothing"
+    assert cw.write(write_id)["status"] == "succeeded"
+    assert cw.gw.redis.zcard(f"{{sched}}:run:{cw.connection}") == 0, "the connection's slot is still leased"
