@@ -21,14 +21,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 from gateway import keys
 from gateway.aio import Channel
+
+if TYPE_CHECKING:
+    from prometheus_client.core import Metric
 
 log = logging.getLogger("gateway.metrics")
 
@@ -158,6 +159,8 @@ class _WorkspaceCollector:
         return {k.decode(): float(v) for k, v in raw.items()}
 
     def collect(self) -> Iterator[Metric]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+
         gw, workspace = self.gw, self.workspace
         connections = sorted(c.id for c in gw.connections.values() if c.workspace == workspace)
 
@@ -218,7 +221,12 @@ class _WorkspaceCollector:
 def render(gw: Any, workspace: str, last_pull: Callable[[str], float | None]) -> bytes:
     """The Prometheus text exposition of one workspace's metrics. ``last_pull(connection)``:
     when the connection's last complete pull from its PSA ended (``None``: never, or a
-    connection sync does not keep; ``gateway.sync.last_pull``)."""
+    connection sync does not keep; ``gateway.sync.last_pull``).
+
+    prometheus_client is imported here, at the first scrape: worker processes count facts
+    but never render them, and importing it cost each of them about 1 MB."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_WorkspaceCollector(gw, workspace, last_pull))  # type: ignore[arg-type]
     return generate_latest(registry)

@@ -14,6 +14,8 @@ middle of are handed back then (``jobs.recover_held``), before it takes new ones
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import itertools
 import logging
 import multiprocessing
@@ -22,6 +24,7 @@ import signal
 import threading
 import time
 
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -67,6 +70,11 @@ class GatewayWorker(SimpleWorker):
             self._stop_requested = True
             return
         super()._shutdown()
+
+    def execute_job(self, job: Job, queue: Any) -> None:
+        super().execute_job(job, queue)
+        if queue.name == sync.SYNC_QUEUE:
+            _return_freed_heap()
 
     def subscribe(self) -> None:
         return None
@@ -132,6 +140,28 @@ class GatewayWorker(SimpleWorker):
             return self.job_class.fetch(job_id, connection=self.connection, serializer=self.serializer)
         except NoSuchJobError:
             return None
+
+
+def _return_freed_heap() -> None:
+    """Give the C heap's free memory back to the system after a sync page.
+
+    A page is up to a thousand tickets: its JSON, decoded records and store entries are freed
+    when the job ends, but glibc keeps the freed heap (its trim threshold rises with each large
+    buffer freed), so a worker's resident size grew by the largest page it had read, 3-5 MB
+    after a backfill, and stayed there. ``malloc_trim`` costs a few milliseconds when it has
+    much to give back and ~0.1 ms when not, against the hundreds a page takes.
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL(None).malloc_trim  # type: ignore[no-any-return]
+    except (OSError, AttributeError):  # not glibc: nothing to call
+        return None
 
 
 class Housekeeping(threading.Thread):
