@@ -147,7 +147,7 @@ def _append(ctx: Context, count: int, label: str) -> list[str]:
 
 
 def run_faults(ctx: Context) -> Figure:
-    count = 120 if ctx.quick else 5000
+    count = 60 if ctx.quick else 5000
     down_seconds = 1.0 if ctx.quick else 30.0
     receiver = Receiver(fail_rate=0.2, throttle_rate=0.1, retry_after="0.2").start()
     sid, receiver.secret = _subscribe(ctx, receiver.url, ["connection.recovered"])
