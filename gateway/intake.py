@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
 import time
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -23,7 +22,7 @@ import anyio.to_thread
 import msgspec
 from opentelemetry import trace
 
-from gateway import durability, events, keys, metrics
+from gateway import durability, entropy, events, keys, metrics
 from gateway.aio import Channel
 from gateway.cache import MISS, ReadThrough
 from gateway.errors import WriteRefused
@@ -165,7 +164,7 @@ def first_in_progress(gw: Hub, ticket: Ticket) -> str | None:
 def new_run(write_id: str, prepaid: bool = False) -> str:
     """A run of ``write_id`` as the scheduler holds it: the write, whether its rate slot is
     prepaid, and a nonce. Nothing is stored until a worker takes it (``jobs.run_job``)."""
-    return f"run-{write_id}-{int(prepaid)}-{os.urandom(6).hex()}"
+    return f"run-{write_id}-{int(prepaid)}-{entropy.token_hex(6)}"
 
 
 @dataclass
@@ -285,7 +284,7 @@ def _prepare(
         connection=connection,
         vendor=gw.connection(connection).vendor,
         kind=kind,
-        dedup_key=idempotency_key or f"gw-{os.urandom(16).hex()}",
+        dedup_key=idempotency_key or f"gw-{entropy.token_hex(16)}",
         body_hash=_fingerprint(kind, target, request, uploads),
         chain=f"{connection}:{split_ref(target)[1]}" if target else f"new:{write_id}",
         steps=steps,

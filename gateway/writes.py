@@ -24,7 +24,6 @@ A write is stored in Redis *before* the API answers 202. Keys:
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from datetime import datetime, timezone
 from collections.abc import Sequence
@@ -33,7 +32,7 @@ from typing import Any, Literal
 import msgspec
 import redis
 
-from gateway import keys
+from gateway import entropy, keys
 from gateway.aio import Channel, run_script
 from gateway.locks import OwnedLock, try_lock
 from gateway.models import Effect
@@ -240,7 +239,7 @@ class WriteStore:
 
     @staticmethod
     def new_id() -> str:
-        return "w_" + os.urandom(16).hex()  # as random as uuid4, a third of its cost
+        return "w_" + entropy.token_hex(16)  # as random as uuid4, a fraction of its cost
 
     def accept(self, record: WriteRecord, *, run: tuple[str, int] | None = None,
                status_ticket: str | None = None, event: Staged | None = None,

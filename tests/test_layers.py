@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1] / "gateway"
 # Lowest first; each module imports only from its own layer or earlier ones.
 LAYERS: list[tuple[str, set[str]]] = [
     ("models and errors", {"gateway", "models", "errors", "settings", "hookspecs", "context", "redact"}),
-    ("primitives", {"keys", "locks", "cache", "aio", "embedded_redis", "logs", "metrics", "attachments"}),
+    ("primitives", {"keys", "locks", "cache", "aio", "embedded_redis", "logs", "metrics", "attachments", "entropy"}),
     ("stores and vendor access", {
         "writes", "store", "audit", "audit_chain", "ratelimit", "scheduler", "events", "webhooks",
         "plugins", "runtime", "vendor_http", "oauth", "durability",
