@@ -46,6 +46,7 @@ PAGE = 5000
 LOOKAHEAD = 1000  # how far past a gap the verifier looks for a record that was moved
 KEEP_RECORDS = GatewayConfig().audit_keep_records  # default retention per chain
 _APPEND_TRIES = 1000  # each lost try means another writer's append landed
+_packer = msgspec.msgpack.Encoder()
 
 
 def chain_key(workspace: str) -> str:
@@ -71,9 +72,11 @@ def digest(entry: bytes) -> str:
 
 
 # KEYS: chain, head, anchor, newest-first list, then every entry's index lists in order.
-# ARGV: expected seq, expected digest, keep (0: all), newest-first cap, index ttl seconds,
-#       now (ISO time), then per entry: its bytes, its digest, how many index lists it has.
+# ARGV: one MessagePack array (one argument for redis-py to encode, not three an entry): expected
+#       seq, expected digest, keep (0: all), newest-first cap, index ttl seconds, now (ISO
+#       time), the last entry's digest, then per entry: its text, how many index lists it has.
 _APPEND = """
+local ARGV = cmsgpack.unpack(ARGV[1])
 local head = redis.call('HMGET', KEYS[2], 'seq', 'digest')
 local seq = tonumber(head[1]) or 0
 local last = head[2] or string.rep('0', 64)
@@ -81,18 +84,18 @@ if seq ~= tonumber(ARGV[1]) or last ~= ARGV[2] then
   return {0, seq, last}
 end
 local ttl, at = ARGV[5], 5
-for i = 7, #ARGV, 3 do
+for i = 8, #ARGV, 2 do
   local entry = ARGV[i]
   seq = seq + 1
   redis.call('ZADD', KEYS[1], seq, entry)
   redis.call('LPUSH', KEYS[4], entry)
-  for _ = 1, tonumber(ARGV[i + 2]) do
+  for _ = 1, ARGV[i + 1] do
     redis.call('RPUSH', KEYS[at], entry)
     redis.call('EXPIRE', KEYS[at], ttl)
     at = at + 1
   end
-  last = ARGV[i + 1]
 end
+last = ARGV[7]
 redis.call('HSET', KEYS[2], 'seq', seq, 'digest', last)
 redis.call('LTRIM', KEYS[4], 0, tonumber(ARGV[4]) - 1)
 local keep = tonumber(ARGV[3])
@@ -155,10 +158,9 @@ class AuditChain:
                     entry = entry_bytes(seq + offset, last, body)
                     last = digest(entry)
                     entries.append(entry)
-                    args += [entry, last, len(indexes)]
-                answer = self._script(keys=keys, args=[
-                    seq, prev, self.keep_records, newest_first_cap, index_ttl, now, *args,
-                ])
+                    args += [entry.decode(), len(indexes)]  # text: Redis 6's cmsgpack reads no binary type
+                packed = _packer.encode([seq, prev, self.keep_records, newest_first_cap, index_ttl, now, last, *args])
+                answer = self._script(keys=keys, args=[packed])
                 if int(answer[0]) == 1:
                     self._heads[workspace] = (seq + len(items), last)
                     return entries

@@ -202,6 +202,33 @@ def test_a_queue_read_has_a_span_only_when_someone_can_see_it(api: Api) -> None:
     assert [s.name for s in server_spans()][-1] == "POST /v1/tickets/{ref:str}/replies"  # writes always are
 
 
+def test_a_request_span_reaches_every_span_processor_as_the_sdk_would_make_it(api: Api) -> None:
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import SpanKind, StatusCode
+
+    seen = InMemorySpanExporter()
+    api.gw.tracer_provider.add_span_processor(SimpleSpanProcessor(seen))  # added after the app was built
+    ref = f"cw:{api.sim.sample_ticket_id()}"
+    trace_id, parent = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    answer = api.client.post(f"/v1/tickets/{ref}/replies", json={"text": "traced", "internal": True},
+                             headers={**HEADERS, "traceparent": f"00-{trace_id}-{parent}-01", "tracestate": "msp=1"})
+    write_id = answer.json()["write_id"]
+
+    [span] = [s for s in seen.get_finished_spans() if s.kind is SpanKind.SERVER]
+    assert (f"{span.context.trace_id:032x}", f"{span.parent.span_id:016x}") == (trace_id, parent)
+    assert span.context.trace_state.get("msp") == "1" and span.context.trace_flags.sampled
+    assert span.resource.attributes["service.name"] == "msp-gateway"
+    assert span.start_time <= span.end_time and span.status.status_code is StatusCode.UNSET
+    assert {k: span.attributes[k] for k in ("gateway.kind", "gateway.write_id", "gateway.ticket",
+                                            "http.request.method", "http.response.status_code")} == {
+        "gateway.kind": "api_write", "gateway.write_id": write_id, "gateway.ticket": ref,
+        "http.request.method": "POST", "http.response.status_code": 202}
+    # the write's jobs continue this span: it is their parent
+    traceparent = api.gw.writes.get(write_id).trace_context["traceparent"]
+    assert traceparent == f"00-{trace_id}-{span.context.span_id:016x}-01"
+
+
 _BUILD_THE_API = """
 import sys
 import redis
