@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         rig.wait_quiet()
         timings["wait_quiet_after_write_overhead"] = round(time.monotonic() - began, 1)
         record("freshness", fig_queue.run_freshness)
-        if not only or "isolation" in only:
+        if not only or {"isolation", "isolation_trouble"} & only:  # both take this idle baseline
             fig_isolation.measure_idle(ctx)
         record("rate_limit_utilisation", fig_ratelimit.run)
         # Each landed write makes its ticket be fetched again within the connection's budget; at
