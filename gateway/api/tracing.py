@@ -116,8 +116,8 @@ class RecordedSpan(trace.Span):
 
     def record_exception(self, exception: BaseException, attributes: Attributes = None,
                          timestamp: int | None = None, escaped: bool = False) -> None:
-        """An ``exception`` event as the SDK records it, without the stack trace (the audit's
-        records must not carry one: a frame's text may hold a secret)."""
+        """An ``exception`` event as the SDK records it, without the stack trace: spans leave
+        the process over OTLP, and a frame's text may hold a secret."""
         found = {"exception.type": type(exception).__qualname__, "exception.message": str(exception),
                  "exception.escaped": str(escaped)}
         self.add_event("exception", {**found, **(attributes or {})}, timestamp)
