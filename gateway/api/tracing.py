@@ -155,11 +155,12 @@ class RequestSpan:
         self.exported = exported
         # RecordedSpan with the SDK's tracer (the gateway's); any other tracer makes its own spans
         self._sdk = tracer if isinstance(tracer, SdkTracer) else None
-        info = self._sdk.instrumentation_info if self._sdk else None
-        self._scope = InstrumentationScope(info.name, info.version) if info else None
+        if self._sdk is not None:
+            info = self._sdk.instrumentation_info
+            self._scope = InstrumentationScope(info.name, info.version)
 
     def _start(self, name: str, parent: context.Context | None) -> trace.Span:
-        if self._sdk is None or self._scope is None:
+        if self._sdk is None:
             return self.tracer.start_span(name, context=parent, kind=SpanKind.SERVER)
         found = trace.get_current_span(parent).get_span_context()  # an invalid one when there is none
         span = RecordedSpan(self._sdk, self._scope, name, found if found.is_valid else None, SpanKind.SERVER)
