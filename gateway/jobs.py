@@ -295,10 +295,13 @@ class WriteRunner:
         away mid-run, the slot stays held here for ``recover_held``."""
         self.run_id = run_id
         self.parked = False
-        record = self.store.get(write_id)
-        connection = connection or (record.connection if record is not None else None)
+        if connection is None:
+            # A job an operator requeued with rq's own tools names no connection: read the
+            # write for it. A run from the scheduler reads the write once, under its lock.
+            record = self.store.get(write_id)
+            connection = record.connection if record is not None else None
         try:
-            outcome = self._run(write_id, record, prepaid)
+            outcome = self._run(write_id, connection, prepaid)
         except REDIS_LOST:
             raise  # the slot and the write's lock are handed back once Redis answers
         except BaseException:
@@ -312,10 +315,10 @@ class WriteRunner:
             self.gw.scheduler.finish(connection, self.run_id)
         HELD.handed_back(self.run_id)
 
-    def _run(self, write_id: str, record: WriteRecord | None, prepaid: bool) -> str:
-        if record is None:
+    def _run(self, write_id: str, connection: str | None, prepaid: bool) -> str:
+        if connection is None:
             return "missing"
-        conn = self.gw.connection(record.connection)
+        conn = self.gw.connection(connection)
         lock_seconds = int(conn.timeout_seconds * 2 + 10)
         lock = self.store.lock(write_id, lock_seconds)
         if lock is None:
@@ -370,9 +373,12 @@ class WriteRunner:
                 f"write {record.kind}", context=parent, attributes=attributes
             ) as span:
                 try:
+                    fresh = True  # taken for lock_seconds just before this run read its write
                     for step in record.steps:
                         if step.state != "done":
-                            lock.extend(lock_seconds)
+                            if not fresh:
+                                lock.extend(lock_seconds)
+                            fresh = False
                             self._step(record, step, ctx)
                 except _Stop as stop:
                     span.set_attribute("gateway.outcome", stop.outcome)

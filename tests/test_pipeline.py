@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import redis
 from gateway_connectwise.simulator import ConnectWiseSimulator
+from redis.lock import Lock
 
 from gateway import hub, jobs, scheduler
 from gateway.testing.conformance import Env, build_env
@@ -196,3 +199,31 @@ def test_a_caller_that_asks_for_no_sampling_is_audited_all_the_same(cw: Env) -> 
     records = cw.get("/v1/admin/audit", params={"write_id": write_id}).json()
     assert {"api_write", "write_job", "vendor_call"} <= {r["kind"] for r in records}
     assert {r["trace_id"] for r in records} == {"0af7651916cd43dd8448eb211c80319c"}  # the caller's trace
+
+
+def test_a_run_the_scheduler_hands_out_reads_its_write_once_under_its_lock(
+        cw: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each Redis round trip before the vendor call is a wait for the worker, and on a busy
+    machine a wait for a CPU too: a run names its connection, so it reads its write only after
+    taking the write's lock, and a lock it has just taken is not extended again."""
+    ticket = cw.sim.sample_ticket_id()
+    write_id = cw.post(f"/v1/tickets/{cw.ref(ticket)}/replies", {"text": "read once"}).json()["write_id"]
+    picked = cw.gw.scheduler.pick()
+    assert picked.run_id is not None and picked.connection == cw.connection
+    sent: list[tuple[str, ...]] = []
+    original = cw.gw.redis.execute_command
+
+    def execute_command(*args: Any, **options: Any) -> Any:
+        sent.append(tuple(str(a) for a in args[:2]))
+        return original(*args, **options)
+
+    monkeypatch.setattr(cw.gw.redis, "execute_command", execute_command)
+    hub.bind(cw.gw)
+    outcome = jobs.WriteRunner(cw.gw).run(write_id, run_id=picked.run_id, connection=picked.connection)
+
+    assert outcome == "succeeded"
+    assert len(notes_with(cw, ticket, "read once")) == 1
+    assert sent.count(("GET", f"write:{write_id}")) == 1
+    assert [c for c in sent if c[0] == "SET" and c[1] == f"lock:write:{write_id}"], "the run took its lock"
+    extend = Lock.lua_extend.sha  # registered by redis-py when the run took its lock
+    assert ("EVALSHA", extend) not in sent, "a one-step write needs no second lease on its lock"
