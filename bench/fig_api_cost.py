@@ -7,8 +7,11 @@ The ticket cache is warm: every write goes to a ticket whose facts the API alrea
 (``gateway.intake.cached_ticket``), as in steady use; each goes to a different ticket, so each
 heads its ticket's chain and is enqueued to rq, as writes are when workers keep up. Workers are
 stopped, so the API does not share the cores with them. Rounds alternate (gateway, bare, ...)
-so noise from other work on the machine hits both alike. CPU time per request (API process and
-redis-server) comes from /proc and is steadier than throughput on a shared machine.
+so noise from other work on the machine hits both alike. Redis's AOF is rewritten before the
+rounds and its own rewrites are held during them (``Rig.aof_rewrites_held``: a rewrite that
+landed in one round moved the ratio); the details give the AOF bytes a write appended. CPU
+time per request (API process and redis-server) comes from /proc and is steadier than
+throughput on a shared machine.
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ CONNECTION = "cw-api"
 
 
 def tickets_for(quick: bool) -> int:
-    return 1200 if quick else 30_000  # a full run takes about 25,000 writes: each must head its chain
+    # Each write must head its chain: a full run takes about 25,000 writes, a quick one up to
+    # 3,700 (two rounds of 1.3 s at 1,400 a second; 1,200 tickets ran out in its second round).
+    return 4000 if quick else 30_000
 
 
 def run(ctx: Context) -> list[Figure]:
@@ -47,38 +52,39 @@ def run(ctx: Context) -> list[Figure]:
     offset = 0
     by_name: dict[str, int] = {}
     wrapped: list[int] = []
-    for round_no in range(rounds):
-        for name, port, pid in (("gateway", rig.api_port, rig.api.pid), ("bare", bare_port, bare.pid)):
-            # Every request of the gateway's rounds names a ticket no earlier write used.
-            requests = [http_post("127.0.0.1", port, f"/v1/tickets/{ref}/replies", body, rig.headers)
-                        for ref in refs[offset:] + refs[:offset]]
-            cpu_before, redis_before = cpu_seconds(pid), cpu_seconds(redis_pid)
-            commands_before = rig.redis.info("stats")["total_commands_processed"]  # type: ignore[union-attr]
-            by_name_before = _command_counts(rig)
-            if name == "gateway" and round_no == 0:
-                ctx.profile_start()
-            result = start_load(LoadSpec("127.0.0.1", port, requests, concurrency=16,
-                                         duration=seconds, warmup=warmup)).result()
-            if name == "gateway" and round_no == 0:
-                ctx.profile_stop("API cost, POST reply (figure 4)")
-            total = totals[name]
-            total[0] += result.completed
-            total[1] += result.measured_seconds
-            total[2] += cpu_seconds(pid) - cpu_before
-            total[3] += cpu_seconds(redis_pid) - redis_before
-            total[4] += rig.redis.info("stats")["total_commands_processed"] - commands_before  # type: ignore[union-attr]
-            total[5] += result.answered
-            if name == "gateway":
-                for command, calls in _command_counts(rig).items():
-                    by_name[command] = by_name.get(command, 0) + calls - by_name_before.get(command, 0)
-            latencies[name] += result.latencies
-            for status, n in result.statuses.items():
-                statuses[name][status] = statuses[name].get(status, 0) + n
-            if name == "gateway":
-                offset += result.answered + 50
-                if offset >= len(refs):  # later writes would wait behind earlier ones (no rq job)
-                    wrapped.append(round_no)
-                    offset %= len(refs)
+    with rig.aof_rewrites_held() as aof:
+        for round_no in range(rounds):
+            for name, port, pid in (("gateway", rig.api_port, rig.api.pid), ("bare", bare_port, bare.pid)):
+                # Every request of the gateway's rounds names a ticket no earlier write used.
+                requests = [http_post("127.0.0.1", port, f"/v1/tickets/{ref}/replies", body, rig.headers)
+                            for ref in refs[offset:] + refs[:offset]]
+                cpu_before, redis_before = cpu_seconds(pid), cpu_seconds(redis_pid)
+                commands_before = rig.redis.info("stats")["total_commands_processed"]  # type: ignore[union-attr]
+                by_name_before = _command_counts(rig)
+                if name == "gateway" and round_no == 0:
+                    ctx.profile_start()
+                result = start_load(LoadSpec("127.0.0.1", port, requests, concurrency=16,
+                                             duration=seconds, warmup=warmup)).result()
+                if name == "gateway" and round_no == 0:
+                    ctx.profile_stop("API cost, POST reply (figure 4)")
+                total = totals[name]
+                total[0] += result.completed
+                total[1] += result.measured_seconds
+                total[2] += cpu_seconds(pid) - cpu_before
+                total[3] += cpu_seconds(redis_pid) - redis_before
+                total[4] += rig.redis.info("stats")["total_commands_processed"] - commands_before  # type: ignore[union-attr]
+                total[5] += result.answered
+                if name == "gateway":
+                    for command, calls in _command_counts(rig).items():
+                        by_name[command] = by_name.get(command, 0) + calls - by_name_before.get(command, 0)
+                latencies[name] += result.latencies
+                for status, n in result.statuses.items():
+                    statuses[name][status] = statuses[name].get(status, 0) + n
+                if name == "gateway":
+                    offset += result.answered + 50
+                    if offset >= len(refs):  # later writes would wait behind earlier ones (no rq job)
+                        wrapped.append(round_no)
+                        offset %= len(refs)
     ctx.shared["bare_api_rss"] = bare.rss_bytes()
     rates = {name: t[0] / t[1] for name, t in totals.items()}
     all_requests = {name: t[5] for name, t in totals.items()}
@@ -110,6 +116,8 @@ def run(ctx: Context) -> list[Figure]:
     details["redis_commands_per_gateway_request"] = {
         k: round(v / max(1, all_requests["gateway"]), 2) for k, v in sorted(by_name.items(), key=lambda kv: -kv[1]) if v > 0
     }
+    # What the rounds appended to Redis's AOF, whose rewrite they held (``Rig.aof_rewrites_held``).
+    details["aof_bytes_per_gateway_request"] = round(aof["aof_bytes"] / max(1, all_requests["gateway"]))
     if wrapped:
         details["ran_out_of_fresh_tickets_in_rounds"] = wrapped
     non_202 = {s: n for s, n in statuses["gateway"].items() if s != 202}
@@ -179,23 +187,24 @@ def _run_mode(ctx: Context, mode: str) -> Figure:
         totals = {name: [0, 0.0, 0.0, 0] for name in ("everysec", mode)}  # requests, seconds, API CPU, answered
         latencies: dict[str, list[float]] = {"everysec": [], mode: []}
         statuses: dict[str, dict[int, int]] = {"everysec": {}, mode: {}}
-        for _ in range(rounds):
-            for name, api_port, pid in (("everysec", rig.api_port, rig.api.pid), (mode, port, api.pid)):
-                rig.redis.config_set("appendfsync", appendfsync[name])
-                requests = [http_post("127.0.0.1", api_port, f"/v1/tickets/{ref}/replies", body, rig.headers)
-                            for ref in refs[offset:] + refs[:offset]]
-                cpu_before = cpu_seconds(pid)
-                result = start_load(LoadSpec("127.0.0.1", api_port, requests, concurrency=16,
-                                             duration=seconds, warmup=0.3)).result()
-                total = totals[name]
-                total[0] += result.completed
-                total[1] += result.measured_seconds
-                total[2] += cpu_seconds(pid) - cpu_before
-                total[3] += result.answered
-                latencies[name] += result.latencies
-                for status, n in result.statuses.items():
-                    statuses[name][status] = statuses[name].get(status, 0) + n
-                offset = (offset + result.answered + 50) % len(refs)
+        with rig.aof_rewrites_held():
+            for _ in range(rounds):
+                for name, api_port, pid in (("everysec", rig.api_port, rig.api.pid), (mode, port, api.pid)):
+                    rig.redis.config_set("appendfsync", appendfsync[name])
+                    requests = [http_post("127.0.0.1", api_port, f"/v1/tickets/{ref}/replies", body, rig.headers)
+                                for ref in refs[offset:] + refs[:offset]]
+                    cpu_before = cpu_seconds(pid)
+                    result = start_load(LoadSpec("127.0.0.1", api_port, requests, concurrency=16,
+                                                 duration=seconds, warmup=0.3)).result()
+                    total = totals[name]
+                    total[0] += result.completed
+                    total[1] += result.measured_seconds
+                    total[2] += cpu_seconds(pid) - cpu_before
+                    total[3] += result.answered
+                    latencies[name] += result.latencies
+                    for status, n in result.statuses.items():
+                        statuses[name][status] = statuses[name].get(status, 0) + n
+                    offset = (offset + result.answered + 50) % len(refs)
     finally:
         stop(api)
         rig.redis.config_set("appendfsync", "everysec")

@@ -5,6 +5,7 @@ The whole quick benchmark (``python -m bench --quick``) runs in the slow suite."
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -93,6 +94,30 @@ def test_the_quick_benchmark_prints_every_figure_and_writes_its_results(tmp_path
         if not figure["skipped"]:
             assert "target" in figure["line"]
     assert results["machine"]["nproc"] >= 1
+
+
+def test_figure_4_rounds_share_no_cpu_with_an_aof_rewrite_and_say_what_they_appended(tmp_path: Path) -> None:
+    from bench.rig import Rig
+
+    rig = Rig(tmp_path)
+    rig.start_redis()
+    try:
+        client = rig.redis
+        assert client is not None
+        client.set("before", os.urandom(50_000))  # random: the rewrite compresses
+        setting = "auto-aof-rewrite-percentage"
+        assert client.config_get(setting)[setting] == "100"
+        with rig.aof_rewrites_held() as appended:
+            held = client.info("persistence")
+            assert held["aof_base_size"] > 50_000, "the file was rewritten before the block"
+            assert not held["aof_rewrite_in_progress"] and not held["aof_rewrite_scheduled"]
+            assert client.config_get(setting)[setting] == "0"  # no rewrite of Redis's own meanwhile
+            for i in range(100):
+                client.set(f"during:{i}", "y" * 1000)
+        assert client.config_get(setting)[setting] == "100"
+        assert 100_000 <= appended["aof_bytes"] < 120_000
+    finally:
+        rig.close()
 
 
 def test_the_audit_figure_verifies_a_seeded_chain_against_hashing_it(redis_client: redis.Redis) -> None:
