@@ -30,7 +30,7 @@ from bench.fig_overhead import HOP_HEADERS
 from bench.load import LoadSpec, http_post, start_load
 from bench.probe import Prober
 from bench.report import Figure, percentile, summary_ms
-from bench.rig import Rig, add_tickets, cpu_seconds, stop
+from bench.rig import Rig, add_tickets, cpu_seconds, stop, stop_servers
 from gateway.testing.harness import ALL_SCOPES, connection_config, new_api_key, to_toml, workspace_config
 
 PROBE = "probe"
@@ -93,8 +93,7 @@ class Fleet:
 
     def close(self) -> None:
         self.rig.close()
-        for _sim, server, _ids in self.sims:
-            server.stop()
+        stop_servers(server for _sim, server, _ids in self.sims)
 
 
 def _serve(sim: Any) -> Any:
