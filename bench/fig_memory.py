@@ -45,12 +45,12 @@ def measure_api(ctx: Context) -> None:
 
 def measure_store(ctx: Context) -> None:
     """Call after ``measure_api``: deletes the ticket store and measures what that freed."""
-    from bench.fig_queue import drop_store
+    from bench.fig_queue import drop_store, settled_used_memory
 
     rig = ctx.rig
-    before = rig.redis.info("memory")["used_memory"]  # type: ignore[union-attr]
+    before = settled_used_memory(rig)
     ctx.shared["store_keys"] = drop_store(rig)
-    ctx.shared["store_bytes"] = before - rig.redis.info("memory")["used_memory"]  # type: ignore[union-attr]
+    ctx.shared["store_bytes"] = before - settled_used_memory(rig)  # the indexes are freed in the background
 
 
 def run(ctx: Context) -> list[Figure]:

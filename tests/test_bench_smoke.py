@@ -120,6 +120,28 @@ def test_figure_4_rounds_share_no_cpu_with_an_aof_rewrite_and_say_what_they_appe
         rig.close()
 
 
+def test_memory_is_read_once_redis_has_freed_what_was_unlinked(tmp_path: Path) -> None:
+    from bench.fig_queue import settled_used_memory
+    from bench.rig import Rig
+
+    rig = Rig(tmp_path)
+    rig.start_redis()
+    try:
+        client = rig.redis
+        assert client is not None
+        empty = settled_used_memory(rig)
+        for start in range(0, 200_000, 20_000):  # a sorted set that large is freed in the background
+            client.zadd("big", {f"member-{i}": i for i in range(start, start + 20_000)})
+        held = settled_used_memory(rig)
+        assert held - empty > 10_000_000
+        client.unlink("big")
+        freed = held - settled_used_memory(rig)
+        assert freed > 0.95 * (held - empty)
+        assert int(client.info("memory")["lazyfree_pending_objects"]) == 0
+    finally:
+        rig.close()
+
+
 def test_the_audit_figure_verifies_a_seeded_chain_against_hashing_it(redis_client: redis.Redis) -> None:
     from bench import fig_audit
     from gateway import audit_chain
