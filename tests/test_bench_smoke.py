@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -16,6 +17,7 @@ import redis
 
 from bench.bare_app import create_bare_app
 from bench.load import LoadSpec, http_post, start_load
+from bench.rig import Rig
 from bench.report import Figure
 from bench.tap import VendorTap
 from gateway.testing.simulator import serve_asgi_in_thread
@@ -96,50 +98,47 @@ def test_the_quick_benchmark_prints_every_figure_and_writes_its_results(tmp_path
     assert results["machine"]["nproc"] >= 1
 
 
-def test_figure_4_rounds_share_no_cpu_with_an_aof_rewrite_and_say_what_they_appended(tmp_path: Path) -> None:
-    from bench.rig import Rig
-
+@pytest.fixture
+def rig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Rig]:
+    """A benchmark rig with only its Redis, started as figure runs start it (AOF on)."""
+    monkeypatch.delenv("REDIS_URL", raising=False)  # the rig sets it; the next tests get it back
     rig = Rig(tmp_path)
     rig.start_redis()
-    try:
-        client = rig.redis
-        assert client is not None
-        client.set("before", os.urandom(50_000))  # random: the rewrite compresses
-        setting = "auto-aof-rewrite-percentage"
-        assert client.config_get(setting)[setting] == "100"
-        with rig.aof_rewrites_held() as appended:
-            held = client.info("persistence")
-            assert held["aof_base_size"] > 50_000, "the file was rewritten before the block"
-            assert not held["aof_rewrite_in_progress"] and not held["aof_rewrite_scheduled"]
-            assert client.config_get(setting)[setting] == "0"  # no rewrite of Redis's own meanwhile
-            for i in range(100):
-                client.set(f"during:{i}", "y" * 1000)
-        assert client.config_get(setting)[setting] == "100"
-        assert 100_000 <= appended["aof_bytes"] < 120_000
-    finally:
-        rig.close()
+    yield rig
+    rig.close()
 
 
-def test_memory_is_read_once_redis_has_freed_what_was_unlinked(tmp_path: Path) -> None:
+def test_figure_4_rounds_share_no_cpu_with_an_aof_rewrite_and_say_what_they_appended(rig: Rig) -> None:
+    client = rig.redis
+    assert client is not None
+    client.set("before", os.urandom(50_000))  # random: the rewrite compresses
+    setting = "auto-aof-rewrite-percentage"
+    assert client.config_get(setting)[setting] == "100"
+    with rig.aof_rewrites_held() as appended:
+        held = client.info("persistence")
+        assert held["aof_base_size"] > 50_000, "the file was rewritten before the block"
+        assert not held["aof_rewrite_in_progress"] and not held["aof_rewrite_scheduled"]
+        assert client.config_get(setting)[setting] == "0"  # no rewrite of Redis's own meanwhile
+        for i in range(100):
+            client.set(f"during:{i}", "y" * 1000)
+    assert client.config_get(setting)[setting] == "100"
+    assert 100_000 <= appended["aof_bytes"] < 120_000
+
+
+def test_memory_is_read_once_redis_has_freed_what_was_unlinked(rig: Rig) -> None:
     from bench.fig_queue import settled_used_memory
-    from bench.rig import Rig
 
-    rig = Rig(tmp_path)
-    rig.start_redis()
-    try:
-        client = rig.redis
-        assert client is not None
-        empty = settled_used_memory(rig)
-        for start in range(0, 200_000, 20_000):  # a sorted set that large is freed in the background
-            client.zadd("big", {f"member-{i}": i for i in range(start, start + 20_000)})
-        held = settled_used_memory(rig)
-        assert held - empty > 10_000_000
-        client.unlink("big")
-        freed = held - settled_used_memory(rig)
-        assert freed > 0.95 * (held - empty)
-        assert int(client.info("memory")["lazyfree_pending_objects"]) == 0
-    finally:
-        rig.close()
+    client = rig.redis
+    assert client is not None
+    empty = settled_used_memory(rig)
+    for start in range(0, 200_000, 20_000):  # a sorted set that large is freed in the background
+        client.zadd("big", {f"member-{i}": i for i in range(start, start + 20_000)})
+    held = settled_used_memory(rig)
+    assert held - empty > 10_000_000
+    client.unlink("big")
+    freed = held - settled_used_memory(rig)
+    assert freed > 0.95 * (held - empty)
+    assert int(client.info("memory")["lazyfree_pending_objects"]) == 0
 
 
 def test_the_audit_figure_verifies_a_seeded_chain_against_hashing_it(redis_client: redis.Redis) -> None:
