@@ -153,8 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         fig_memory.measure_store(ctx)
         record("growth", lambda c: fig_queue.run_growth(c, args.sizes), printed=True)  # prints each size's lines
         rig.redis.flushall(asynchronous=True)  # type: ignore[union-attr]  # a million keys outlast a socket timeout
-        while int(rig.redis.info("memory").get("lazyfree_pending_objects", 0)):  # type: ignore[union-attr]
-            time.sleep(0.2)  # figure 4 must not share the CPUs with the freeing
+        rig.wait_settled()  # figure 4 must not share the CPUs with the freeing
         record("api_cost", fig_api_cost.run)
         record("api_cost_modes", fig_api_cost.run_modes)
         record("memory", fig_memory.run)

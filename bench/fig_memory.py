@@ -45,12 +45,12 @@ def measure_api(ctx: Context) -> None:
 
 def measure_store(ctx: Context) -> None:
     """Call after ``measure_api``: deletes the ticket store and measures what that freed."""
-    from bench.fig_queue import drop_store, settled_used_memory
+    from bench.fig_queue import drop_store
 
     rig = ctx.rig
-    before = settled_used_memory(rig)
+    before = rig.settled_used_memory()
     ctx.shared["store_keys"] = drop_store(rig)
-    ctx.shared["store_bytes"] = before - settled_used_memory(rig)  # the indexes are freed in the background
+    ctx.shared["store_bytes"] = before - rig.settled_used_memory()  # the indexes are freed in the background
 
 
 def run(ctx: Context) -> list[Figure]:

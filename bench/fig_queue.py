@@ -238,7 +238,7 @@ def run_growth(ctx: Context, sizes: tuple[int, ...] | None = None) -> list[Figur
     rig = ctx.rig
     gw = rig.prep_gateway()
     drop_store(rig)
-    empty = settled_used_memory(rig)
+    empty = rig.settled_used_memory()
     figures: list[Figure] = []
     loaded = 0
     queries = _queries(sample(20_000))
@@ -251,7 +251,7 @@ def run_growth(ctx: Context, sizes: tuple[int, ...] | None = None) -> list[Figur
         load_s = time.monotonic() - began
         loaded = size
         print(f"growth: {size} tickets in the store ({load_s:.0f} s to load)", flush=True)
-        store_bytes = settled_used_memory(rig) - empty
+        store_bytes = rig.settled_used_memory() - empty
         db = str(rig.workdir / f"growth-{size}.sqlite")
         began = time.monotonic()
         sqlite_app.build(db, stream(0, size), WORKSPACE)
@@ -287,25 +287,6 @@ def drop_store(rig: Rig) -> int:
         if batch:
             dropped += int(rig.redis.unlink(*batch))  # type: ignore[union-attr]
     return dropped
-
-
-def settled_used_memory(rig: Rig, timeout: float = 300.0) -> int:
-    """Redis's ``used_memory`` once nothing it counts is in flight: keys an ``UNLINK`` left to
-    be freed in the background (the store emptied just before), and an AOF rewrite, whose
-    buffer holds every write made since it began (loading a million tickets starts several).
-    Either, caught at one end of a difference and not the other, moves ``memory_store``."""
-    client = rig.redis
-    assert client is not None
-    deadline = time.monotonic() + timeout
-    while True:
-        memory, persistence = client.info("memory"), client.info("persistence")
-        busy = (int(memory.get("lazyfree_pending_objects", 0)) or persistence.get("aof_rewrite_in_progress")
-                or persistence.get("aof_rewrite_scheduled"))
-        if not busy:
-            return int(memory["used_memory"])
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"Redis was still freeing keys or rewriting its AOF after {timeout:.0f} s")
-        time.sleep(0.1)
 
 
 def _script_stats(rig: Rig) -> tuple[int, int]:

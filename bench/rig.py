@@ -163,7 +163,12 @@ class Rig:
             return
         setting = "auto-aof-rewrite-percentage"
         previous = client.config_get(setting)[setting]
-        _rewrite_aof(client)
+        if not client.info("persistence")["aof_rewrite_in_progress"]:
+            try:
+                client.bgrewriteaof()
+            except redis.ResponseError:  # one was scheduled meanwhile
+                pass
+        self.wait_settled()
         client.config_set(setting, 0)
         appended = {"aof_bytes": 0}
         before = int(client.info("persistence")["aof_current_size"])
@@ -172,6 +177,31 @@ class Rig:
         finally:
             appended["aof_bytes"] = int(client.info("persistence")["aof_current_size"]) - before
             client.config_set(setting, previous)
+
+    def wait_settled(self, timeout: float = 300.0) -> None:
+        """Wait until Redis frees nothing in the background (keys an ``UNLINK`` or an
+        asynchronous ``FLUSHALL`` left) and runs no AOF rewrite, nor has one due: work of its
+        own that shares the CPUs with a measurement, and memory that ``used_memory`` counts
+        (a large sorted set is freed in a background thread; a rewrite's buffer holds every
+        write made since it began)."""
+        client = self.redis
+        assert client is not None
+        deadline = time.monotonic() + timeout
+        while True:
+            memory, persistence = client.info("memory"), client.info("persistence")
+            if not (int(memory.get("lazyfree_pending_objects", 0)) or persistence.get("aof_rewrite_in_progress")
+                    or persistence.get("aof_rewrite_scheduled")):
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Redis was still freeing keys or rewriting its AOF after {timeout:.0f} s")
+            time.sleep(0.05)
+
+    def settled_used_memory(self) -> int:
+        """Redis's ``used_memory`` once nothing it counts is in flight (``wait_settled``):
+        caught at one end of a difference and not the other, either moves ``memory_store``."""
+        self.wait_settled()
+        assert self.redis is not None
+        return int(self.redis.info("memory")["used_memory"])
 
     # -- processes --------------------------------------------------------------------------
 
@@ -348,22 +378,6 @@ class Rig:
             self.redis.close()
         if self.redis_server is not None:
             self.redis_server.stop()
-
-
-def _rewrite_aof(client: redis.Redis, timeout: float = 120.0) -> None:
-    """Start an AOF rewrite (unless one is running) and wait until none is running or due."""
-    if not client.info("persistence")["aof_rewrite_in_progress"]:
-        try:
-            client.bgrewriteaof()
-        except redis.ResponseError:  # one was scheduled meanwhile
-            pass
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        info = client.info("persistence")
-        if not info["aof_rewrite_in_progress"] and not info["aof_rewrite_scheduled"]:
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"Redis's AOF rewrite did not finish within {timeout:.0f} s")
 
 
 def stop(child: Child, timeout: float = 10.0) -> None:

@@ -126,17 +126,15 @@ def test_figure_4_rounds_share_no_cpu_with_an_aof_rewrite_and_say_what_they_appe
 
 
 def test_memory_is_read_once_redis_has_freed_what_was_unlinked(rig: Rig) -> None:
-    from bench.fig_queue import settled_used_memory
-
     client = rig.redis
     assert client is not None
-    empty = settled_used_memory(rig)
+    empty = rig.settled_used_memory()
     for start in range(0, 200_000, 20_000):  # a sorted set that large is freed in the background
         client.zadd("big", {f"member-{i}": i for i in range(start, start + 20_000)})
-    held = settled_used_memory(rig)
+    held = rig.settled_used_memory()
     assert held - empty > 10_000_000
     client.unlink("big")
-    freed = held - settled_used_memory(rig)
+    freed = held - rig.settled_used_memory()
     assert freed > 0.95 * (held - empty)
     assert int(client.info("memory")["lazyfree_pending_objects"]) == 0
 

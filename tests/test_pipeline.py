@@ -201,13 +201,9 @@ def test_a_caller_that_asks_for_no_sampling_is_audited_all_the_same(cw: Env) -> 
     assert {r["trace_id"] for r in records} == {"0af7651916cd43dd8448eb211c80319c"}  # the caller's trace
 
 
-def test_a_run_the_scheduler_hands_out_reads_its_write_once_under_its_lock(
-        cw: Env, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each Redis round trip before the vendor call is a wait for the worker, and on a busy
-    machine a wait for a CPU too: a run names its connection, so it reads its write only after
-    taking the write's lock, and a lock it has just taken is not extended again."""
-    ticket = cw.sim.sample_ticket_id()
-    write_id = cw.post(f"/v1/tickets/{cw.ref(ticket)}/replies", {"text": "read once"}).json()["write_id"]
+def _run_picked(cw: Env, write_id: str, monkeypatch: pytest.MonkeyPatch) -> tuple[str, list[tuple[str, ...]]]:
+    """Run the write the scheduler hands out next, as a worker would; the commands it sent
+    outside pipelines (name and first argument)."""
     picked = cw.gw.scheduler.pick()
     assert picked.run_id is not None and picked.connection == cw.connection
     sent: list[tuple[str, ...]] = []
@@ -219,7 +215,17 @@ def test_a_run_the_scheduler_hands_out_reads_its_write_once_under_its_lock(
 
     monkeypatch.setattr(cw.gw.redis, "execute_command", execute_command)
     hub.bind(cw.gw)
-    outcome = jobs.WriteRunner(cw.gw).run(write_id, run_id=picked.run_id, connection=picked.connection)
+    return jobs.WriteRunner(cw.gw).run(write_id, run_id=picked.run_id, connection=picked.connection), sent
+
+
+def test_a_run_the_scheduler_hands_out_reads_its_write_once_under_its_lock(
+        cw: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each Redis round trip before the vendor call is a wait for the worker, and on a busy
+    machine a wait for a CPU too: a run names its connection, so it reads its write only after
+    taking the write's lock, and a lock it has just taken is not extended again."""
+    ticket = cw.sim.sample_ticket_id()
+    write_id = cw.post(f"/v1/tickets/{cw.ref(ticket)}/replies", {"text": "read once"}).json()["write_id"]
+    outcome, sent = _run_picked(cw, write_id, monkeypatch)
 
     assert outcome == "succeeded"
     assert len(notes_with(cw, ticket, "read once")) == 1
@@ -227,3 +233,16 @@ def test_a_run_the_scheduler_hands_out_reads_its_write_once_under_its_lock(
     assert [c for c in sent if c[0] == "SET" and c[1] == f"lock:write:{write_id}"], "the run took its lock"
     extend = Lock.lua_extend.sha  # registered by redis-py when the run took its lock
     assert ("EVALSHA", extend) not in sent, "a one-step write needs no second lease on its lock"
+
+
+def test_a_run_renews_its_write_lock_before_each_later_step(cw: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lock's lease covers one step's vendor call: a second step (the status after the
+    note) renews it first, so a slow first call cannot let another run take the write."""
+    ticket = cw.sim.sample_ticket_id()
+    write_id = cw.post(f"/v1/tickets/{cw.ref(ticket)}/replies",
+                       {"text": "two steps", "status_id": other_status(cw, ticket)}).json()["write_id"]
+    outcome, sent = _run_picked(cw, write_id, monkeypatch)
+
+    assert outcome == "succeeded"
+    assert [s["state"] for s in cw.write(write_id)["steps"]] == ["done", "done"]
+    assert sent.count(("EVALSHA", Lock.lua_extend.sha)) == 1
